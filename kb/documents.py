@@ -43,6 +43,8 @@ class DocumentInput:
     `source` identifies the document for incremental ingest: the file's absolute
     path for guidance, `path#note-id` for a note. `source_file` is the file it
     came from, so deleting a file removes every document read from it.
+    With `title_from_text`, `title` is only the fallback for a text whose
+    cleaned form has no short first line.
     """
 
     source: str
@@ -50,6 +52,9 @@ class DocumentInput:
     title: str
     text: str
     kind: str = GUIDANCE
+    # True when the title is only the text's first line: it is taken again from
+    # the cleaned text, so a boilerplate first line never becomes the title.
+    title_from_text: bool = False
     tags: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     visibility: str = "internal"
