@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kb.sentences import language_runs, split_sentences
+from kb.sentences import language_runs, split_sentences, trim_span
 
 CountTokens = Callable[[list[str]], list[int]]
 
@@ -111,7 +111,7 @@ def _split_long(text: str, unit: _Unit, lang: str, budget: int) -> list[_Unit]:
 
 
 def _piece(text: str, start: int, end: int, per_char: float) -> _Unit:
-    start, end = _strip(text, start, end) or (start, start)
+    start, end = trim_span(text, start, end) or (start, start)
     return _Unit(start, end, max(1, round(len(_NON_SPACE.findall(text, start, end)) * per_char)))
 
 
@@ -238,7 +238,7 @@ def _force_fit(
             else:
                 middle = _middle_cut(text, s, e)
                 retry.extend(p for p in ((s, middle), (middle, e)) if p[1] > p[0])
-        spans = [_strip(text, s, e) for s, e in retry]
+        spans = [trim_span(text, s, e) for s, e in retry]
         spans = [span for span in spans if span is not None]
     return sorted(done, key=lambda c: c.start)
 
@@ -247,14 +247,6 @@ def _middle_cut(text: str, start: int, end: int) -> int:
     middle = (start + end) // 2
     space = text.rfind(" ", start + 1, middle + 1)
     return space if space > start else middle
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if start < end else None
 
 
 def warm_up_text_tools() -> None:

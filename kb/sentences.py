@@ -64,13 +64,14 @@ def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Non-blank lines of text[start:end], trimmed of surrounding whitespace."""
     spans = []
     for match in _LINE.finditer(text, start, end):
-        trimmed = _trim(text, match.start(), match.end())
+        trimmed = trim_span(text, match.start(), match.end())
         if trimmed:
             spans.append(trimmed)
     return spans
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+def trim_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """(start, end) without surrounding whitespace, or None if nothing is left."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -276,18 +277,11 @@ _CJK_END = re.compile(r"(?:[。!?]+|…+|\.{3,}|(?<=[a-z]{2})\.(?=\s))[\"'”’
 def _cjk_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans = []
     for s_start, s_end in _item_segments(text, start, end):
-        cut = s_start
-        for match in _CJK_END.finditer(text, s_start, s_end):
-            mark = text[match.start()]
-            if mark in "!?" and _inside_url(text, match.start(), s_end):
-                continue
-            trimmed = _trim(text, cut, match.end())
-            if trimmed:
-                spans.append(trimmed)
-            cut = match.end()
-        trimmed = _trim(text, cut, s_end)
-        if trimmed:
-            spans.append(trimmed)
+        cuts = [
+            match.end() for match in _CJK_END.finditer(text, s_start, s_end)
+            if not (text[match.start()] in "!?" and _inside_url(text, match.start(), s_end))
+        ]
+        spans.extend(_split_at(text, s_start, s_end, cuts))
     return spans
 
 
@@ -398,7 +392,7 @@ def _split_glued(text: str, start: int, end: int) -> list[tuple[int, int]]:
         spans.append((cut, match.end()))
         cut = match.end()
     spans.append((cut, end))
-    return [t for t in (_trim(text, a, b) for a, b in spans) if t]
+    return [t for t in (trim_span(text, a, b) for a, b in spans) if t]
 
 
 def _latin_sentences(text: str, start: int, end: int, lang: str) -> list[tuple[int, int]]:
@@ -419,16 +413,14 @@ def _latin_sentences(text: str, start: int, end: int, lang: str) -> list[tuple[i
 
 def _inline_items(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Cut before bullets inside a logical line ("item one • item two")."""
-    segments, cut = [], start
-    for match in _INLINE_BULLET.finditer(text, start + 1, end):
-        trimmed = _trim(text, cut, match.start())
-        if trimmed:
-            segments.append(trimmed)
-        cut = match.start()
-    trimmed = _trim(text, cut, end)
-    if trimmed:
-        segments.append(trimmed)
-    return segments
+    return _split_at(text, start, end, [m.start() for m in _INLINE_BULLET.finditer(text, start + 1, end)])
+
+
+def _split_at(text: str, start: int, end: int, cuts: list[int]) -> list[tuple[int, int]]:
+    """text[start:end] cut at the given offsets, each piece trimmed, empty pieces dropped."""
+    bounds = [start, *cuts, end]
+    pieces = (trim_span(text, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
+    return [piece for piece in pieces if piece]
 
 
 def split_sentences(text: str, lang: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
