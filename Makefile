@@ -29,6 +29,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/retrieval.py
 
 clean:
 	rm -rf $(VENV) data

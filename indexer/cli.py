@@ -1,7 +1,9 @@
 """The `kb` command line: a stable contract that people and other tools call.
 
     kb ingest PATH... [--json]
-    kb search QUERY [-k N] [--lang th|zh|en] [--kind guidance|note] [--json]
+    kb search QUERY [-k N] [--lang th|zh|en] [--kind guidance|note] [--mode hybrid|dense|keyword]
+              [--tag T] [--product P] [--status S] [--channel C] [--from DATE] [--to DATE]
+              [--source PATH] [--offset N] [--passages] [--json]
     kb search --queries FILE --json
     kb stats [--json]
     kb delete SOURCE... [--json]
@@ -14,13 +16,16 @@ KB_EMBED_MODEL, ...); `--data-dir` overrides KB_DATA_DIR.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 
+from kb.chunk_table import SearchFilters
 from kb.config import Settings
 from kb.documents import KINDS
-from kb.knowledge_base import EmptyQueryError, KnowledgeBase, ModelMismatchError
+from kb.knowledge_base import KnowledgeBase, ModelMismatchError
+from kb.search import MODES, EmptyQueryError, SearchResponse
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -41,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--lang", choices=["th", "zh", "en"], help="only passages in this language")
     p.add_argument("--kind", choices=list(KINDS), help="only guidance or only customer notes")
+    p.add_argument("--mode", choices=list(MODES), default="hybrid",
+                   help="hybrid (default): words and meaning; dense: meaning only; keyword: words only")
+    p.add_argument("--tag", action="append", default=[], help="only documents with this tag (repeatable: any of)")
+    p.add_argument("--product", help="only customer notes about this product")
+    p.add_argument("--status", help="only customer notes with this status")
+    p.add_argument("--channel", help="only customer notes from this channel")
+    p.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD", help="on or after this date")
+    p.add_argument("--to", dest="date_to", type=_date, metavar="YYYY-MM-DD", help="on or before this date")
+    p.add_argument("--source", help="only documents from this file or folder")
+    p.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    p.add_argument("--passages", action="store_true",
+                   help="one result per passage instead of one per document")
     p.add_argument("--queries", type=Path, metavar="FILE",
                    help="one query per line ('-' for stdin); prints one JSON object per line")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -52,9 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", metavar="SOURCE")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("reindex", help="rebuild the vector index from the database")
+    p = sub.add_parser("reindex", help="rebuild the search indexes from the database")
     p.add_argument("--reembed", action="store_true",
                    help="embed every chunk again with the configured model (after changing KB_EMBED_MODEL)")
+    p.add_argument("--reanalyze", action="store_true",
+                   help="segment every chunk again (after adding words to the dictionary)")
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -110,6 +129,22 @@ def cmd_ingest(kb: KnowledgeBase, args) -> int:
     return EXIT_OK if report.documents_read else EXIT_FAILED
 
 
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _search(kb: KnowledgeBase, args, query: str) -> SearchResponse:
+    filters = SearchFilters(
+        lang=args.lang, kind=args.kind, tags=args.tag, product=args.product, status=args.status,
+        channel=args.channel, date_from=args.date_from, date_to=args.date_to, source=args.source,
+    )
+    return kb.search(query, k=args.k, mode=args.mode, filters=filters, offset=args.offset,
+                     group=not args.passages)
+
+
 def cmd_search(kb: KnowledgeBase, args) -> int:
     if args.queries:
         if args.query:
@@ -120,7 +155,7 @@ def cmd_search(kb: KnowledgeBase, args) -> int:
         print("kb search: a QUERY is required (or --queries FILE)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        hits = kb.search(args.query, k=args.k, lang=args.lang, kind=args.kind)
+        response = _search(kb, args, args.query)
     except EmptyQueryError as exc:
         if args.json:
             _print_json({"results": [], "error": {"code": "empty_query", "message": str(exc)}})
@@ -128,17 +163,31 @@ def cmd_search(kb: KnowledgeBase, args) -> int:
             print(f"kb search: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
-        _print_json({"results": [h.to_dict() for h in hits]})
+        _print_json(response.to_dict())
         return EXIT_OK
-    if not hits:
+    print(f"query [{response.query_lang}]: {' | '.join(response.query_terms) or '(no keywords)'}")
+    if not response.results:
         print("no results")
-    for rank, hit in enumerate(hits, 1):
-        snippet = " ".join(hit.text.split())
-        snippet = snippet if len(snippet) <= 240 else snippet[:239] + "…"
-        print(f"{rank:>2}. [{hit.lang}] {hit.title}  (score {hit.score:.3f}, {hit.kind})")
-        print(f"    {snippet}")
+    bold = sys.stdout.isatty()
+    for rank, hit in enumerate(response.results, args.offset + 1):
+        share = f"{round(100 * hit.keyword_share)}% words" if args.mode == "hybrid" else args.mode
+        more = f", {hit.more_count} more passage(s)" if hit.more_count else ""
+        print(f"{rank:>2}. [{hit.lang}] {hit.title}  ({hit.kind}, {share}{more})")
+        print(f"    {_marked(hit.best.snippet, bold)}")
         print(f"    {hit.source}")
+    if response.has_more:
+        print(f"more: --offset {args.offset + args.k}")
     return EXIT_OK
+
+
+def _marked(snippet, bold: bool) -> str:
+    """The snippet with matched words in bold (a terminal) or between [ and ]."""
+    opening, closing = ("\033[1m", "\033[0m") if bold else ("[", "]")
+    text, out, last = snippet.text, [], 0
+    for start, end in snippet.highlights:
+        out += [text[last:start], opening, text[start:end], closing]
+        last = end
+    return "".join(out) + text[last:]
 
 
 def _search_many(kb: KnowledgeBase, args) -> int:
@@ -146,10 +195,8 @@ def _search_many(kb: KnowledgeBase, args) -> int:
     stream = sys.stdin if str(args.queries) == "-" else args.queries.open(encoding="utf-8")
     with stream:
         for line in stream:
-            query = line.rstrip("\n")
             try:
-                hits = kb.search(query, k=args.k, lang=args.lang, kind=args.kind)
-                _print_json({"results": [h.to_dict() for h in hits]})
+                _print_json(_search(kb, args, line.rstrip("\n")).to_dict())
             except EmptyQueryError as exc:
                 _print_json({"results": [], "error": {"code": "empty_query", "message": str(exc)}})
     return EXIT_OK
@@ -179,7 +226,7 @@ def cmd_delete(kb: KnowledgeBase, args) -> int:
 
 
 def cmd_reindex(kb: KnowledgeBase, args) -> int:
-    count = kb.reindex(reembed=args.reembed)
+    count = kb.reindex(reembed=args.reembed, reanalyze=args.reanalyze)
     if args.json:
         _print_json({"vectors": count})
     else:

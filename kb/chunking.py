@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kb.keywords import warm_up as warm_up_keywords
 from kb.sentences import language_runs, split_sentences, trim_span
 
 CountTokens = Callable[[list[str]], list[int]]
@@ -252,8 +253,8 @@ def _middle_cut(text: str, start: int, end: int) -> int:
 def warm_up_text_tools() -> None:
     """Load the segmenters' and detectors' data now rather than on the first document.
 
-    pythainlp's dictionary and sentence model, pysbd's rules and langdetect's
-    profiles take about 1.5 s to load; running this in a thread while the
+    pythainlp's dictionary and sentence model, pysbd's rules, langdetect's
+    profiles and jieba's dictionary take about 2.5 s to load; running this in a thread while the
     embedding model loads takes that off the first ingest batch and the first
     Thai query.
     """
@@ -265,3 +266,4 @@ def warm_up_text_tools() -> None:
     for lang, sample in samples.items():
         split_sentences(sample, lang)
     language_runs(samples["en"] * 3)
+    warm_up_keywords()

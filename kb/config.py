@@ -26,6 +26,7 @@ class Settings:
     chunk_tokens: int = 256
     boilerplate_file: Path | None = None
     language_centering: bool = True
+    dictionary_file: Path | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -48,6 +49,8 @@ class Settings:
             values["chunk_tokens"] = int(env["KB_CHUNK_TOKENS"])
         if env.get("KB_LANGUAGE_CENTERING"):
             values["language_centering"] = env["KB_LANGUAGE_CENTERING"].strip().lower() not in ("0", "false", "no", "off")
+        if env.get("KB_DICTIONARY"):
+            values["dictionary_file"] = Path(env["KB_DICTIONARY"])
         if env.get("KB_BOILERPLATE_FILE"):
             values["boilerplate_file"] = Path(env["KB_BOILERPLATE_FILE"])
         values.update(overrides)
@@ -65,6 +68,11 @@ class Settings:
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir if self.models_dir else self.data_dir / "models"
+
+    @property
+    def resolved_dictionary_file(self) -> Path:
+        """Domain words (products, names) for word segmentation, one per line."""
+        return self.dictionary_file if self.dictionary_file else self.data_dir / "dictionary.txt"
 
     @property
     def index_dir(self) -> Path:

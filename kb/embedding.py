@@ -9,6 +9,7 @@ them, so they get them; other models get the text as is.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from kb.config import BUNDLED_MODEL, Settings
 
 # Long encodes show a progress bar; short ones (a query, one document) stay quiet.
 PROGRESS_THRESHOLD = 256
+QUERY_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Embedder:
         self.max_tokens = int(self.model.max_seq_length)
         self.query_prefix = "query: " if self.ref.is_e5 else ""
         self.passage_prefix = "passage: " if self.ref.is_e5 else ""
+        # Paging, facets and repeated searches ask for the same query again.
+        self.encode_query = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_one_query)
 
     @property
     def model_id(self) -> str:
@@ -107,8 +111,10 @@ class Embedder:
     def encode_queries(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
         return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress)
 
-    def encode_query(self, text: str) -> np.ndarray:
-        return self.encode_queries([text])[0]
+    def _encode_one_query(self, text: str) -> np.ndarray:
+        vector = self.encode_queries([text])[0]
+        vector.setflags(write=False)  # shared by the cache: nobody may change it
+        return vector
 
     def _encode(self, texts: list[str], progress: bool | None) -> np.ndarray:
         if not texts:

@@ -2,14 +2,13 @@
 
 The command line and the portal each create one `KnowledgeBase` and make every
 change and every query through it. The database is the source of truth; the
-vector index is a cache that is checked against the database when it opens and
-whenever `refresh()` is called, and repaired from the stored vectors.
+search indexes (`kb.indexes`) are caches that follow it.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,29 +16,23 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
-from kb.centering import LanguageCentroids, compute_centroids
+from kb.chunk_table import SearchFilters
 from kb.chunking import warm_up_text_tools
-from kb.cleaning import normalize_text
 from kb.config import Settings
 from kb.documents import KINDS, NOTE, DocumentInput
 from kb.embedding import Embedder, model_id_for
-from kb.languages import detect_language
-from kb.preparing import PreparedDocument, TextPreparer, content_hash
-from kb.store import Chunk, Document, DocumentTag, Note, Store, utcnow, vector_to_bytes, vectors_from_bytes
-from kb.vector_index import Manifest, VectorIndex
+from kb.indexes import Indexes
+from kb.keywords import Analyzer, load_user_words
+from kb.preparing import PreparedDocument, TextPreparer, analyzer_version, content_hash
+from kb.search import SearchRequest, SearchResponse
+from kb.search import search as run_search
+from kb.store import Chunk, Document, DocumentTag, Note, Store, utcnow, vector_to_bytes
 
-MAX_QUERY_CHARS = 2000
 MAX_TITLE_CHARS = 120
-# Weight of the best passage added to the query vector (see _expand_query).
-PRF_WEIGHT = 1.0
 
 
 class ModelMismatchError(RuntimeError):
     """The knowledge base's vectors were made by another model than the configured one."""
-
-
-class EmptyQueryError(ValueError):
-    """A search needs some text to look for."""
 
 
 @dataclass
@@ -49,28 +42,6 @@ class AddOutcome:
     doc_id: int | None = None
     chunks: int = 0
     error: str | None = None
-
-
-@dataclass
-class SearchHit:
-    doc_id: int
-    chunk_id: int
-    title: str
-    source: str
-    kind: str
-    lang: str
-    score: float
-    text: str
-    start: int = 0
-    end: int = 0
-
-    def to_dict(self) -> dict:
-        return {
-            "doc_id": self.doc_id, "chunk_id": self.chunk_id, "title": self.title,
-            "source": self.source, "kind": self.kind, "lang": self.lang,
-            "score": round(float(self.score), 6), "text": self.text,
-            "start": self.start, "end": self.end,
-        }
 
 
 @dataclass
@@ -123,11 +94,10 @@ class KnowledgeBase:
             raise ValueError(f"embedder {embedder.model_id!r} does not match the configured model {self.model_id!r}")
         self._embedder = embedder
         self._preparer: TextPreparer | None = None
-        self._vectors: VectorIndex | None = None
-        self._centroids = LanguageCentroids()
-        self._synced_fingerprint: str | None = None
-        self._index_dirty = False
+        self._analyzer: Analyzer | None = None
         self._lock = threading.RLock()
+        self.analyzer_version = analyzer_version(load_user_words(settings.resolved_dictionary_file))
+        self.indexes = Indexes(settings, store, self.model_id, self.analyzer_version)
 
     @classmethod
     def open(
@@ -144,12 +114,25 @@ class KnowledgeBase:
         kb = cls(settings, Store(settings.resolved_database_url), embedder)
         if check_model:
             kb._check_model()
-        kb._open_vectors()
+        kb._follow_analyzer()
+        kb.indexes.open()
         return kb
 
+    def _follow_analyzer(self) -> None:
+        """Segment stored chunks again when the analyzer changed (new dictionary words, new segmenters).
+
+        Stored terms from another analyzer would no longer match the terms of
+        a query, so keyword search would quietly miss them.
+        """
+        if self.store.get_meta("analyzer") == self.analyzer_version:
+            return
+        if self.store.has_chunks():
+            self._reanalyze_all()
+        else:
+            self.store.set_meta("analyzer", self.analyzer_version)
+
     def close(self) -> None:
-        if self._index_dirty:
-            self.save_index()
+        self.save_index()
         self.store.dispose()
 
     def __enter__(self) -> KnowledgeBase:
@@ -175,9 +158,7 @@ class KnowledgeBase:
         stored = self.store.get_meta("model_id")
         if stored is None or stored == self.model_id:
             return
-        with self.store.session() as s:
-            has_chunks = s.scalar(select(func.count(Chunk.id))) > 0
-        if has_chunks:
+        if self.store.has_chunks():
             raise ModelMismatchError(
                 f"this knowledge base's vectors were made with {stored!r} but the configured model is "
                 f"{self.model_id!r}: set KB_EMBED_MODEL to the original model, or run "
@@ -192,129 +173,48 @@ class KnowledgeBase:
 
     # -- vector index ------------------------------------------------------------
 
-    def _stored_centroids(self) -> LanguageCentroids:
-        if not self.settings.language_centering:
-            return LanguageCentroids()
-        return LanguageCentroids.from_json(self.store.get_meta("centroids"))
-
-    def _open_vectors(self) -> None:
-        self._centroids = self._stored_centroids()
-        dimension = self.store.get_meta("dimension")
-        fingerprint = self.store.chunk_fingerprint()
-        loaded = VectorIndex.load(self.settings.index_dir)
-        if loaded:
-            index, manifest = loaded
-            compatible = (
-                manifest.model_id == self.model_id
-                and manifest.centering == self._centroids.version
-                and (dimension is None or int(dimension) == manifest.dimension)
-            )
-            if compatible and manifest.fingerprint == fingerprint:
-                self._vectors, self._synced_fingerprint = index, fingerprint
-                return
-            if compatible:
-                self._vectors = index
-        if self._vectors is None and dimension is not None:
-            self._vectors = VectorIndex(int(dimension))
-        if self._vectors is not None:
-            self._sync_vectors(fingerprint)
-            self.save_index()
+    @property
+    def analyzer(self) -> Analyzer:
+        """Keyword segmentation (Thai, Chinese, Latin), with the knowledge base's own words."""
+        if self._analyzer is None:
+            with self._lock:
+                if self._analyzer is None:
+                    self._analyzer = Analyzer(load_user_words(self.settings.resolved_dictionary_file))
+        return self._analyzer
 
     def refresh(self) -> bool:
-        """Bring the in-memory index in step with the database (changes by other processes).
-
-        Cheap when nothing changed: one aggregate query. Returns True if anything moved.
-        """
-        fingerprint = self.store.chunk_fingerprint()
-        if fingerprint == self._synced_fingerprint:
-            return False
-        with self._lock:
-            centroids = self._stored_centroids()
-            if self._vectors is None or centroids.version != self._centroids.version:
-                dimension = self.store.get_meta("dimension")
-                if dimension is None:
-                    self._synced_fingerprint = fingerprint
-                    return False
-                self._centroids = centroids
-                self._vectors = VectorIndex(int(dimension))
-            self._sync_vectors(fingerprint)
-        return True
-
-    def _sync_vectors(self, fingerprint: str) -> None:
-        """Remove ids the database no longer has and add the ones the index lacks."""
-        index = self._vectors
-        assert index is not None
-        db_ids = self.store.chunk_ids()
-        have = index.ids()
-        stale = np.setdiff1d(have, db_ids, assume_unique=True)
-        missing = np.setdiff1d(db_ids, have, assume_unique=True)
-        index.remove(stale)
-        if len(missing):
-            whole = len(missing) == len(db_ids)
-            for ids, blobs, langs in self.store.iter_chunk_vectors(None if whole else missing):
-                index.add(ids, self._centroids.center(vectors_from_bytes(blobs, index.dimension), langs))
-        self._synced_fingerprint = fingerprint
-        self._index_dirty = self._index_dirty or bool(len(stale) or len(missing))
-
-    def _rebuild_vectors(self, recompute_centroids: bool) -> None:
-        """A new index from every stored vector, with fresh language centroids if asked."""
-        dimension = self.store.get_meta("dimension")
-        if dimension is None:
-            self._vectors = None
-            return
-        dim = int(dimension)
-        batches = [
-            (ids, vectors_from_bytes(blobs, dim), langs) for ids, blobs, langs in self.store.iter_chunk_vectors()
-        ]
-        if recompute_centroids and self.settings.language_centering:
-            self._centroids = compute_centroids((v, langs) for _, v, langs in batches)
-            self.store.set_meta("centroids", self._centroids.to_json())
-        index = VectorIndex(dim)
-        for ids, vectors, langs in batches:
-            index.add(ids, self._centroids.center(vectors, langs))
-        self._vectors = index
-        self._synced_fingerprint = self.store.chunk_fingerprint()
-        self._index_dirty = True
-
-    def _after_change(self, removed_ids: list[int], added_ids: list[int], added: list[tuple[np.ndarray, list[str]]]) -> None:
-        """Apply this process's own changes to the index, rebuilding it if the centroids drifted."""
-        with self._lock:
-            counts = self.store.chunk_language_counts()
-            if self.settings.language_centering and self._centroids.drifted(counts):
-                self._rebuild_vectors(recompute_centroids=True)
-                return
-            if self._vectors is None:
-                self._rebuild_vectors(recompute_centroids=False)
-                return
-            self._vectors.remove(np.asarray(removed_ids, dtype=np.int64))
-            if added_ids:
-                centered = [self._centroids.center(v, langs) for v, langs in added]
-                self._vectors.add(np.asarray(added_ids, dtype=np.int64), np.vstack(centered))
-            self._synced_fingerprint = self.store.chunk_fingerprint()
-            self._index_dirty = True
+        """Follow changes made by other processes; cheap when there are none."""
+        return self.indexes.refresh()
 
     def save_index(self) -> None:
-        with self._lock:
-            if self._vectors is None:
-                return
-            fingerprint = self._synced_fingerprint or self.store.chunk_fingerprint()
-            manifest = Manifest(
-                self.model_id, self._vectors.dimension, len(self._vectors), fingerprint, self._centroids.version
-            )
-            self._vectors.save(self.settings.index_dir, manifest)
-            self._index_dirty = False
+        if self.indexes.dirty:
+            self.indexes.save()
 
-    def reindex(self, reembed: bool = False) -> int:
-        """Rebuild the vector index (and language centroids) from the database.
+    def reindex(self, reembed: bool = False, reanalyze: bool = False) -> int:
+        """Rebuild the indexes (and language centroids) from the database.
 
-        With `reembed`, every chunk is embedded again first, for a model change.
+        `reembed` embeds every chunk again first (after a model change);
+        `reanalyze` segments every chunk again (after adding dictionary words).
         """
         with self._lock:
             if reembed:
                 self._reembed_all()
-            self._rebuild_vectors(recompute_centroids=True)
-            self.save_index()
-            return len(self._vectors) if self._vectors is not None else 0
+            if reanalyze:
+                self._reanalyze_all()
+            self.indexes.rebuild(recompute_centroids=True)
+            self.indexes.save()
+            return len(self.indexes.vectors) if self.indexes.vectors is not None else 0
+
+    def _reanalyze_all(self, batch: int = 2000) -> None:
+        with self.store.session() as s:
+            ids = list(s.scalars(select(Chunk.id).order_by(Chunk.id)))
+        for i in range(0, len(ids), batch):
+            with self.store.session() as s:
+                rows = s.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(ids[i : i + batch]))).all()
+                s.execute(update(Chunk), [
+                    {"id": r.id, "terms": " ".join(self.analyzer.term_texts(r.text))} for r in rows
+                ])
+        self.store.set_meta("analyzer", self.analyzer_version)
 
     def _reembed_all(self) -> None:
         with self.store.session() as s:
@@ -323,8 +223,7 @@ class KnowledgeBase:
         with self.store.session() as s:
             for (chunk_id, _), vector in zip(rows, vectors if vectors is not None else [], strict=False):
                 s.get(Chunk, chunk_id).vector = vector_to_bytes(vector)
-        self.store.set_meta("model_id", self.model_id)
-        self.store.set_meta("dimension", str(self.embedder.dimension))
+        self._record_model(self.embedder.dimension)
 
     # -- ingest ------------------------------------------------------------------
 
@@ -334,7 +233,7 @@ class KnowledgeBase:
         if self._preparer is None:
             with self._lock:
                 if self._preparer is None:
-                    self._preparer = TextPreparer.from_settings(self.settings)
+                    self._preparer = TextPreparer.from_settings(self.settings, self.analyzer)
         return self._preparer
 
     def prepare(self, doc: DocumentInput) -> PreparedDocument:
@@ -385,8 +284,8 @@ class KnowledgeBase:
             texts = [p.text[c.start : c.end] for _, p in plan.todo for c in p.chunks]
             vectors = self.embedder.encode_passages(texts)
             self._record_model(self.embedder.dimension)
-            removed_ids, added_ids, added = self._write(plan.todo, vectors, plan.outcomes, plan.existing)
-            self._after_change(removed_ids, added_ids, added)
+            self._write(plan.todo, vectors, plan.outcomes, plan.existing)
+            self.indexes.refresh(writer=True)
         return [plan.outcomes[i] for i in range(len(plan.docs))]
 
     def _write(self, todo, vectors, outcomes, existing):
@@ -415,29 +314,17 @@ class KnowledgeBase:
                             item[1].doc.source, "failed",
                             error=f"the database refused it ({exc.orig}); was it changed by another process?",
                         )
-        removed_ids: list[int] = []
-        added_ids: list[int] = []
-        added: list[tuple[np.ndarray, list[str]]] = []
-        for (i, prep, doc_vectors), (doc_id, old_ids, new_ids) in results:
-            removed_ids.extend(old_ids)
-            added_ids.extend(new_ids)
-            added.append((doc_vectors, [c.lang for c in prep.chunks]))
+        for (i, prep, _), doc_id in results:
             status = "updated" if prep.doc.source in existing else "added"
             outcomes[i] = AddOutcome(prep.doc.source, status, doc_id, len(prep.chunks))
-        return removed_ids, added_ids, added
 
-    def _write_rows(self, s, items: list[tuple[PreparedDocument, np.ndarray]]) -> list[tuple[int, list[int], list[int]]]:
-        """Insert or replace documents with their tags, notes and chunks; (doc id, old chunk ids, new chunk ids) each."""
+    def _write_rows(self, s, items: list[tuple[PreparedDocument, np.ndarray]]) -> list[int]:
+        """Insert or replace documents with their tags, notes and chunks; returns their ids."""
         now = utcnow()
         sources = [prep.doc.source for prep, _ in items]
         current = dict(s.execute(select(Document.source, Document.id).where(Document.source.in_(sources))).all())
-        old: dict[int, list[int]] = {}
         if current:
             replaced = list(current.values())
-            for doc_id, chunk_id in s.execute(
-                select(Chunk.document_id, Chunk.id).where(Chunk.document_id.in_(replaced))
-            ):
-                old.setdefault(doc_id, []).append(chunk_id)
             for table in (Chunk, DocumentTag, Note):
                 s.execute(delete(table).where(table.document_id.in_(replaced)))
         values = [_document_values(prep, now) for prep, _ in items]
@@ -465,15 +352,13 @@ class KnowledgeBase:
             {
                 "document_id": doc_id, "ordinal": k, "start": c.start, "end": c.end, "lang": c.lang,
                 "token_count": c.token_count, "text": prep.text[c.start : c.end], "vector": vector_to_bytes(v),
+                "terms": " ".join(terms),
             }
             for doc_id, (prep, vectors) in zip(doc_ids, items, strict=True)
-            for k, (c, v) in enumerate(zip(prep.chunks, vectors, strict=True))
+            for k, (c, v, terms) in enumerate(zip(prep.chunks, vectors, prep.terms, strict=True))
         ]
-        chunk_ids = iter(s.scalars(insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), chunks))
-        return [
-            (doc_id, old.get(doc_id, []), [next(chunk_ids) for _ in prep.chunks])
-            for doc_id, (prep, _) in zip(doc_ids, items, strict=True)
-        ]
+        s.execute(insert(Chunk), chunks)
+        return doc_ids
 
     def delete(self, targets: list[str]) -> list[str]:
         """Remove documents by source, by the file they came from, or by folder; returns their sources."""
@@ -495,7 +380,7 @@ class KnowledgeBase:
             if doc_ids:
                 s.execute(delete(Document).where(Document.id.in_(doc_ids)))
         if chunk_ids:
-            self._after_change(chunk_ids, [], [])
+            self.indexes.refresh(writer=True)
         return [r.source for r in rows]
 
     def sources_from_file(self, source_file: str) -> set[str]:
@@ -504,68 +389,21 @@ class KnowledgeBase:
 
     # -- search ------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 10, lang: str | None = None, kind: str | None = None) -> list[SearchHit]:
-        """The `k` passages closest in meaning to `query`, in any language unless `lang` is given."""
-        query = normalize_text(query or "").strip()
-        if not query:
-            raise EmptyQueryError("the query is empty: type a few words to search for")
-        query = query[:MAX_QUERY_CHARS]
+    def search(
+        self, query: str, k: int = 10, lang: str | None = None, kind: str | None = None, *,
+        mode: str = "hybrid", filters: SearchFilters | None = None, offset: int = 0, group: bool = True,
+        facets: bool = False,
+    ) -> SearchResponse:
+        """Passages about `query`, in any language, one result per document unless `group=False`.
+
+        `lang` and `kind` are shorthands for the same fields of `filters`.
+        """
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
-        self.refresh()
-        if self._vectors is None or len(self._vectors) == 0:
-            return []
-        allowed = self._allowed_chunk_ids(lang, kind)
-        vector = self.embedder.encode_query(query)
-        vector = self._centroids.center(vector[None, :], [detect_language(query)])[0]
-        ids, scores = self._vectors.search(self._expand_query(vector), k, allowed)
-        return self._hits(ids, scores)
-
-    def _expand_query(self, vector: np.ndarray) -> np.ndarray:
-        """Add the best-matching passage to the query (pseudo-relevance feedback).
-
-        A question and a passage in another language are far apart, but two
-        passages on the same subject are close whatever their languages; the
-        best passage, found in any language, carries the query to its
-        counterparts. Measured on XQuAD: cross-language top-1 rose from
-        0.70-0.79 to 0.84-0.92, same-language top-1 unchanged.
-        """
-        ids, _ = self._vectors.search(vector, 1)
-        if len(ids) == 0:
-            return vector
-        expanded = vector + PRF_WEIGHT * self._vectors.reconstruct(int(ids[0]))
-        return expanded / max(float(np.linalg.norm(expanded)), 1e-12)
-
-    def _allowed_chunk_ids(self, lang: str | None, kind: str | None) -> np.ndarray | None:
-        if lang is None and kind is None:
-            return None
-        stmt = select(Chunk.id)
-        if kind is not None:
-            stmt = stmt.join(Document, Document.id == Chunk.document_id).where(Document.kind == kind)
-        if lang is not None:
-            stmt = stmt.where(Chunk.lang == lang)
-        with self.store.session() as s:
-            return np.asarray(s.scalars(stmt).all(), dtype=np.int64)
-
-    def _hits(self, ids: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
-        if len(ids) == 0:
-            return []
-        wanted = [int(i) for i in ids]
-        with self.store.session() as s:
-            rows = s.execute(
-                select(Chunk, Document).join(Document, Document.id == Chunk.document_id)
-                .where(Chunk.id.in_(wanted))
-            ).all()
-        by_id = {c.id: (c, d) for c, d in rows}
-        hits = []
-        for chunk_id, score in zip(wanted, scores, strict=True):
-            if chunk_id not in by_id:  # deleted since the index was synced
-                continue
-            c, d = by_id[chunk_id]
-            hits.append(SearchHit(d.id, c.id, d.title, d.source, d.kind, c.lang, float(score), c.text, c.start, c.end))
-        return hits
-
-    # -- reading -----------------------------------------------------------------
+        filters = replace(filters or SearchFilters(), **{
+            name: value for name, value in (("lang", lang), ("kind", kind)) if value is not None
+        })
+        return run_search(self, SearchRequest(query, k, offset, mode, filters, group, facets))
 
     def stats(self) -> Stats:
         self.refresh()
@@ -575,7 +413,7 @@ class KnowledgeBase:
             languages = dict(s.execute(select(Document.lang, func.count()).group_by(Document.lang)).all())
             kinds = dict(s.execute(select(Document.kind, func.count()).group_by(Document.kind)).all())
             chunk_langs = dict(s.execute(select(Chunk.lang, func.count()).group_by(Chunk.lang)).all())
-        vectors = len(self._vectors) if self._vectors is not None else 0
+        vectors = len(self.indexes.vectors) if self.indexes.vectors is not None else 0
         return Stats(documents, chunks, vectors, languages, kinds, chunk_langs, self.store.get_meta("model_id"))
 
     def get_document(self, doc_id: int) -> Document | None:

@@ -21,6 +21,7 @@ from kb.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
 from kb.config import Settings
 from kb.documents import DocumentInput
 from kb.embedding import model_input, resolve_model
+from kb.keywords import ANALYZER_VERSION, Analyzer, load_user_words
 
 # Part of every content hash: bump it when cleaning or chunking changes, so the
 # next ingest re-processes documents instead of skipping them as unchanged.
@@ -39,9 +40,16 @@ class PreparedDocument:
     content_hash: str
     text: str
     chunks: list[ChunkSpec]
+    terms: list[list[str]]  # keyword-index terms of each chunk
     lang: str
     languages: list[str]
     is_mixed: bool
+
+
+def analyzer_version(user_words: list[str]) -> str:
+    """Identifies how chunk terms were made: stored terms are only valid for the same version."""
+    digest = hashlib.sha256(f"{ANALYZER_VERSION}\n".encode() + "\n".join(sorted(user_words)).encode())
+    return digest.hexdigest()[:16]
 
 
 def content_hash(doc: DocumentInput) -> str:
@@ -59,13 +67,14 @@ class TextPreparer:
     """Turns `DocumentInput`s into `PreparedDocument`s with the model's tokenizer only."""
 
     def __init__(self, count_tokens: Callable[[list[str]], list[int]], max_tokens: int,
-                 boilerplate: BoilerplateRules) -> None:
+                 boilerplate: BoilerplateRules, analyzer: Analyzer) -> None:
         self.count_tokens = count_tokens
         self.max_tokens = max_tokens
         self.boilerplate = boilerplate
+        self.analyzer = analyzer
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TextPreparer:
+    def from_settings(cls, settings: Settings, analyzer: Analyzer | None = None) -> TextPreparer:
         """Load just the tokenizer of the configured model (a fraction of a second).
 
         A model directory with a `tokenizer.json` is read with `tokenizers`
@@ -85,7 +94,9 @@ class TextPreparer:
             tokenizer = AutoTokenizer.from_pretrained(ref.path, local_files_only=model_dir.is_dir())
             count = token_counter(tokenizer, prefix)
             limit = limit or min(int(tokenizer.model_max_length), 512)
-        return cls(count, min(settings.chunk_tokens, limit or 512), load_boilerplate_rules(settings.boilerplate_file))
+        analyzer = analyzer or Analyzer(load_user_words(settings.resolved_dictionary_file))
+        return cls(count, min(settings.chunk_tokens, limit or 512), load_boilerplate_rules(settings.boilerplate_file),
+                   analyzer)
 
     def prepare(self, doc: DocumentInput) -> PreparedDocument:
         text = clean_text(doc.text, self.boilerplate)
@@ -97,7 +108,8 @@ class TextPreparer:
         ranked = [lang for lang, n in share.most_common() if n / total >= LISTED_SHARE]
         main = doc.language or (ranked[0] if ranked else "und")
         mixed = sum(1 for n in share.values() if n / total >= MIXED_SHARE) > 1
-        return PreparedDocument(doc, content_hash(doc), text, chunks, main, ranked or [main], mixed)
+        terms = [self.analyzer.term_texts(text[c.start : c.end]) for c in chunks]
+        return PreparedDocument(doc, content_hash(doc), text, chunks, terms, main, ranked or [main], mixed)
 
     def prepare_all(self, docs: list[DocumentInput]) -> list[PreparedDocument | str]:
         """Each document prepared, or the reason it could not be; never raises."""

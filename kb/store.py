@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ class Document(Base):
     text: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
     chunks: Mapped[list[Chunk]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="Chunk.ordinal",
@@ -90,6 +91,8 @@ class Chunk(Base):
     token_count: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    # Keyword-index terms, space-separated, as kb.keywords.Analyzer made them.
+    terms: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     document: Mapped[Document] = relationship(back_populates="chunks")
 
@@ -221,6 +224,10 @@ class Store:
             ).one()
         return f"{count}:{max_id}:{id_sum}"
 
+    def has_chunks(self) -> bool:
+        with self.session() as s:
+            return s.scalar(select(Chunk.id).limit(1)) is not None
+
     def chunk_ids(self) -> np.ndarray:
         with self.session() as s:
             ids = s.scalars(select(Chunk.id).order_by(Chunk.id)).all()
@@ -230,24 +237,39 @@ class Store:
         with self.session() as s:
             return dict(s.execute(select(Chunk.lang, func.count()).group_by(Chunk.lang)).all())
 
-    def iter_chunk_vectors(
-        self, ids: np.ndarray | None = None, batch: int = 4096
-    ) -> Iterator[tuple[np.ndarray, list[bytes], list[str]]]:
-        """Yield (ids, vector blobs, languages) in batches, to rebuild indexes without re-embedding."""
-        columns = (Chunk.id, Chunk.vector, Chunk.lang)
+    def iter_chunks(self, ids: np.ndarray | None = None, batch: int = 4096) -> Iterator[ChunkBatch]:
+        """Stored vectors, languages and keyword terms in batches, to rebuild indexes without re-embedding."""
+        columns = (Chunk.id, Chunk.vector, Chunk.lang, Chunk.terms)
         with self.session() as s:
             if ids is None:
                 stmt = select(*columns).order_by(Chunk.id).execution_options(yield_per=batch)
                 for part in s.execute(stmt).partitions(batch):
-                    yield _columns(part)
+                    yield ChunkBatch.from_rows(part)
                 return
             for i in range(0, len(ids), batch):
                 wanted = [int(x) for x in ids[i : i + batch]]
-                yield _columns(s.execute(select(*columns).where(Chunk.id.in_(wanted))).all())
+                yield ChunkBatch.from_rows(s.execute(select(*columns).where(Chunk.id.in_(wanted))).all())
+
+    def state(self) -> tuple[str, str]:
+        """(chunk fingerprint, latest document update): changes whenever anything searchable does."""
+        with self.session() as s:
+            latest = s.scalar(select(func.max(Document.updated_at)))
+        return self.chunk_fingerprint(), str(latest)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _columns(rows) -> tuple[np.ndarray, list[bytes], list[str]]:
-    return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], [r[2] for r in rows]
+@dataclass
+class ChunkBatch:
+    ids: np.ndarray
+    vectors: list[bytes]
+    langs: list[str]
+    terms: list[list[str]]
+
+    @classmethod
+    def from_rows(cls, rows) -> ChunkBatch:
+        return cls(
+            np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], [r[2] for r in rows],
+            [r[3].split() if r[3] else [] for r in rows],
+        )

@@ -86,6 +86,12 @@ class VectorIndex:
     def reconstruct(self, chunk_id: int) -> np.ndarray:
         return self.index.reconstruct(int(chunk_id))
 
+    def reconstruct_many(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """The indexed vectors of the given chunks, one row each."""
+        if len(chunk_ids) == 0:
+            return np.empty((0, self.dimension), np.float32)
+        return np.vstack([self.index.reconstruct(int(i)) for i in chunk_ids])
+
     def save(self, directory: Path, manifest: Manifest) -> None:
         """Write index then manifest, each via rename, under a lock shared by all processes."""
         directory.mkdir(parents=True, exist_ok=True)

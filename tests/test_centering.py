@@ -63,6 +63,6 @@ def test_knowledge_base_centers_its_index_once_it_has_enough_chunks(make_kb):
 
         raw = np.frombuffer(s.get(Chunk, chunk_id).vector, dtype="<f4")
     expected = stored.center(raw[None, :], ["en"])[0]
-    assert np.allclose(kb._vectors.reconstruct(chunk_id), expected, atol=1e-5)
+    assert np.allclose(kb.indexes.vectors.reconstruct(chunk_id), expected, atol=1e-5)
     assert not np.allclose(expected, raw, atol=1e-3)
-    assert kb.search("router restarts", k=3)
+    assert kb.search("router restarts", k=3).results

@@ -78,7 +78,7 @@ THAI_QUESTIONS = {
 
 @pytest.mark.parametrize("topic", sorted(THAI_QUESTIONS))
 def test_thai_query_finds_english_and_chinese_guidance_on_the_same_topic(corpus_kb, topic):
-    hits = corpus_kb.search(THAI_QUESTIONS[topic], k=5)
+    hits = corpus_kb.search(THAI_QUESTIONS[topic], k=5).results
     found = [(Path(h.source).parent.name, Path(h.source).stem) for h in hits]
     assert any(lang == "en" and stem.startswith(topic) for lang, stem in found), found
     assert any(lang == "zh" and stem.startswith(topic) for lang, stem in found), found

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from kb.config import Settings
 from kb.documents import NOTE, DocumentInput, NoteFields
-from kb.knowledge_base import EmptyQueryError, KnowledgeBase, ModelMismatchError
+from kb.knowledge_base import KnowledgeBase, ModelMismatchError
+from kb.search import EmptyQueryError
 from kb.store import Chunk, Document, Note
 from kb.vector_index import INDEX_FILE, MANIFEST_FILE
 
@@ -43,7 +44,11 @@ def note(note_id: str, complaint: str, resolution: str = "", **kw) -> DocumentIn
 
 
 def index_ids(kb: KnowledgeBase) -> list[int]:
-    return sorted(int(i) for i in kb._vectors.ids())
+    return sorted(int(i) for i in kb.indexes.vectors.ids())
+
+
+def keyword_ids(kb: KnowledgeBase) -> list[int]:
+    return sorted(int(i) for i in kb.indexes.keywords.ids())
 
 
 def db_chunk_ids(kb: KnowledgeBase) -> list[int]:
@@ -119,7 +124,7 @@ def test_delete_by_source_file_or_folder_removes_rows_and_vectors(make_kb):
                       note("N-2", "TV box freezes.")])
     assert kb.delete(["/notes/n.csv"]) == ["/notes/n.csv#N-1", "/notes/n.csv#N-2"]
     assert kb.delete(["/docs"]) and kb.stats().documents == 0
-    assert db_chunk_ids(kb) == [] and len(kb._vectors) == 0
+    assert db_chunk_ids(kb) == [] and len(kb.indexes.vectors) == 0 and keyword_ids(kb) == []
     with kb.store.session() as s:
         assert s.scalar(select(Note).limit(1)) is None
 
@@ -130,21 +135,24 @@ def test_search_filters_act_inside_retrieval(make_kb):
                       note("N-1", "Two departments gave me different answers about my contract."),
                       note("N-2", "สองแผนกให้ข้อมูลไม่ตรงกันเรื่องสัญญาของฉัน")])
     query = "cooperation between competing business units"
-    assert {h.lang for h in kb.search(query, k=10, lang="th")} == {"th"}
-    notes = kb.search(query, k=10, kind="note")
+    for mode in ("hybrid", "dense", "keyword"):
+        assert {h.lang for h in kb.search(query, k=10, lang="th", mode=mode).results} <= {"th"}
+    notes = kb.search(query, k=10, kind="note").results
     assert {h.kind for h in notes} == {"note"} and len(notes) == 2
-    thai_notes = kb.search(query, k=10, kind="note", lang="th")
+    thai_notes = kb.search(query, k=10, kind="note", lang="th").results
     assert [h.source for h in thai_notes] == ["/notes/n.csv#N-2"]
-    unfiltered = [h.chunk_id for h in kb.search(query, k=50)]
-    assert [h.chunk_id for h in kb.search(query, k=3, lang="th")] == [
-        c for c in unfiltered if c in {h.chunk_id for h in kb.search(query, k=50, lang="th")}][:3]
+    # A filtered page holds exactly what an unfiltered, larger page holds for that filter, in order.
+    every = [h.chunk_id for h in kb.search(query, k=50, group=False).results]
+    thai = {h.chunk_id for h in kb.search(query, k=50, lang="th", group=False).results}
+    assert [h.chunk_id for h in kb.search(query, k=2, lang="th", group=False).results] == [
+        c for c in every if c in thai][:2]
 
 
 def test_thai_query_finds_the_same_topic_in_chinese_and_english(make_kb):
     kb = make_kb()
     kb.add_documents([guidance("en.md", EN), guidance("zh.md", ZH),
                       guidance("other.md", "Our canteen serves lunch from noon. Bring your own cup.")])
-    hits = kb.search("ผู้บริหารต้องทำให้หน่วยธุรกิจที่แข่งขันกันร่วมมือกัน", k=2)
+    hits = kb.search("ผู้บริหารต้องทำให้หน่วยธุรกิจที่แข่งขันกันร่วมมือกัน", k=2).results
     assert {h.source for h in hits} == {"/docs/en.md", "/docs/zh.md"}
 
 
@@ -186,7 +194,7 @@ def test_stale_index_from_an_earlier_state_is_repaired_at_open(make_kb, tmp_path
         Settings(data_dir=tmp_path / "data", models_dir=models_dir, database_url=database_url), embedder=embedder)
     try:
         assert index_ids(reopened) == db_chunk_ids(reopened)
-        assert [h.source for h in reopened.search("打破部门壁垒", k=5)] == ["/docs/zh.md"]
+        assert [h.source for h in reopened.search("打破部门壁垒", k=5).results] == ["/docs/zh.md"]
     finally:
         reopened.close()
 
@@ -196,10 +204,10 @@ def test_another_instance_sees_new_documents_after_refresh(make_kb, tmp_path, em
     reader = make_kb()
     assert reader.stats().documents == 0
     writer.add_documents([guidance("zh.md", ZH)])
-    hits = reader.search("部门之间的合作", k=3)
+    hits = reader.search("部门之间的合作", k=3).results
     assert [h.source for h in hits] == ["/docs/zh.md"]
     writer.delete(["/docs/zh.md"])
-    assert reader.search("部门之间的合作", k=3) == []
+    assert reader.search("部门之间的合作", k=3).results == []
 
 
 def test_opening_with_a_different_model_is_refused_with_what_to_do(make_kb, tmp_path, models_dir, database_url):
@@ -219,7 +227,7 @@ def test_vectors_in_database_match_the_index(make_kb):
         chunk = s.scalars(select(Chunk)).first()
         title = s.scalar(select(Document.title))
     stored = np.frombuffer(chunk.vector, dtype="<f4")
-    assert np.allclose(stored, kb._vectors.reconstruct(chunk.id))
+    assert np.allclose(stored, kb.indexes.vectors.reconstruct(chunk.id))
     assert abs(float(np.linalg.norm(stored)) - 1.0) < 1e-4
     assert title == "en.md"
 
