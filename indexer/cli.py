@@ -6,6 +6,7 @@
               [--source PATH] [--offset N] [--passages] [--json]
     kb search --queries FILE --json
     kb stats [--json]
+    kb serve [--host H] [--port P] [--workers N]
     kb delete SOURCE... [--json]
     kb reindex [--reembed] [--json]
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -69,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+", metavar="SOURCE")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("serve", help="run the portal and JSON API under gunicorn")
+    p.add_argument("--host", default=os.environ.get("KB_HOST", "127.0.0.1"), help="address to listen on")
+    p.add_argument("--port", type=int, default=int(os.environ.get("KB_PORT", "5000")), help="port (default 5000)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: 2 to 4 by CPU count)")
+
     p = sub.add_parser("reindex", help="rebuild the search indexes from the database")
     p.add_argument("--reembed", action="store_true",
                    help="embed every chunk again with the configured model (after changing KB_EMBED_MODEL)")
@@ -82,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     settings = Settings.from_env(**overrides)
+    if args.command == "serve":
+        from indexer.serve import serve
+
+        serve(settings, args.host, args.port, args.workers)
+        return EXIT_OK
     worker = None
     if args.command == "ingest":
         from indexer.pipeline import IngestWorker, worth_a_worker

@@ -1,1 +1,67 @@
-"""The Flask portal and JSON API (see issue: the portal)."""
+"""The Flask portal and JSON API: `create_app(config)` builds one, `kb serve` runs it under gunicorn.
+
+Each process holds one open `KnowledgeBase`; every request that reads the
+indexes first follows changes other processes made (`KnowledgeBase.refresh`,
+two aggregate queries when nothing changed), so a document added through one
+gunicorn worker is found through all of them on their next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, current_app
+
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+# Largest upload accepted (the whole request).
+DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The portal for the knowledge base described by `config["KB_SETTINGS"]` or the `KB_` environment.
+
+    Other keys of `config` are Flask settings. The embedding model is loaded
+    and warmed up here, so the first query after start is as fast as any.
+    """
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=DEFAULT_MAX_UPLOAD_BYTES,
+        KB_WARM_UP=True,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config or {})
+    settings: Settings = app.config.get("KB_SETTINGS") or Settings.from_env()
+    kb = app.config.get("KB_INSTANCE") or KnowledgeBase.open(settings)
+    app.extensions["kb"] = kb
+
+    from webapp import api, errors, i18n, pages
+
+    i18n.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(api.health)
+    if app.config["KB_WARM_UP"]:
+        warm_up(kb)
+    return app
+
+
+def warm_up(kb: KnowledgeBase) -> None:
+    """Load the model, the segmenters and the indexes now rather than on the first query."""
+    started = time.perf_counter()
+    kb.refresh()
+    kb.embedder.encode_queries(["warm up"])
+    kb.analyzer.term_texts("warm up ลูกค้า 客户")
+    from kb.chunking import warm_up_text_tools
+
+    warm_up_text_tools()
+    log.info("knowledge base ready in %.1f s", time.perf_counter() - started)
+
+
+def get_kb() -> KnowledgeBase:
+    return current_app.extensions["kb"]

@@ -1,0 +1,44 @@
+"""`kb serve`: the portal under gunicorn, several worker processes, each with its own open knowledge base.
+
+The master process opens nothing: each worker loads the model and the
+indexes itself after the fork (torch and FAISS are not fork-safe once they
+run threads), then answers only when warm. Workers follow each other's
+changes through the database (see `webapp`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from gunicorn.app.base import BaseApplication
+
+from kb.config import Settings
+
+
+class PortalServer(BaseApplication):
+    def __init__(self, settings: Settings, options: dict) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from webapp import create_app
+
+        return create_app({"KB_SETTINGS": self.settings})
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, workers: int | None = None) -> None:
+    workers = workers or max(2, min(4, os.cpu_count() or 2))
+    PortalServer(settings, {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        # Uploads are read, embedded and indexed inside the request.
+        "timeout": 300,
+        "graceful_timeout": 20,
+        "accesslog": "-",
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+    }).run()

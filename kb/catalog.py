@@ -1,0 +1,154 @@
+"""Browsing the knowledge base: document lists, one document whole, and related documents.
+
+Search answers a question; these answer "what is in here?" (the portal's home
+page, the documents API) and "what else says this?" (a document page lists the
+same guidance in the other languages, found by meaning).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from kb.store import Document
+
+if TYPE_CHECKING:
+    from kb.knowledge_base import KnowledgeBase
+
+# Dense candidates looked at per related document asked for.
+RELATED_DEPTH_PER_RESULT = 10
+
+
+@dataclass
+class DocumentSummary:
+    id: int
+    title: str
+    source: str
+    kind: str
+    lang: str
+    languages: list[str]
+    tags: list[str]
+    updated_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, doc: Document) -> DocumentSummary:
+        return cls(doc.id, doc.title, doc.source, doc.kind, doc.lang, list(doc.languages or [doc.lang]),
+                   sorted(doc.tag_names), doc.updated_at)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id, "title": self.title, "source": self.source, "kind": self.kind, "lang": self.lang,
+            "languages": self.languages, "tags": self.tags,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+        }
+
+
+@dataclass
+class PassageSpan:
+    chunk_id: int
+    start: int
+    end: int
+    lang: str
+
+
+@dataclass
+class DocumentView:
+    """A document whole: its cleaned text and where each passage sits in it."""
+
+    summary: DocumentSummary
+    text: str
+    visibility: str
+    is_mixed: bool
+    passages: list[PassageSpan]
+    note: dict | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            **self.summary.to_dict(), "text": self.text, "visibility": self.visibility,
+            "is_mixed": self.is_mixed, "note": self.note,
+            "passages": [{"chunk_id": p.chunk_id, "start": p.start, "end": p.end, "lang": p.lang}
+                         for p in self.passages],
+        }
+
+
+@dataclass
+class RelatedDocument:
+    summary: DocumentSummary
+    score: float
+    lang: str  # the language of its closest passage
+
+    def to_dict(self) -> dict:
+        return {**self.summary.to_dict(), "score": round(self.score, 6), "passage_lang": self.lang}
+
+
+def list_documents(
+    kb: KnowledgeBase, limit: int = 20, offset: int = 0, kind: str | None = None, lang: str | None = None,
+) -> tuple[list[DocumentSummary], int]:
+    """Documents, most recently updated first, and how many there are in all."""
+    stmt = select(Document)
+    count = select(func.count(Document.id))
+    if kind:
+        stmt, count = stmt.where(Document.kind == kind), count.where(Document.kind == kind)
+    if lang:
+        stmt, count = stmt.where(Document.lang == lang), count.where(Document.lang == lang)
+    stmt = stmt.order_by(Document.updated_at.desc(), Document.id.desc()).limit(limit).offset(offset)
+    with kb.store.session() as s:
+        docs = s.scalars(stmt.options(selectinload(Document.tags))).all()
+        return [DocumentSummary.of(d) for d in docs], int(s.scalar(count))
+
+
+def get_document(kb: KnowledgeBase, doc_id: int) -> DocumentView | None:
+    doc = kb.get_document(doc_id)
+    if doc is None:
+        return None
+    note = None
+    if doc.note is not None:
+        n = doc.note
+        note = {
+            "note_id": n.note_id, "date": n.date.isoformat() if n.date else None, "channel": n.channel,
+            "product": n.product, "status": n.status, "complaint": n.complaint, "resolution": n.resolution,
+        }
+    passages = [PassageSpan(c.id, c.start, c.end, c.lang) for c in doc.chunks]
+    return DocumentView(DocumentSummary.of(doc), doc.text, doc.visibility, doc.is_mixed, passages, note,
+                        dict(doc.meta or {}))
+
+
+def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_languages: bool = True) -> list[RelatedDocument]:
+    """Documents closest in meaning to this one (the mean of its passages' vectors).
+
+    With `other_languages`, only passages in languages the document is not
+    written in count: the same guidance in Thai, Chinese or English.
+    """
+    kb.refresh()
+    indexes = kb.indexes
+    table = indexes.table
+    own = table.ids[table.doc_ids == doc_id]
+    info = table.docs.get(doc_id)
+    if len(own) == 0 or info is None or indexes.vectors is None:
+        return []
+    vector = indexes.vectors.reconstruct_many(own).mean(axis=0)
+    vector /= max(float(np.linalg.norm(vector)), 1e-12)
+    own_langs = set(table.lang_of(own).tolist())
+    allowed = table.ids[table.doc_ids != doc_id]
+    if other_languages:
+        allowed = allowed[~np.isin(table.lang_of(allowed), list(own_langs))]
+    if len(allowed) == 0:
+        return []
+    ids, scores = indexes.vectors.search(vector, RELATED_DEPTH_PER_RESULT * k, allowed)
+    best: dict[int, tuple[float, str]] = {}
+    for doc, lang, score in zip(table.doc_of(ids).tolist(), table.lang_of(ids).tolist(), scores.tolist(), strict=True):
+        best.setdefault(doc, (score, lang))
+    chosen = list(best.items())[:k]
+    with kb.store.session() as s:
+        docs = {d.id: d for d in s.scalars(
+            select(Document).where(Document.id.in_([d for d, _ in chosen])).options(selectinload(Document.tags))
+        )}
+        return [RelatedDocument(DocumentSummary.of(docs[d]), score, lang)
+                for d, (score, lang) in chosen if d in docs]
+

@@ -1,0 +1,138 @@
+"""The portal's pages through Flask's test client: languages of the interface, search, documents, adding."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from tests.test_api import make_docx
+from webapp import create_app
+from webapp.i18n import compile_catalogs, locale_from_tag
+
+
+@pytest.fixture(scope="module")
+def app(corpus_kb):
+    return create_app({"KB_INSTANCE": corpus_kb, "TESTING": True, "KB_WARM_UP": False})
+
+
+def heading(html: str) -> str:
+    return re.search(r"<h1[^>]*>(.*?)</h1>", html, re.S).group(1).strip()
+
+
+@pytest.mark.parametrize(("tag", "locale"), [
+    ("th-TH", "th"), ("th", "th"), ("zh-CN", "zh_Hans"), ("zh", "zh_Hans"), ("zh-Hans-SG", "zh_Hans"),
+    ("zh-TW", "zh_Hant"), ("zh-HK", "zh_Hant"), ("zh-Hant", "zh_Hant"), ("en-GB", "en"), ("fr", None),
+])
+def test_language_tags_map_to_our_locales(tag, locale):
+    assert locale_from_tag(tag) == locale
+
+
+@pytest.mark.parametrize(("accept", "lang", "title"), [
+    ("th-TH,th;q=0.9", "th", "ค้นหาสิ่งที่เพื่อนร่วมงานรู้อยู่แล้ว"),
+    ("zh-TW,zh;q=0.8", "zh-Hant", "查找同事們已經知道的知識"),
+    ("zh-CN,zh;q=0.8", "zh-Hans", "查找同事们已经知道的知识"),
+    ("fr-FR,en;q=0.5", "en", "Find what our colleagues already know"),
+])
+def test_interface_language_follows_the_browser(app, accept, lang, title):
+    html = app.test_client().get("/", headers={"Accept-Language": accept}).get_data(as_text=True)
+    assert f'<html lang="{lang}">' in html and heading(html) == title
+
+
+def test_language_switch_is_remembered(app):
+    client = app.test_client()
+    client.get("/?ui=zh_Hant", headers={"Accept-Language": "en"})
+    html = client.get("/ask", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert heading(html) == "提出問題" and '<html lang="zh-Hant">' in html
+
+
+def test_every_catalog_translates_every_message():
+    from babel.messages.pofile import read_po
+
+    from webapp.i18n import TRANSLATIONS
+
+    compile_catalogs()
+    for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        with po.open("rb") as fh:
+            catalog = read_po(fh)
+        untranslated = [m.id for m in catalog if m.id and not (m.string if isinstance(m.string, str) else all(m.string))]
+        assert untranslated == [], (po.parent.parent.name, untranslated)
+        assert po.with_suffix(".mo").exists()
+
+
+def test_home_lists_languages_kinds_and_recent_documents(app, corpus_kb):
+    html = app.test_client().get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    stats = corpus_kb.stats()
+    assert f"{stats.documents} documents" in html
+    for lang in ("th", "zh", "en"):
+        assert f'href="/search?lang={lang}"' in html
+    assert html.count('<li><a href="/documents/') == 8
+
+
+def test_thai_search_marks_thai_words_and_keeps_the_query_in_the_url(app):
+    client = app.test_client()
+    html = client.get("/search?q=ลูกค้ารอสายนาน", headers={"Accept-Language": "th"}).get_data(as_text=True)
+    snippets = re.findall(r'<p class="snippet" lang="th">(.*?)</p>', html, re.S)
+    assert snippets and any("<mark>" in s for s in snippets)
+    marked = re.findall(r"<mark>(.*?)</mark>", "".join(snippets))
+    assert any(re.search("[\u0e00-\u0e7f]", m) for m in marked)
+    assert 'value="ลูกค้ารอสายนาน"' in html
+    assert 'rel="next"' in html and "page=2" in html
+
+
+def test_facets_filter_and_scope_only_mine(app):
+    client = app.test_client()
+    html = client.get("/search?q=customer+complaint&kind=note", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert re.search(r'class="active-filters".*?note', html, re.S)
+    assert re.findall(r'<span class="count">(\d+)</span>', html)
+    mine = client.get("/search?q=customer+complaint&scope=mine", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    langs = set(re.findall(r'<p class="snippet" lang="(\w+)">', mine))
+    assert langs == {"zh"}
+
+
+def test_queries_and_texts_are_rendered_escaped(app):
+    html = app.test_client().get('/search?q=<script>alert(1)</script>"><img src=x onerror=alert(1)>').get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_bad_filter_value_is_explained_on_the_page(app):
+    response = app.test_client().get("/search?q=x&from=yesterday", headers={"Accept-Language": "en"})
+    assert response.status_code == 400 and "from:" in response.get_data(as_text=True)
+
+
+def test_document_page_marks_the_passage_and_lists_other_languages(app, corpus_kb):
+    hit = corpus_kb.search("permission marketing opt-in", k=1, lang="en").results[0]
+    html = app.test_client().get(f"/documents/{hit.doc_id}?passage={hit.chunk_id}&q=opt-in",
+                                 headers={"Accept-Language": "en"}).get_data(as_text=True)
+    passage = re.search(r'<mark class="passage" id="passage"[^>]*>(.*?)</mark>(?!<)', html, re.S)
+    assert passage and "<mark>" in html
+    related = re.search(r'<aside class="related".*?</aside>', html, re.S).group(0)
+    assert re.search(r'lang="(th|zh)"', related)
+    assert app.test_client().get("/documents/999999").status_code == 404
+
+
+def test_ask_page_shows_cited_passages(app):
+    html = app.test_client().get("/ask?q=如何处理客户投诉的电话等候时间过长?").get_data(as_text=True)
+    assert html.count("<blockquote") >= 3 and 'href="/documents/' in html
+
+
+def test_add_page_without_javascript_reports_each_file(tmp_path, models_dir, embedder):
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", models_dir=models_dir), embedder=embedder)
+    try:
+        app = create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False})
+        client = app.test_client()
+        response = client.post("/add", headers={"Accept-Language": "en"}, content_type="multipart/form-data", data={
+            "files": [(io.BytesIO(make_docx("Refund rule", "Refunds above 5,000 baht need a supervisor.")), "refund.docx"),
+                      (io.BytesIO(b"junk"), "junk.exe")],
+            "text": "", "title": ""})
+        html = response.get_data(as_text=True)
+        assert re.search(r'class="outcome added"><strong>refund.docx</strong>', html)
+        assert re.search(r'class="outcome failed"><strong>junk.exe</strong>.*?unsupported', html, re.S)
+        empty = client.post("/add", data={"text": "  "}, headers={"Accept-Language": "en"})
+        assert empty.status_code == 400 and "Choose a file or paste some text." in empty.get_data(as_text=True)
+    finally:
+        kb.close()

@@ -1,0 +1,155 @@
+"""The JSON API under /api/v1 (a stable contract, described by /api/v1/openapi.json) and the health checks."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from indexer.uploads import add_pasted_text, ingest_upload
+from kb.catalog import get_document, list_documents, related_documents
+from kb.documents import KINDS
+from kb.search import EmptyQueryError
+from webapp import get_kb
+from webapp.errors import error_response
+from webapp.openapi import openapi_document
+from webapp.params import LANGUAGES, BadParameter, search_params
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+health = Blueprint("health", __name__)
+
+MAX_LIST = 200
+
+
+@bp.errorhandler(BadParameter)
+def bad_parameter(exc: BadParameter):
+    return error_response(400, "bad_parameter", str(exc))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+@bp.get("/search")
+def search():
+    params = search_params(request.args)
+    try:
+        response = get_kb().search(params.query, k=params.k, mode=params.mode, filters=params.filters,
+                                   offset=params.offset, facets=request.args.get("facets") == "1")
+    except EmptyQueryError as exc:
+        return error_response(400, "empty_query", str(exc))
+    return jsonify(response.to_dict())
+
+
+@bp.post("/ask")
+def ask():
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return error_response(400, "bad_json", 'send a JSON object such as {"question": "..."}')
+    question = payload.get("question")
+    if not isinstance(question, str):
+        return error_response(400, "bad_parameter", "question: a string is required")
+    try:
+        response = get_kb().search(question, k=5)
+    except EmptyQueryError as exc:
+        return error_response(400, "empty_query", str(exc))
+    # Until the answer engine exists the best passages are the citations, and there is no answer.
+    citations = [
+        {"doc_id": r.doc_id, "chunk_id": r.chunk_id, "title": r.title, "source": r.source,
+         "start": r.best.start, "end": r.best.end, "text": r.text, "lang": r.lang}
+        for r in response.results
+    ]
+    return jsonify({"answer": None, "lang": None, "confidence": 0.0, "citations": citations})
+
+
+@bp.get("/documents")
+def documents():
+    args = request.args
+    kind = args.get("kind") or None
+    lang = args.get("lang") or None
+    if kind is not None and kind not in KINDS:
+        raise BadParameter("kind", f"unknown value {kind!r} (expected one of: {', '.join(KINDS)})")
+    if lang is not None and lang not in LANGUAGES:
+        raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
+    limit = _bounded_int("limit", 20, 1, MAX_LIST)
+    offset = _bounded_int("offset", 0, 0, 10**9)
+    docs, total = list_documents(get_kb(), limit=limit, offset=offset, kind=kind, lang=lang)
+    return jsonify({"documents": [d.to_dict() for d in docs], "total": total, "limit": limit, "offset": offset})
+
+
+def _bounded_int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadParameter(name, f"must be a whole number between {low} and {high}")
+    return int(raw)
+
+
+@bp.get("/documents/<int:doc_id>")
+def document(doc_id: int):
+    kb = get_kb()
+    view = get_document(kb, doc_id)
+    if view is None:
+        return error_response(404, "not_found", f"no document with id {doc_id}")
+    body = view.to_dict()
+    body["related"] = [r.to_dict() for r in related_documents(kb, doc_id, k=5)]
+    return jsonify(body)
+
+
+@bp.post("/documents")
+def upload():
+    """Multipart files (field `files`, several allowed) or JSON {"text", "title", "lang", "tags"}."""
+    kb = get_kb()
+    if request.mimetype == "application/json":
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+            return error_response(400, "bad_json", 'send a JSON object such as {"title": "...", "text": "..."}')
+        lang = payload.get("lang")
+        if lang is not None and lang not in LANGUAGES:
+            raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
+        tags = payload.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise BadParameter("tags", "a list of strings is required")
+        outcomes = [add_pasted_text(kb, payload["text"], str(payload.get("title") or ""), lang, tags)]
+    else:
+        files = [f for f in request.files.getlist("files") if f and f.filename]
+        if not files:
+            return error_response(400, "no_files", "send one or more files in the multipart field 'files'")
+        outcomes = [ingest_upload(kb, f.filename, f.read()) for f in files]
+    results = [o.to_dict() for o in outcomes]
+    ok = any(o.status != "failed" for o in outcomes)
+    status = 201 if any(o.status in ("added", "updated") for o in outcomes) else 200 if ok else 422
+    return jsonify({"results": results}), status
+
+
+@bp.delete("/documents/<int:doc_id>")
+def delete(doc_id: int):
+    kb = get_kb()
+    view = get_document(kb, doc_id)
+    if view is None:
+        return error_response(404, "not_found", f"no document with id {doc_id}")
+    removed = kb.delete([view.summary.source])
+    return jsonify({"deleted": removed})
+
+
+@health.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@health.get("/readyz")
+def readyz():
+    """Ready when the database answers and the indexes hold exactly the database's chunks."""
+    kb = get_kb()
+    try:
+        kb.refresh()
+        stats = kb.stats()
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not ready", with the reason
+        return error_response(503, "not_ready", f"the database cannot be read: {exc.__class__.__name__}")
+    keyword = len(kb.indexes.keywords)
+    body = {"status": "ready", "documents": stats.documents, "chunks": stats.chunks,
+            "vectors": stats.vectors, "keyword_chunks": keyword}
+    if not stats.chunks == stats.vectors == keyword:
+        body["status"] = "not_ready"
+        return jsonify(body), 503
+    return jsonify(body)

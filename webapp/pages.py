@@ -1,0 +1,152 @@
+"""The portal's pages: home, search, document, ask, add knowledge. Server-rendered, one call into `kb` each."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, abort, render_template, request, url_for
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
+
+from indexer.uploads import add_pasted_text, ingest_upload
+from kb.catalog import get_document, list_documents, related_documents
+from kb.search import EmptyQueryError
+from webapp import get_kb
+from webapp.i18n import CONTENT_LANGUAGE, select_locale
+from webapp.params import LANGUAGES, BadParameter, search_params
+
+bp = Blueprint("pages", __name__)
+
+PAGE_SIZE = 10
+RECENT = 8
+# Names of the knowledge's languages, in each interface language's words are in the catalogs.
+LANGUAGE_NAMES = {"th": "ไทย", "zh": "中文", "en": "English"}
+
+
+@bp.app_template_filter("marked")
+def marked(text: str, spans: list) -> Markup:
+    """`text` escaped, with the given (start, end) spans inside <mark>."""
+    out, last = [], 0
+    for start, end in spans or []:
+        out += [escape(text[last:start]), Markup("<mark>"), escape(text[start:end]), Markup("</mark>")]
+        last = end
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
+
+
+@bp.app_context_processor
+def page_helpers():
+    def url_with(**changes) -> str:
+        """This page's URL with some query arguments changed (None removes one)."""
+        args = request.args.to_dict(flat=False)
+        for name, value in changes.items():
+            if value is None:
+                args.pop(name, None)
+            else:
+                args[name] = value if isinstance(value, list) else [value]
+        return url_for(request.endpoint or "pages.home", **(request.view_args or {}), **args)
+
+    return {"url_with": url_with, "language_names": LANGUAGE_NAMES, "kind_names": kind_names()}
+
+
+def kind_names() -> dict[str, str]:
+    return {"guidance": _("Guidance"), "note": _("Customer note")}
+
+
+@bp.route("/")
+def home():
+    kb = get_kb()
+    stats = kb.stats()
+    recent, total = list_documents(kb, limit=RECENT)
+    return render_template("home.html", stats=stats, recent=recent, total=total)
+
+
+@bp.route("/search")
+def search():
+    kb = get_kb()
+    args = request.args.copy()
+    page = _page_number(args.get("page"))
+    args["k"], args["offset"] = str(PAGE_SIZE), str((page - 1) * PAGE_SIZE)
+    scope = "mine" if args.get("scope") == "mine" else "all"
+    error, response, params = None, None, None
+    try:
+        params = search_params(args, PAGE_SIZE)
+        if scope == "mine" and not params.filters.lang:
+            params.filters = replace(params.filters, lang=CONTENT_LANGUAGE[select_locale()])
+        if params.query.strip():
+            response = kb.search(params.query, k=params.k, mode=params.mode, filters=params.filters,
+                                 offset=params.offset, facets=True)
+    except EmptyQueryError:
+        error = _("Type a few words to search for.")
+    except BadParameter as exc:
+        error = str(exc)
+    status = 400 if error and request.args.get("q", "").strip() else 200
+    return render_template("search.html", response=response, params=params, error=error, page=page,
+                           scope=scope, languages=LANGUAGES), status
+
+
+def _page_number(raw: str | None) -> int:
+    try:
+        return max(1, min(int(raw or 1), 1000))
+    except ValueError:
+        return 1
+
+
+@bp.route("/documents/<int:doc_id>")
+def document(doc_id: int):
+    kb = get_kb()
+    view = get_document(kb, doc_id)
+    if view is None:
+        abort(404)
+    chunk_id = request.args.get("passage", type=int)
+    passage = next((p for p in view.passages if p.chunk_id == chunk_id), None)
+    pieces = _document_pieces(kb, view.text, passage, request.args.get("q", ""))
+    related = related_documents(kb, doc_id, k=5)
+    return render_template("document.html", doc=view, pieces=pieces, passage=passage, related=related)
+
+
+def _document_pieces(kb, text: str, passage, query: str) -> dict:
+    """The text before, inside and after the matched passage, with the query's words marked inside it."""
+    if passage is None:
+        return {"before": text, "inside": None, "spans": [], "after": ""}
+    inside = text[passage.start : passage.end]
+    terms = set(kb.analyzer.term_texts(query)) if query.strip() else set()
+    spans = [(t.start, t.end) for t in kb.analyzer.terms(inside) if t.text in terms]
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return {"before": text[: passage.start], "inside": inside, "spans": merged, "after": text[passage.end :]}
+
+
+@bp.route("/ask")
+def ask():
+    kb = get_kb()
+    question = request.args.get("q", "")
+    response, error = None, None
+    if question.strip():
+        try:
+            response = kb.search(question, k=5)
+        except EmptyQueryError:
+            error = _("Type a question.")
+    return render_template("ask.html", question=question, response=response, error=error)
+
+
+@bp.route("/add", methods=["GET", "POST"])
+def add():
+    kb = get_kb()
+    outcomes = []
+    if request.method == "POST":
+        for upload in request.files.getlist("files"):
+            if upload and upload.filename:
+                outcomes.append(ingest_upload(kb, upload.filename, upload.read()))
+        text = request.form.get("text", "")
+        if text.strip():
+            lang = request.form.get("lang") if request.form.get("lang") in LANGUAGES else None
+            tags = [t.strip() for t in request.form.get("tags", "").split(",") if t.strip()]
+            outcomes.append(add_pasted_text(kb, text, request.form.get("title", ""), lang, tags))
+        if not outcomes:
+            return render_template("add.html", outcomes=[], error=_("Choose a file or paste some text.")), 400
+    return render_template("add.html", outcomes=outcomes, error=None)
