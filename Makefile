@@ -1,11 +1,12 @@
-# The few commands people run. `make demo` sets everything up from scratch and
-# runs the knowledge hub on the bundled corpus; `make test` runs every test.
+# The few commands people run. `make demo` sets everything up from scratch,
+# ingests the bundled corpus and serves the portal; `make test` runs every test.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo serve test lint bench clean
+PORT ?= 5000
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +20,11 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/kb ingest corpus/
-	$(BIN)/kb search "ลูกค้ารอสายนานเกินไป ควรแก้ไขอย่างไร" -k 5
+	@echo "portal: http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
+	$(BIN)/kb serve --port $(PORT)
+
+serve: setup
+	$(BIN)/kb serve --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest -q

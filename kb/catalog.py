@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from kb.chunk_table import SearchFilters
 from kb.store import Document
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def get_document(kb: KnowledgeBase, doc_id: int) -> DocumentView | None:
 
 
 def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_languages: bool = True) -> list[RelatedDocument]:
-    """Documents closest in meaning to this one (the mean of its passages' vectors).
+    """Documents of the same kind closest in meaning to this one (the mean of its passages' vectors).
 
     With `other_languages`, only passages in languages the document is not
     written in count: the same guidance in Thai, Chinese or English.
@@ -135,7 +136,7 @@ def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_language
     vector = indexes.vectors.reconstruct_many(own).mean(axis=0)
     vector /= max(float(np.linalg.norm(vector)), 1e-12)
     own_langs = set(table.lang_of(own).tolist())
-    allowed = table.ids[table.doc_ids != doc_id]
+    allowed = table.ids[(table.doc_ids != doc_id) & table.mask(SearchFilters(kind=info.kind))]
     if other_languages:
         allowed = allowed[~np.isin(table.lang_of(allowed), list(own_langs))]
     if len(allowed) == 0:

@@ -177,7 +177,7 @@ def test_uploaded_docx_is_found_by_a_phrase_inside_it_and_deleted_from_both_inde
 
 def test_each_uploaded_file_gets_its_own_result(fresh_client):
     files = [
-        (io.BytesIO("# Call-back rule\n\nCall the customer back within one hour.".encode()), "rule.md"),
+        (io.BytesIO(b"# Call-back rule\n\nCall the customer back within one hour."), "rule.md"),
         (io.BytesIO(b"%PDF-1.4 this is not really a pdf"), "broken.pdf"),
         (io.BytesIO(b"MZ\x90\x00"), "tool.exe"),
         (io.BytesIO(b""), "empty.txt"),
