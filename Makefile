@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo serve test lint bench clean
+.PHONY: setup demo serve test lint bench i18n clean
 PORT ?= 5000
 
 $(STAMP): pyproject.toml
@@ -35,6 +35,12 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/answers.py
+
+# After changing the interface's messages: extract them and merge them into each catalog.
+i18n: setup
+	$(BIN)/pybabel extract -F webapp/babel.cfg -o webapp/translations/messages.pot .
+	$(BIN)/pybabel update -i webapp/translations/messages.pot -d webapp/translations --no-fuzzy-matching
 
 clean:
 	rm -rf $(VENV) data

@@ -14,7 +14,7 @@ Latency: median and 99th percentile per query (model encode included, no
 cache) on the bundled corpus and on a synthetic knowledge base of 100,000
 chunks, with the time spent in each stage.
 
-    python bench/retrieval.py [--xquad DIR] [--skip-synthetic] [--fusion-grid]
+    python bench/retrieval.py [--xquad DIR] [--skip-synthetic] [--fusion-grid] [--latency-only]
 """
 
 from __future__ import annotations
@@ -250,6 +250,7 @@ def main() -> None:
     parser.add_argument("--synthetic-chunks", type=int, default=100_000)
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--fusion-grid", action="store_true")
+    parser.add_argument("--latency-only", action="store_true", help="skip the recall tables")
     args = parser.parse_args()
     xquad = args.xquad or find_xquad()
     if xquad is None:
@@ -258,10 +259,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kb-retrieval-") as raw_tmp:
         tmp = Path(raw_tmp)
         kb, data = build_xquad_kb(xquad, args.models_dir, tmp)
-        pool = {mode: evaluate(kb, data, mode, pair_langs=False) for mode in MODES}
-        print_table("(a) one pool of 360 paragraphs, gold in the question's language", pool)
-        pairs = {mode: evaluate(kb, data, mode, pair_langs=True) for mode in MODES}
-        print_table("(b) question language > paragraph language (search filtered to it)", pairs)
+        if not args.latency_only:
+            pool = {mode: evaluate(kb, data, mode, pair_langs=False) for mode in MODES}
+            print_table("(a) one pool of 360 paragraphs, gold in the question's language", pool)
+            pairs = {mode: evaluate(kb, data, mode, pair_langs=True) for mode in MODES}
+            print_table("(b) question language > paragraph language (search filtered to it)", pairs)
         queries = [q for _, _, q, _ in data["questions"][::9]]
         corpus = KnowledgeBase.open(Settings(data_dir=tmp / "corpus", models_dir=args.models_dir),
                                     embedder=kb.embedder)

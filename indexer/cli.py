@@ -5,6 +5,7 @@
               [--tag T] [--product P] [--status S] [--channel C] [--from DATE] [--to DATE]
               [--source PATH] [--offset N] [--passages] [--json]
     kb search --queries FILE --json
+    kb ask QUESTION [--json] | kb ask --queries FILE --json
     kb stats [--json]
     kb serve [--host H] [--port P] [--workers N]
     kb delete SOURCE... [--json]
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one query per line ('-' for stdin); prints one JSON object per line")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("ask", help="answer a question with sentences quoted from the knowledge base")
+    p.add_argument("question", nargs="?")
+    p.add_argument("--queries", type=Path, metavar="FILE",
+                   help="one question per line ('-' for stdin); prints one JSON object per line")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser("stats", help="counts of documents, chunks and vectors")
     p.add_argument("--json", action="store_true")
 
@@ -109,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args.worker = worker
     with kb:
         handler = {
-            "ingest": cmd_ingest, "search": cmd_search, "stats": cmd_stats,
+            "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "stats": cmd_stats,
             "delete": cmd_delete, "reindex": cmd_reindex,
         }[args.command]
         return handler(kb, args)
@@ -211,6 +218,48 @@ def _search_many(kb: KnowledgeBase, args) -> int:
                 _print_json(_search(kb, args, line.rstrip("\n")).to_dict())
             except EmptyQueryError as exc:
                 _print_json({"results": [], "error": {"code": "empty_query", "message": str(exc)}})
+    return EXIT_OK
+
+
+def cmd_ask(kb: KnowledgeBase, args) -> int:
+    from kb.answer import answer_question
+
+    if args.queries:
+        if args.question:
+            print("kb ask: give either QUESTION or --queries FILE, not both", file=sys.stderr)
+            return EXIT_USAGE
+        stream = sys.stdin if str(args.queries) == "-" else args.queries.open(encoding="utf-8")
+        with stream:
+            for line in stream:
+                try:
+                    _print_json(answer_question(kb, line.rstrip("\n")).to_dict())
+                except EmptyQueryError as exc:
+                    _print_json({"answer": None, "citations": [], "error": {"code": "empty_query", "message": str(exc)}})
+        return EXIT_OK
+    if args.question is None:
+        print("kb ask: a QUESTION is required (or --queries FILE)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = answer_question(kb, args.question)
+    except EmptyQueryError as exc:
+        print(f"kb ask: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        _print_json(result.to_dict())
+        return EXIT_OK
+    if result.answer is None:
+        print("no answer found in the knowledge base; the closest passages:")
+        for c in result.citations[:3]:
+            print(f"  [{c.lang}] {c.title}: {' '.join(c.text.split())[:200]}")
+        return EXIT_OK
+    label = f" [{result.lang}]" if result.lang != result.question_lang else ""
+    print(f"{' '.join(result.answer.split())}{label}")
+    source = result.citations[0]
+    print(f"  source: {source.title} ({source.source}, characters {source.start}-{source.end}); "
+          f"confidence {result.confidence:.2f}")
+    if result.in_question_language:
+        own = result.in_question_language
+        print(f"  in your language [{own.lang}]: {own.title}: {' '.join(own.text.split())[:200]}")
     return EXIT_OK
 
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 import threading
 import unicodedata
 import uuid
@@ -38,6 +36,7 @@ import numpy as np
 from filelock import FileLock
 
 from kb.cleaning import normalize_text
+from kb.vector_index import atomic_write
 
 DATA_DIR = Path(__file__).parent / "data"
 _RULES = "kw1"  # see ANALYZER_VERSION
@@ -663,6 +662,22 @@ class KeywordIndex:
             return parts_rows[0], parts_tf[0]
         return np.concatenate(parts_rows), np.concatenate(parts_tf)
 
+    def idf(self, terms: Sequence[str]) -> dict[str, float]:
+        """BM25 inverse document frequency of each term among the live chunks.
+
+        A term no chunk holds gets the highest weight there is: it is the
+        rarest of all, and a question that needs it is not answered by text
+        without it.
+        """
+        with self._lock:
+            live_count, live = len(self._row_of), self._live[: self._rows]
+            weights = {}
+            for term in dict.fromkeys(terms):
+                term_id = self._vocab.get(term)
+                df = int(np.count_nonzero(live[self._postings(term_id)[0]])) if term_id is not None else 0
+                weights[term] = math.log1p((live_count - df + 0.5) / (df + 0.5))
+            return weights
+
     def _scores(self, query_terms: Sequence[str]) -> np.ndarray:
         """BM25 score of every row (0 for dead rows and rows without a query term)."""
         n_rows, live_count = self._rows, len(self._row_of)
@@ -771,8 +786,8 @@ class KeywordIndex:
             }
             encoded = json.dumps(meta, ensure_ascii=False, indent=2).encode()
             with FileLock(str(directory / ".keywords.lock")):
-                _atomic_write(directory / INDEX_FILE, lambda fh: np.savez(fh, **arrays))
-                _atomic_write(directory / MANIFEST_FILE, lambda fh: fh.write(encoded))
+                atomic_write(directory / INDEX_FILE, lambda fh: np.savez(fh, **arrays))
+                atomic_write(directory / MANIFEST_FILE, lambda fh: fh.write(encoded))
 
     @classmethod
     def load(cls, directory: Path) -> tuple[KeywordIndex, dict] | None:
@@ -827,15 +842,3 @@ class KeywordIndex:
         index._total_length = int(lengths.sum())
         return index, meta["manifest"]
 
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

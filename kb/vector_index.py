@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import faiss
 import numpy as np
@@ -96,8 +98,10 @@ class VectorIndex:
         """Write index then manifest, each via rename, under a lock shared by all processes."""
         directory.mkdir(parents=True, exist_ok=True)
         with FileLock(str(directory / ".vectors.lock")):
-            _atomic_write(directory / INDEX_FILE, faiss.serialize_index(self.index).tobytes())
-            _atomic_write(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
+            data = faiss.serialize_index(self.index).tobytes()
+            atomic_write(directory / INDEX_FILE, lambda fh: fh.write(data))
+            encoded = json.dumps(asdict(manifest), indent=2).encode()
+            atomic_write(directory / MANIFEST_FILE, lambda fh: fh.write(encoded))
 
     @classmethod
     def load(cls, directory: Path) -> tuple[VectorIndex, Manifest] | None:
@@ -121,11 +125,12 @@ class VectorIndex:
         return index, manifest
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write a file through a temporary file and a rename, so readers see the old file or the new one, whole."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 
 from indexer.uploads import add_pasted_text, ingest_upload
+from kb.answer import answer_question
 from kb.catalog import get_document, list_documents, related_documents
 from kb.documents import KINDS
 from kb.search import EmptyQueryError
 from webapp import get_kb
 from webapp.errors import error_response
 from webapp.openapi import openapi_document
-from webapp.params import LANGUAGES, BadParameter, search_params
+from webapp.params import LANGUAGES, BadParameter, int_param, search_params
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
@@ -49,16 +50,10 @@ def ask():
     if not isinstance(question, str):
         return error_response(400, "bad_parameter", "question: a string is required")
     try:
-        response = get_kb().search(question, k=5)
+        result = answer_question(get_kb(), question)
     except EmptyQueryError as exc:
         return error_response(400, "empty_query", str(exc))
-    # Until the answer engine exists the best passages are the citations, and there is no answer.
-    citations = [
-        {"doc_id": r.doc_id, "chunk_id": r.chunk_id, "title": r.title, "source": r.source,
-         "start": r.best.start, "end": r.best.end, "text": r.text, "lang": r.lang}
-        for r in response.results
-    ]
-    return jsonify({"answer": None, "lang": None, "confidence": 0.0, "citations": citations})
+    return jsonify(result.to_dict())
 
 
 @bp.get("/documents")
@@ -70,28 +65,23 @@ def documents():
         raise BadParameter("kind", f"unknown value {kind!r} (expected one of: {', '.join(KINDS)})")
     if lang is not None and lang not in LANGUAGES:
         raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
-    limit = _bounded_int("limit", 20, 1, MAX_LIST)
-    offset = _bounded_int("offset", 0, 0, 10**9)
+    limit = int_param(args, "limit", 20, 1, MAX_LIST)
+    offset = int_param(args, "offset", 0, 0, 10**9)
     docs, total = list_documents(get_kb(), limit=limit, offset=offset, kind=kind, lang=lang)
     return jsonify({"documents": [d.to_dict() for d in docs], "total": total, "limit": limit, "offset": offset})
 
 
-def _bounded_int(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise BadParameter(name, f"must be a whole number between {low} and {high}")
-    return int(raw)
+def _document_or_404(kb, doc_id: int):
+    view = get_document(kb, doc_id)
+    if view is None:
+        abort(error_response(404, "not_found", f"no document with id {doc_id}"))
+    return view
 
 
 @bp.get("/documents/<int:doc_id>")
 def document(doc_id: int):
     kb = get_kb()
-    view = get_document(kb, doc_id)
-    if view is None:
-        return error_response(404, "not_found", f"no document with id {doc_id}")
-    body = view.to_dict()
+    body = _document_or_404(kb, doc_id).to_dict()
     body["related"] = [r.to_dict() for r in related_documents(kb, doc_id, k=5)]
     return jsonify(body)
 
@@ -125,10 +115,7 @@ def upload():
 @bp.delete("/documents/<int:doc_id>")
 def delete(doc_id: int):
     kb = get_kb()
-    view = get_document(kb, doc_id)
-    if view is None:
-        return error_response(404, "not_found", f"no document with id {doc_id}")
-    removed = kb.delete([view.summary.source])
+    removed = kb.delete([_document_or_404(kb, doc_id).summary.source])
     return jsonify({"deleted": removed})
 
 

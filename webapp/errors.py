@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -10,8 +10,10 @@ CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "
          415: "unsupported_media_type", 500: "internal_error", 503: "not_ready"}
 
 
-def error_response(status: int, code: str, message: str):
-    return jsonify({"error": {"code": code, "message": message}}), status
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
 
 
 def wants_json() -> bool:

@@ -52,8 +52,15 @@ SCHEMAS = {
     }, ["results", "query", "has_more"]),
     "Citation": _object({"doc_id": INTEGER, "chunk_id": INTEGER, "title": STRING, "source": STRING,
                          "start": INTEGER, "end": INTEGER, "text": STRING, "lang": LANG}),
-    "AskResponse": _object({"answer": NULLABLE_STRING, "lang": NULLABLE_STRING, "confidence": NUMBER,
-                            "citations": {"type": "array", "items": _ref("Citation")}}),
+    "AskResponse": _object({
+        "answer": {"type": ["string", "null"], "description": "sentences quoted from the first citation, or null"},
+        "lang": {"type": ["string", "null"], "description": "the language the answer is written in"},
+        "confidence": NUMBER, "question_lang": LANG,
+        "citations": {"type": "array", "items": _ref("Citation"),
+                      "description": "the answer's source first (its exact offsets), then the passages consulted"},
+        "in_question_language": {"oneOf": [_ref("Citation"), {"type": "null"}],
+                                 "description": "when the answer is in another language: the best passage in the asker's"},
+    }),
     "DocumentSummary": _object({
         "id": INTEGER, "title": STRING, "source": STRING, "kind": {"enum": ["guidance", "note"]},
         "lang": LANG, "languages": {"type": "array", "items": STRING},

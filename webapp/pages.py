@@ -9,7 +9,8 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from indexer.uploads import add_pasted_text, ingest_upload
-from kb.catalog import get_document, list_documents, related_documents
+from kb.answer import answer_question
+from kb.catalog import PassageSpan, get_document, list_documents, related_documents
 from kb.search import EmptyQueryError
 from webapp import get_kb
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
@@ -100,6 +101,9 @@ def document(doc_id: int):
         abort(404)
     chunk_id = request.args.get("passage", type=int)
     passage = next((p for p in view.passages if p.chunk_id == chunk_id), None)
+    start, end = request.args.get("start", type=int), request.args.get("end", type=int)
+    if start is not None and end is not None and 0 <= start < end <= len(view.text):
+        passage = PassageSpan(chunk_id or 0, start, end, view.summary.lang)  # an answer's exact sentences
     pieces = _document_pieces(kb, view.text, passage, request.args.get("q", ""))
     related = related_documents(kb, doc_id, k=5)
     return render_template("document.html", doc=view, pieces=pieces, passage=passage, related=related)
@@ -125,13 +129,13 @@ def _document_pieces(kb, text: str, passage, query: str) -> dict:
 def ask():
     kb = get_kb()
     question = request.args.get("q", "")
-    response, error = None, None
+    result, error = None, None
     if question.strip():
         try:
-            response = kb.search(question, k=5)
+            result = answer_question(kb, question)
         except EmptyQueryError:
             error = _("Type a question.")
-    return render_template("ask.html", question=question, response=response, error=error)
+    return render_template("ask.html", question=question, result=result, error=error)
 
 
 @bp.route("/add", methods=["GET", "POST"])

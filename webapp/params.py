@@ -32,7 +32,8 @@ class SearchParams:
     filters: SearchFilters
 
 
-def _int(args: MultiDict, name: str, default: int, low: int, high: int) -> int:
+def int_param(args: MultiDict, name: str, default: int, low: int, high: int) -> int:
+    """A whole number between `low` and `high`, or `default` when the argument is absent."""
     raw = args.get(name, "").strip()
     if not raw:
         return default
@@ -81,8 +82,8 @@ def search_params(args: MultiDict, default_k: int = 10) -> SearchParams:
         raise BadParameter("from", "the start date is after the end date")
     return SearchParams(
         query=args.get("q", ""),
-        k=_int(args, "k", default_k, 1, MAX_K),
-        offset=_int(args, "offset", 0, 0, 10_000),
+        k=int_param(args, "k", default_k, 1, MAX_K),
+        offset=int_param(args, "offset", 0, 0, 10_000),
         mode=_choice(args, "mode", MODES, "hybrid"),
         filters=filters,
     )

@@ -1,0 +1,217 @@
+"""Answers with citations: the one or two sentences of our own knowledge that answer a question.
+
+Nothing is generated. Hybrid search finds the best passages; each is split
+into sentences (per language); every run of one or two consecutive sentences
+is scored by how much of the question's keyword weight (BM25 idf) it holds,
+how close its passage is in meaning to the question (the only evidence across
+languages, where keywords cannot match), and the rank of its passage. The best run is the answer, quoted exactly, with the
+character offsets of each sentence in its document. Below a confidence
+threshold, calibrated on XQuAD with each question's own paragraph removed
+(bench/answers.py), the answer is "not in the knowledge base" and the closest
+passages are shown instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kb.search import SearchResult
+from kb.sentences import split_sentences
+
+if TYPE_CHECKING:
+    from kb.knowledge_base import KnowledgeBase
+
+# Passages whose sentences compete, and the longest answer, in sentences.
+PASSAGES = 3
+MAX_SENTENCES = 2
+# A second sentence joins only if it adds at least this share of the question's keyword weight.
+EXTEND_MIN_GAIN = 0.15
+# Score of a run: keyword coverage, plus meaning where keywords cannot reach, plus passage rank.
+RANK_WEIGHT = 0.15
+MEANING_WEIGHT = 1.0
+# Below this confidence there is no answer. bench/answers.py: at 0.6, 27% of questions whose paragraph
+# was removed still got a (wrong) answer, against 85% at 0.35; same-language hit rate 0.68 against 0.74.
+MIN_CONFIDENCE = 0.6
+# An answer must say something the question does not: at least this many terms of its own
+# (a sentence that repeats the question is context for the next one, not an answer).
+MIN_NEW_TERMS = 3
+# A passage's cosine (language-centered) counted as full evidence of meaning; below it, in proportion.
+MEANING_FULL = 0.6
+# Sentences longer than this are not an answer of "one or two sentences" (a table row, a list).
+MAX_ANSWER_CHARS = 600
+
+
+@dataclass
+class Citation:
+    doc_id: int
+    chunk_id: int
+    title: str
+    source: str
+    start: int  # offsets of the quoted text in the document's cleaned text
+    end: int
+    text: str
+    lang: str
+
+    def to_dict(self) -> dict:
+        return {"doc_id": self.doc_id, "chunk_id": self.chunk_id, "title": self.title, "source": self.source,
+                "start": self.start, "end": self.end, "text": self.text, "lang": self.lang}
+
+
+@dataclass
+class Answer:
+    question: str
+    question_lang: str
+    answer: str | None
+    lang: str | None  # the language the answer is written in
+    confidence: float
+    citations: list[Citation]  # the answer's source first, then the other passages consulted
+    in_question_language: Citation | None = None  # the best passage in the asker's language, when the answer is not
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "answer": self.answer, "lang": self.lang, "confidence": round(self.confidence, 4),
+            "question_lang": self.question_lang,
+            "citations": [c.to_dict() for c in self.citations],
+            "in_question_language": self.in_question_language.to_dict() if self.in_question_language else None,
+        }
+
+
+@dataclass
+class _Run:
+    result: SearchResult
+    rank: int
+    start: int  # offsets in the chunk text
+    end: int
+    coverage: float
+    meaning: float
+    score: float
+
+
+def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | None = None) -> Answer:
+    """The best one or two sentences for `question`, or no answer below the confidence threshold."""
+    started = time.perf_counter()
+    response = kb.search(question, k=PASSAGES + 2)
+    timings = {"search": time.perf_counter() - started}
+    results = response.results
+    question_terms = response.query_terms
+    weights = kb.indexes.keywords.idf(question_terms)
+    total_weight = sum(weights.values())
+    runs: list[_Run] = []
+    asked = set(question_terms)
+    for rank, result in enumerate(results[:PASSAGES]):
+        sentences, sentence_terms = _sentences(kb, result)
+        headings = [_is_heading(result.text, span) for span in sentences]
+        meaning = _meaning(kb, response.query, response.query_lang, result)
+        for i in range(len(sentences)):
+            for size in range(1, MAX_SENTENCES + 1):
+                if i + size > len(sentences):
+                    break
+                # A heading (or a sentence that only repeats the question) is context, not an answer.
+                context = headings[i] or len(sentence_terms[i] - asked) < MIN_NEW_TERMS
+                if context and size == 1:
+                    continue
+                terms = set().union(*sentence_terms[i : i + size])
+                coverage = _coverage(terms, weights, total_weight)
+                if size > 1 and not context:
+                    alone = max(_coverage(sentence_terms[j], weights, total_weight) for j in range(i, i + size))
+                    if coverage - alone < EXTEND_MIN_GAIN:
+                        continue
+                start = sentences[i + 1][0] if context else sentences[i][0]
+                end = sentences[i + size - 1][1]
+                if end - start > MAX_ANSWER_CHARS or not (set().union(*sentence_terms[i + int(context) : i + size]) - asked):
+                    continue
+                score = coverage + MEANING_WEIGHT * meaning + RANK_WEIGHT / (1 + rank)
+                runs.append(_Run(result, rank, start, end, coverage, meaning, score))
+    timings["sentences"] = time.perf_counter() - started - timings["search"]
+    consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in results]
+    in_own_language = next((c for c in consulted if c.lang == response.query_lang), None)
+    if not runs:
+        return Answer(question, response.query_lang, None, None, 0.0, consulted, None, timings)
+    best = max(runs, key=lambda run: (run.score, -run.rank, -run.start))
+    if best.result.lang != response.query_lang and best.coverage < EXTEND_MIN_GAIN:
+        sentences, _ = _sentences(kb, best.result)
+        closest = _closest_sentences(kb, response.query, response.query_lang, best.result, sentences,
+                                     [_is_heading(best.result.text, span) for span in sentences])
+        if closest:
+            best.start, best.end = closest
+    confidence = _confidence(best, results)
+    threshold = MIN_CONFIDENCE if min_confidence is None else min_confidence
+    if confidence < threshold:
+        return Answer(question, response.query_lang, None, None, confidence, consulted, None, timings)
+    quoted = best.result.text[best.start : best.end]
+    offset = best.result.best.start
+    cited = _citation(best.result, offset + best.start, offset + best.end, quoted)
+    others = [c for c in consulted if c.chunk_id != cited.chunk_id]
+    own = in_own_language if cited.lang != response.query_lang else None
+    return Answer(question, response.query_lang, quoted, cited.lang, confidence, [cited, *others], own, timings)
+
+
+@lru_cache(maxsize=4096)
+def _split(text: str, lang: str) -> tuple[tuple[int, int], ...]:
+    return tuple(split_sentences(text, lang)) or ((0, len(text)),)
+
+
+def _sentences(kb: KnowledgeBase, result: SearchResult) -> tuple[tuple[tuple[int, int], ...], list[set[str]]]:
+    """Sentence spans of the passage (cached: popular passages come back) and the keyword terms of each."""
+    spans = _split(result.text, result.lang)
+    return spans, [set(kb.analyzer.term_texts(result.text[a:b])) for a, b in spans]
+
+
+def _coverage(terms: set[str], weights: dict[str, float], total: float) -> float:
+    return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
+
+
+def _meaning(kb: KnowledgeBase, query: str, query_lang: str, result: SearchResult) -> float:
+    """How close the passage is in meaning to the question, 0 to 1 (cosine of language-centered vectors).
+
+    The only evidence a passage in another language can have. Without
+    language centering (a knowledge base too small to have centroids) every
+    cosine of this model lies between 0.7 and 0.9 whatever the texts say, so
+    meaning then counts for nothing.
+    """
+    if kb.indexes.vectors is None or kb.indexes.centroids.overall is None:
+        return 0.0
+    vector = kb.indexes.center_query(kb.embedder.encode_query(query), query_lang)
+    cosine = float(np.dot(vector, kb.indexes.vectors.reconstruct(result.chunk_id)))
+    return min(1.0, max(0.0, cosine / MEANING_FULL))
+
+
+def _closest_sentences(kb: KnowledgeBase, query: str, query_lang: str, result: SearchResult,
+                       spans, headings) -> tuple[int, int] | None:
+    """The sentence of a passage in another language closest in meaning to the question (keywords cannot tell)."""
+    candidates = [span for span, heading in zip(spans, headings, strict=True)
+                  if not heading and span[1] - span[0] <= MAX_ANSWER_CHARS]
+    if not candidates:
+        return None
+    vectors = kb.embedder.encode_passages([result.text[a:b] for a, b in candidates])
+    vectors = kb.indexes.centroids.center(vectors, [result.lang] * len(candidates))
+    query_vector = kb.indexes.center_query(kb.embedder.encode_query(query), query_lang)
+    return candidates[int(np.argmax(vectors @ query_vector))]
+
+
+def _is_heading(text: str, span: tuple[int, int]) -> bool:
+    """A short line of its own without closing punctuation: it names a subject, it answers nothing."""
+    start, end = span
+    line_ends = end >= len(text.rstrip()) or text[end : end + 1] == "\n"
+    line_starts = start == 0 or text[start - 1] == "\n"
+    return line_starts and line_ends and end - start <= 80 and text[end - 1] not in ".!?。！？:："
+
+
+def _confidence(best: _Run, results: list[SearchResult]) -> float:
+    """0 to 1: keyword coverage (or meaning, across languages) of the answer, and how clearly its passage won."""
+    evidence = max(best.coverage, best.meaning)
+    margin = 1.0
+    if len(results) > 1 and results[0].score > 0:
+        margin = min(1.0, max(0.0, (results[0].score - results[1].score) / abs(results[0].score)))
+    lead = 1.0 if best.rank == 0 else 0.7
+    return float(min(1.0, lead * (0.8 * evidence + 0.2 * margin)))
+
+
+def _citation(result: SearchResult, start: int, end: int, text: str) -> Citation:
+    return Citation(result.doc_id, result.chunk_id, result.title, result.source, start, end, text, result.lang)
