@@ -3,14 +3,15 @@
 Keyword search finds exact terms (product codes, names, "SBU") but cannot cross
 languages; dense search crosses languages but misses exact terms. Every query
 runs both (unless a mode says otherwise), with the filters applied inside
-each retriever, and the two rankings are fused per chunk. Results are grouped
+each retriever, and the two are fused per chunk by score (see `fuse`). Results are grouped
 per document (its best passage first, the other matching passages after it),
 and every result says how much of its rank came from each side.
 
-Cross-language reach comes from two steps (see `kb.centering` and
-`_expand`): vectors are language-centered, and the query vector is expanded
-with the best passage of a first, unfiltered pass, which carries a Thai
-question to the English and Chinese passages on the same subject.
+Cross-language reach comes from three steps (see `kb.centering`, `_expand`
+and `lent_keyword_scores`): vectors are language-centered, the query vector
+is expanded with the best passage of a first, unfiltered pass, which carries
+a Thai question to the English and Chinese passages on the same subject, and
+those passages share part of the keyword score of the passage they say again.
 """
 
 from __future__ import annotations
