@@ -104,10 +104,13 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
     total_weight = sum(weights.values())
     runs: list[_Run] = []
     asked = set(question_terms)
+    query_vector = _query_vector(kb, response.query, response.query_lang)
+    split: dict[int, tuple] = {}  # chunk id -> (sentence spans, their terms, which are headings)
     for rank, result in enumerate(results[:PASSAGES]):
         sentences, sentence_terms = _sentences(kb, result)
         headings = [_is_heading(result.text, span) for span in sentences]
-        meaning = _meaning(kb, response.query, response.query_lang, result)
+        split[result.chunk_id] = (sentences, sentence_terms, headings)
+        meaning = _meaning(kb, query_vector, result)
         for i in range(len(sentences)):
             for size in range(1, MAX_SENTENCES + 1):
                 if i + size > len(sentences):
@@ -134,10 +137,9 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
     if not runs:
         return Answer(question, response.query_lang, None, None, 0.0, consulted, None, timings)
     best = max(runs, key=lambda run: (run.score, -run.rank, -run.start))
-    if best.result.lang != response.query_lang and best.coverage < EXTEND_MIN_GAIN:
-        sentences, _ = _sentences(kb, best.result)
-        closest = _closest_sentences(kb, response.query, response.query_lang, best.result, sentences,
-                                     [_is_heading(best.result.text, span) for span in sentences])
+    if best.result.lang != response.query_lang and best.coverage < EXTEND_MIN_GAIN and query_vector is not None:
+        sentences, _, headings = split[best.result.chunk_id]
+        closest = _closest_sentences(kb, query_vector, best.result, sentences, headings)
         if closest:
             best.start, best.end = closest
     confidence = _confidence(best, results)
@@ -167,7 +169,14 @@ def _coverage(terms: set[str], weights: dict[str, float], total: float) -> float
     return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
 
 
-def _meaning(kb: KnowledgeBase, query: str, query_lang: str, result: SearchResult) -> float:
+def _query_vector(kb: KnowledgeBase, query: str, query_lang: str) -> np.ndarray | None:
+    """The question's vector, language-centered where the knowledge base has centroids; None without vectors."""
+    if kb.indexes.vectors is None:
+        return None
+    return kb.indexes.center_query(kb.embedder.encode_query(query), query_lang)
+
+
+def _meaning(kb: KnowledgeBase, query_vector: np.ndarray | None, result: SearchResult) -> float:
     """How close the passage is in meaning to the question, 0 to 1 (cosine of language-centered vectors).
 
     The only evidence a passage in another language can have. Without
@@ -175,14 +184,13 @@ def _meaning(kb: KnowledgeBase, query: str, query_lang: str, result: SearchResul
     cosine of this model lies between 0.7 and 0.9 whatever the texts say, so
     meaning then counts for nothing.
     """
-    if kb.indexes.vectors is None or kb.indexes.centroids.overall is None:
+    if query_vector is None or kb.indexes.centroids.overall is None:
         return 0.0
-    vector = kb.indexes.center_query(kb.embedder.encode_query(query), query_lang)
-    cosine = float(np.dot(vector, kb.indexes.vectors.reconstruct(result.chunk_id)))
+    cosine = float(np.dot(query_vector, kb.indexes.vectors.reconstruct(result.chunk_id)))
     return min(1.0, max(0.0, cosine / MEANING_FULL))
 
 
-def _closest_sentences(kb: KnowledgeBase, query: str, query_lang: str, result: SearchResult,
+def _closest_sentences(kb: KnowledgeBase, query_vector: np.ndarray, result: SearchResult,
                        spans, headings) -> tuple[int, int] | None:
     """The sentence of a passage in another language closest in meaning to the question (keywords cannot tell)."""
     candidates = [span for span, heading in zip(spans, headings, strict=True)
@@ -191,7 +199,6 @@ def _closest_sentences(kb: KnowledgeBase, query: str, query_lang: str, result: S
         return None
     vectors = kb.embedder.encode_passages([result.text[a:b] for a, b in candidates])
     vectors = kb.indexes.centroids.center(vectors, [result.lang] * len(candidates))
-    query_vector = kb.indexes.center_query(kb.embedder.encode_query(query), query_lang)
     return candidates[int(np.argmax(vectors @ query_vector))]
 
 

@@ -222,10 +222,16 @@ def _render(text: str, start: int, end: int, whole: tuple[int, int], spans: list
     position_of[end - start] = length
     if end < whole[1]:
         out.append(ELLIPSIS)
+    merged = merge_spans((position_of[a - start], position_of[b - start]) for a, b in spans)
+    return Snippet("".join(out), merged, start, end)
+
+
+def merge_spans(spans) -> list[tuple[int, int]]:
+    """(start, end) spans sorted, with overlapping or touching ones joined: one mark each."""
     merged: list[tuple[int, int]] = []
-    for a, b in sorted((position_of[a - start], position_of[b - start]) for a, b in spans):
+    for a, b in sorted(spans):
         if merged and a <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], b))
         else:
             merged.append((a, b))
-    return Snippet("".join(out), merged, start, end)
+    return merged

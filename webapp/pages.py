@@ -12,6 +12,7 @@ from indexer.uploads import add_pasted_text, ingest_upload
 from kb.answer import answer_question
 from kb.catalog import PassageSpan, get_document, list_documents, related_documents
 from kb.search import EmptyQueryError
+from kb.snippets import merge_spans
 from webapp import get_kb
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.params import LANGUAGES, BadParameter, search_params
@@ -115,13 +116,7 @@ def _document_pieces(kb, text: str, passage, query: str) -> dict:
         return {"before": text, "inside": None, "spans": [], "after": ""}
     inside = text[passage.start : passage.end]
     terms = set(kb.analyzer.term_texts(query)) if query.strip() else set()
-    spans = [(t.start, t.end) for t in kb.analyzer.terms(inside) if t.text in terms]
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
+    merged = merge_spans((t.start, t.end) for t in kb.analyzer.terms(inside) if t.text in terms)
     return {"before": text[: passage.start], "inside": inside, "spans": merged, "after": text[passage.end :]}
 
 
