@@ -129,8 +129,7 @@ def readyz():
     """Ready when the database answers and the indexes hold exactly the database's chunks."""
     kb = get_kb()
     try:
-        kb.refresh()
-        stats = kb.stats()
+        stats = kb.stats()  # follows the database first
     except Exception as exc:  # noqa: BLE001 - any failure here means "not ready", with the reason
         return error_response(503, "not_ready", f"the database cannot be read: {exc.__class__.__name__}")
     keyword = len(kb.indexes.keywords)
