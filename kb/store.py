@@ -128,6 +128,80 @@ class Note(Base):
     document: Mapped[Document] = relationship(back_populates="note")
 
 
+class CaseFeedback(Base):
+    """One agent's "this helped" on a case's resolution; one per voter and case."""
+
+    __tablename__ = "case_feedback"
+
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Who clicked: a user name once accounts exist, else the browser's or client's own id.
+    voter: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TagEdit(Base):
+    """A topic added to or removed from a document in the portal, kept across re-ingests of its file.
+
+    Keyed by the document's source, so editing survives the file being
+    ingested again (its own tags are merged with these edits each time).
+    """
+
+    __tablename__ = "tag_edits"
+
+    source: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    added: Mapped[bool] = mapped_column(Boolean)  # False: removed
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Collection(Base):
+    """A trainer's collection of passages for a workshop, exported as a handout."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    lang: Mapped[str] = mapped_column(String(8), default="")  # the workshop's language
+    owner: Mapped[str] = mapped_column(String(128), default="", index=True)
+    # Anyone holding this token may read the collection (a read-only share link); None: not shared.
+    share_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    items: Mapped[list[CollectionItem]] = relationship(
+        back_populates="collection", cascade="all, delete-orphan", order_by="CollectionItem.position",
+        passive_deletes=True,
+    )
+
+
+class CollectionItem(Base):
+    """A passage in a collection: a copy of its text and source, so a handout survives re-ingests."""
+
+    __tablename__ = "collection_items"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    document_id: Mapped[int | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    chunk_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    start: Mapped[int] = mapped_column("start_char", Integer)
+    end: Mapped[int] = mapped_column("end_char", Integer)
+    lang: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(String(512))
+    source: Mapped[str] = mapped_column(String(1024))
+    annotation: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    collection: Mapped[Collection] = relationship(back_populates="items")
+
+
 class MetaEntry(Base):
     """Facts about the knowledge base itself, e.g. which model made its vectors."""
 

@@ -39,13 +39,14 @@ def create_app(config: dict | None = None) -> Flask:
     kb = app.config.get("KB_INSTANCE") or KnowledgeBase.open(settings)
     app.extensions["kb"] = kb
 
-    from webapp import api, errors, i18n, pages
+    from webapp import actor, api, cases, collections, errors, i18n, pages, topics
 
     i18n.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(api.health)
+    actor.init_app(app)
+    for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp,
+                      api.bp, cases.api, collections.api, api.health):
+        app.register_blueprint(blueprint)
     if app.config["KB_WARM_UP"]:
         warm_up(kb)
     return app
