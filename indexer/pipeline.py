@@ -25,9 +25,10 @@ from tqdm import tqdm
 from indexer.readers import is_supported, read_file
 from kb.chunking import warm_up_text_tools
 from kb.config import Settings
-from kb.documents import DocumentInput, ReadError
+from kb.documents import GUIDANCE, DocumentInput, ReadError
 from kb.knowledge_base import AddOutcome, IngestPlan, KnowledgeBase
 from kb.preparing import TextPreparer
+from kb.topics import topics_from_folders
 
 # Flush a batch to the embedder once it holds about this much text (~60
 # chunks); the first batch is small so that embedding starts early and the
@@ -50,6 +51,8 @@ class IngestReport:
     failed: list[dict] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     files: int = 0
+    # Topics of files found inside ingested folders, from the folders between (see kb.topics).
+    folder_topics: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def documents_read(self) -> int:
@@ -82,7 +85,8 @@ def find_files(paths: Iterable[str | Path], report: IngestReport) -> list[Path]:
 
     Hidden files and folders, and paths matched by the folder's `.kbignore`,
     are left out; unsupported files inside folders are listed as ignored,
-    while an unsupported file named directly is a failure.
+    while an unsupported file named directly is a failure. The folders between
+    an ingested folder and a file are its topics when the file names none.
     """
     found: dict[Path, None] = {}
     for raw in paths:
@@ -99,6 +103,9 @@ def find_files(paths: Iterable[str | Path], report: IngestReport) -> list[Path]:
                     continue
                 if is_supported(child):
                     found[child.resolve()] = None
+                    topics = topics_from_folders(rel.parent)
+                    if topics:
+                        report.folder_topics[str(child.resolve())] = topics
                 else:
                     report.ignored.append(str(child))
         else:
@@ -269,6 +276,8 @@ def _batches(
         for problem in result.problems:
             report.fail(problem.path, str(problem))
         for doc in result.documents:
+            if doc.kind == GUIDANCE and not doc.tags:
+                doc.tags = list(report.folder_topics.get(str(path), []))
             batch.append(doc)
             batch_chars += len(doc.text)
             if batch_chars >= limit or len(batch) >= BATCH_DOCS:

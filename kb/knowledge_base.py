@@ -27,6 +27,7 @@ from kb.preparing import PreparedDocument, TextPreparer, analyzer_version, conte
 from kb.search import SearchRequest, SearchResponse
 from kb.search import search as run_search
 from kb.store import Chunk, Document, DocumentTag, Note, Store, utcnow, vector_to_bytes
+from kb.topics import apply_tag_edits, tag_edits_by_source
 
 MAX_TITLE_CHARS = 120
 
@@ -336,9 +337,11 @@ class KnowledgeBase:
             new_ids = s.scalars(insert(Document).returning(Document.id, sort_by_parameter_order=True), new)
             current.update(zip((v["source"] for v in new), new_ids, strict=True))
         doc_ids = [current[source] for source in sources]
+        edits = tag_edits_by_source(s, sources)
         tags = [
             {"document_id": doc_id, "tag": tag}
-            for doc_id, (prep, _) in zip(doc_ids, items, strict=True) for tag in dict.fromkeys(prep.doc.tags)
+            for doc_id, (prep, _) in zip(doc_ids, items, strict=True)
+            for tag in apply_tag_edits(prep.doc.tags, edits.get(prep.doc.source, []))
         ]
         if tags:
             s.execute(insert(DocumentTag), tags)

@@ -45,7 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     errors.init_app(app)
     actor.init_app(app)
     for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp,
-                      api.bp, cases.api, collections.api, api.health):
+                      api.bp, cases.api, collections.api, topics.api, api.health):
         app.register_blueprint(blueprint)
     if app.config["KB_WARM_UP"]:
         warm_up(kb)

@@ -20,11 +20,6 @@ health = Blueprint("health", __name__)
 MAX_LIST = 200
 
 
-@bp.errorhandler(BadParameter)
-def bad_parameter(exc: BadParameter):
-    return error_response(400, "bad_parameter", str(exc))
-
-
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document())

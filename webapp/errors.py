@@ -6,6 +6,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from webapp.params import BadParameter
+
 CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
          415: "unsupported_media_type", 500: "internal_error", 503: "not_ready"}
 
@@ -31,6 +33,12 @@ def init_app(app: Flask) -> None:
         messages = {404: _("This page does not exist."), 413: _("The upload is too large."),
                     405: _("This page cannot be used that way.")}
         return render_template("error.html", code=status, message=messages.get(status, exc.name)), status
+
+    @app.errorhandler(BadParameter)
+    def bad_parameter(exc: BadParameter):
+        if wants_json():
+            return error_response(400, "bad_parameter", str(exc))
+        return render_template("error.html", code=400, message=str(exc)), 400
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

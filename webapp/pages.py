@@ -96,6 +96,11 @@ def _page_number(raw: str | None) -> int:
 
 @bp.route("/documents/<int:doc_id>")
 def document(doc_id: int):
+    return render_document(doc_id)
+
+
+def render_document(doc_id: int, status: int = 200, **extra):
+    """The document page (404 when there is no such document); `extra` goes to the template."""
     kb = get_kb()
     view = get_document(kb, doc_id)
     if view is None:
@@ -107,7 +112,8 @@ def document(doc_id: int):
         passage = PassageSpan(chunk_id or 0, start, end, view.summary.lang)  # an answer's exact sentences
     pieces = _document_pieces(kb, view.text, passage, request.args.get("q", ""))
     related = related_documents(kb, doc_id, k=5)
-    return render_template("document.html", doc=view, pieces=pieces, passage=passage, related=related)
+    return render_template("document.html", doc=view, pieces=pieces, passage=passage, related=related,
+                           **extra), status
 
 
 def _document_pieces(kb, text: str, passage, query: str) -> dict:
