@@ -81,6 +81,14 @@ SCHEMAS = {
         "doc_ids": {"type": "array", "items": INTEGER}, "error": NULLABLE_STRING,
     })}}),
     "Deleted": _object({"deleted": {"type": "array", "items": STRING}}),
+    "TopicList": _object({"topics": {"type": "array", "items": _object({
+        "tag": STRING, "documents": INTEGER,
+        "languages": {"type": "object", "additionalProperties": INTEGER,
+                      "description": "guidance documents per main language"}})}}),
+    "TopicDocuments": _object({"tag": STRING, "documents": {
+        "type": "object", "additionalProperties": {"type": "array", "items": _ref("DocumentSummary")},
+        "description": "the topic's guidance by main language"}}),
+    "DocumentTopics": _object({"doc_id": INTEGER, "topics": {"type": "array", "items": STRING}}),
     "Health": _object({"status": STRING}),
     "Ready": _object({"status": STRING, "documents": INTEGER, "chunks": INTEGER, "vectors": INTEGER,
                       "keyword_chunks": INTEGER}),
@@ -161,6 +169,25 @@ def openapi_document() -> dict:
                            "parameters": [DOC_ID],
                            "responses": {"200": _json(_ref("Deleted"), "the sources removed"), "404": ERROR}},
             },
+            "/api/v1/topics": {"get": {
+                "summary": "Topics of guidance, with their documents per language",
+                "responses": {"200": _json(_ref("TopicList"), "every topic, most documents first")},
+            }},
+            "/api/v1/topics/{tag}": {"get": {
+                "summary": "The guidance of one topic, by language",
+                "parameters": [{"name": "tag", "in": "path", "required": True, "schema": STRING},
+                               _query("lang", "only documents in this language", {"enum": ["th", "zh", "en"]})],
+                "responses": {"200": _json(_ref("TopicDocuments"), "the topic's documents"),
+                              "400": ERROR, "404": ERROR},
+            }},
+            "/api/v1/documents/{doc_id}/topics": {"put": {
+                "summary": "Replace a document's topics (kept when its file is ingested again)",
+                "parameters": [DOC_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _object(
+                    {"topics": {"type": "array", "items": STRING}})}}},
+                "responses": {"200": _json(_ref("DocumentTopics"), "the topics saved, normalized"),
+                              "400": ERROR, "404": ERROR},
+            }},
             "/api/v1/openapi.json": {"get": {"summary": "This document",
                                              "responses": {"200": {"description": "OpenAPI 3.1"}}}},
             "/healthz": {"get": {"summary": "The process is alive",
