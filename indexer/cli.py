@@ -10,6 +10,7 @@
     kb serve [--host H] [--port P] [--workers N]
     kb delete SOURCE... [--json]
     kb reindex [--reembed] [--json]
+    kb user add NAME --role ROLE [--password-stdin] | set-role NAME ROLE | disable NAME | enable NAME | list
 
 Settings come from the environment (KB_DATA_DIR, KB_DATABASE_URL,
 KB_EMBED_MODEL, ...); `--data-dir` overrides KB_DATA_DIR.
@@ -24,6 +25,7 @@ import os
 import sys
 from pathlib import Path
 
+from kb.accounts import ROLES
 from kb.chunk_table import SearchFilters
 from kb.config import Settings
 from kb.documents import KINDS
@@ -89,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reanalyze", action="store_true",
                    help="segment every chunk again (after adding words to the dictionary)")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("user", help="manage portal accounts (the first admin is made here)")
+    users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    u = users.add_parser("add", help="create a user and print their password once")
+    u.add_argument("username")
+    u.add_argument("--role", required=True, choices=list(ROLES))
+    u.add_argument("--name", default="", help="the name shown in the portal")
+    u.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of generating one")
+    u = users.add_parser("set-role", help="change a user's role (signs them out everywhere)")
+    u.add_argument("username")
+    u.add_argument("role", choices=list(ROLES))
+    for action, text in (("disable", "sign a user out everywhere and refuse their sign-ins and tokens"),
+                         ("enable", "let a disabled user sign in again")):
+        users.add_parser(action, help=text).add_argument("username")
+    users.add_parser("list", help="every user with their role").add_argument("--json", action="store_true")
     return parser
 
 
@@ -101,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
 
         serve(settings, args.host, args.port, args.workers)
         return EXIT_OK
+    if args.command == "user":
+        return cmd_user(settings, args)
     worker = None
     if args.command == "ingest":
         from indexer.pipeline import IngestWorker, worth_a_worker
@@ -292,6 +312,42 @@ def cmd_reindex(kb: KnowledgeBase, args) -> int:
         _print_json({"vectors": count})
     else:
         print(f"vector index rebuilt: {count} vectors")
+    return EXIT_OK
+
+
+def cmd_user(settings: Settings, args) -> int:
+    """Accounts only need the database: no model, no indexes."""
+    from kb import accounts
+    from kb.store import Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url)
+    try:
+        if args.user_command == "add":
+            password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+            account, password = accounts.add_user(store, args.username, args.role, password, args.name)
+            print(f"user {account.username} ({account.role}) created")
+            if not args.password_stdin:
+                print(f"password: {password}")
+                print("(shown only now: give it to the user, who should change it)")
+        elif args.user_command == "set-role":
+            account = accounts.set_role(store, args.username, args.role)
+            print(f"user {account.username} is now {account.role}")
+        elif args.user_command in ("disable", "enable"):
+            account = accounts.set_disabled(store, args.username, args.user_command == "disable")
+            print(f"user {account.username} {'disabled' if account.disabled else 'enabled'}")
+        else:
+            listed = accounts.list_users(store)
+            if args.json:
+                _print_json({"users": [{"username": a.username, "name": a.display_name, "role": a.role,
+                                        "disabled": a.disabled} for a in listed]})
+            for a in [] if args.json else listed:
+                print("\t".join([a.username, a.role] + (["disabled"] if a.disabled else [])))
+    except accounts.AccountError as exc:
+        print(f"kb user: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.dispose()
     return EXIT_OK
 
 

@@ -1,0 +1,83 @@
+"""The audit log: who searched, viewed or exported customer notes, and when.
+
+Entries are only ever added; nothing in the portal or the API changes or
+removes one. Admins read it and export it (CSV or JSON Lines).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from kb.store import AuditEntry, Store, utcnow
+
+SEARCH, VIEW, EXPORT, SIMILAR, ASK = "search", "view", "export", "similar", "ask"
+MAX_TARGET_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    details: dict
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "action": self.action,
+                "target": self.target, "details": self.details}
+
+
+def record(store: Store, actor: str, action: str, target: str = "", details: dict | None = None) -> None:
+    with store.session() as s:
+        s.add(AuditEntry(at=utcnow(), actor=actor[:128], action=action[:32], target=(target or "")[:MAX_TARGET_CHARS],
+                         details=details or {}))
+
+
+def entries(store: Store, limit: int = 100, offset: int = 0, actor: str | None = None,
+            action: str | None = None) -> tuple[list[AuditRecord], int]:
+    """Entries newest first, and how many match in all."""
+    stmt, count = select(AuditEntry), select(func.count(AuditEntry.id))
+    for column, value in ((AuditEntry.actor, actor), (AuditEntry.action, action)):
+        if value:
+            stmt, count = stmt.where(column == value), count.where(column == value)
+    with store.session() as s:
+        rows = s.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+        return [_record(r) for r in rows], int(s.scalar(count))
+
+
+def _record(row: AuditEntry) -> AuditRecord:
+    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
+    return AuditRecord(row.id, at, row.actor, row.action, row.target, dict(row.details or {}))
+
+
+def export(store: Store, fmt: str = "csv", batch: int = 1000) -> Iterator[str]:
+    """The whole log, oldest first, as CSV (with a header) or JSON Lines, in pieces to stream."""
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"unknown format {fmt!r} (expected csv or jsonl)")
+    if fmt == "csv":
+        yield "id,at,actor,action,target,details\r\n"
+    last = 0
+    while True:
+        with store.session() as s:
+            rows = [_record(r) for r in s.scalars(
+                select(AuditEntry).where(AuditEntry.id > last).order_by(AuditEntry.id).limit(batch))]
+        if not rows:
+            return
+        last = rows[-1].id
+        if fmt == "jsonl":
+            yield "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in rows)
+        else:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            for r in rows:
+                writer.writerow([r.id, r.at.isoformat(), r.actor, r.action, r.target,
+                                 json.dumps(r.details, ensure_ascii=False)])
+            yield buffer.getvalue()
