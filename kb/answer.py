@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kb.access import OPERATOR, Viewer
 from kb.search import SearchResult
 from kb.sentences import split_sentences
 
@@ -93,10 +94,11 @@ class _Run:
     score: float
 
 
-def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | None = None) -> Answer:
-    """The best one or two sentences for `question`, or no answer below the confidence threshold."""
+def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | None = None,
+                    viewer: Viewer = OPERATOR) -> Answer:
+    """The best one or two sentences for `question` from what `viewer` may see, or no answer below the threshold."""
     started = time.perf_counter()
-    response = kb.search(question, k=PASSAGES + 2)
+    response = kb.search(question, k=PASSAGES + 2, viewer=viewer)
     timings = {"search": time.perf_counter() - started}
     results = response.results
     question_terms = response.query_terms

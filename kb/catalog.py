@@ -15,7 +15,9 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.chunk_table import SearchFilters
+from kb.privacy import PiiSpan, mask, mask_personal_data
 from kb.store import Document
 
 if TYPE_CHECKING:
@@ -90,10 +92,12 @@ class RelatedDocument:
 
 def list_documents(
     kb: KnowledgeBase, limit: int = 20, offset: int = 0, kind: str | None = None, lang: str | None = None,
+    viewer: Viewer = OPERATOR,
 ) -> tuple[list[DocumentSummary], int]:
-    """Documents, most recently updated first, and how many there are in all."""
-    stmt = select(Document)
-    count = select(func.count(Document.id))
+    """Documents the viewer may see, most recently updated first, and how many there are in all."""
+    visible = visibility_clause(Document.visibility, viewer.role)
+    stmt = select(Document).where(visible)
+    count = select(func.count(Document.id)).where(visible)
     if kind:
         stmt, count = stmt.where(Document.kind == kind), count.where(Document.kind == kind)
     if lang:
@@ -104,23 +108,31 @@ def list_documents(
         return [DocumentSummary.of(d) for d in docs], int(s.scalar(count))
 
 
-def get_document(kb: KnowledgeBase, doc_id: int) -> DocumentView | None:
+def get_document(kb: KnowledgeBase, doc_id: int, viewer: Viewer = OPERATOR) -> DocumentView | None:
+    """The document whole, or None when there is none or the viewer may not see it (the same answer)."""
     doc = kb.get_document(doc_id)
-    if doc is None:
+    if doc is None or not viewer.can_view(doc.visibility):
         return None
+    spans = [] if viewer.sees_personal_data else [PiiSpan.from_dict(d) for d in doc.personal_data or []]
     note = None
     if doc.note is not None:
         n = doc.note
+        complaint, resolution = n.complaint, n.resolution
+        if spans:  # the note's text is its complaint, a blank line, its resolution (indexer.readers)
+            complaint = mask_personal_data(n.complaint, n.customer_name, n.customer_email, n.customer_phone)
+            resolution = mask_personal_data(n.resolution, n.customer_name, n.customer_email, n.customer_phone)
         note = {
             "note_id": n.note_id, "date": n.date.isoformat() if n.date else None, "channel": n.channel,
-            "product": n.product, "status": n.status, "complaint": n.complaint, "resolution": n.resolution,
+            "product": n.product, "status": n.status, "complaint": complaint, "resolution": resolution,
         }
     passages = [PassageSpan(c.id, c.start, c.end, c.lang) for c in doc.chunks]
-    return DocumentView(DocumentSummary.of(doc), doc.text, doc.visibility, doc.is_mixed, passages, note,
+    text = mask(doc.text, spans) if spans else doc.text
+    return DocumentView(DocumentSummary.of(doc), text, doc.visibility, doc.is_mixed, passages, note,
                         dict(doc.meta or {}))
 
 
-def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_languages: bool = True) -> list[RelatedDocument]:
+def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_languages: bool = True,
+                      viewer: Viewer = OPERATOR) -> list[RelatedDocument]:
     """Documents of the same kind closest in meaning to this one (the mean of its passages' vectors).
 
     With `other_languages`, only passages in languages the document is not
@@ -136,7 +148,7 @@ def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_language
     vector = indexes.vectors.reconstruct_many(own).mean(axis=0)
     vector /= max(float(np.linalg.norm(vector)), 1e-12)
     own_langs = set(table.lang_of(own).tolist())
-    allowed = table.ids[(table.doc_ids != doc_id) & table.mask(SearchFilters(kind=info.kind))]
+    allowed = table.ids[(table.doc_ids != doc_id) & table.mask(SearchFilters(kind=info.kind, visible_to=viewer.role))]
     if other_languages:
         allowed = allowed[~np.isin(table.lang_of(allowed), list(own_langs))]
     if len(allowed) == 0:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import func, select
 
+from kb.access import can_view
 from kb.store import Chunk, Document, DocumentTag, Note, Store
 
 # The fields search results can be counted by (see ChunkTable.facet_counts).
@@ -36,13 +37,16 @@ class SearchFilters:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     source: str | None = None
+    # Only documents a reader with this role may see (kb.access); None: no restriction.
+    visible_to: str | None = None
 
     def is_empty(self) -> bool:
         return not any((self.lang, self.kind, self.tags, self.product, self.status, self.channel,
-                        self.date_from, self.date_to, self.source))
+                        self.date_from, self.date_to, self.source, self.visible_to))
 
     def to_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
+        """The filters a user chose (who is asking is not one of them)."""
+        out = {k: v for k, v in self.__dict__.items() if v not in (None, [], "") and k != "visible_to"}
         for key in ("date_from", "date_to"):
             if key in out:
                 out[key] = out[key].isoformat()
@@ -149,6 +153,9 @@ class ChunkTable:
             keep_doc &= np.fromiter(
                 (d.source_file.startswith(prefix) or d.source == prefix for d in infos), bool, len(infos)
             )
+        if filters.visible_to is not None:
+            role = filters.visible_to
+            keep_doc &= np.fromiter((can_view(d.visibility, role) for d in infos), bool, len(infos))
         keep = keep_doc[row_of_chunk] if len(row_of_chunk) else np.zeros(0, bool)
         if filters.lang:
             keep &= self.langs == filters.lang

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
+from kb.access import OPERATOR, Viewer, normalize_visibility
 from kb.chunk_table import SearchFilters
 from kb.chunking import warm_up_text_tools
 from kb.config import Settings
@@ -23,7 +24,8 @@ from kb.documents import KINDS, NOTE, DocumentInput
 from kb.embedding import Embedder, model_id_for
 from kb.indexes import Indexes
 from kb.keywords import Analyzer, load_user_words
-from kb.preparing import PreparedDocument, TextPreparer, analyzer_version, content_hash
+from kb.preparing import PreparedDocument, TextPreparer, analyzer_version, content_hash, index_text
+from kb.privacy import PiiSpan
 from kb.search import SearchRequest, SearchResponse
 from kb.search import search as run_search
 from kb.store import Chunk, Document, DocumentTag, Note, Store, utcnow, vector_to_bytes
@@ -211,18 +213,27 @@ class KnowledgeBase:
             ids = list(s.scalars(select(Chunk.id).order_by(Chunk.id)))
         for i in range(0, len(ids), batch):
             with self.store.session() as s:
-                rows = s.execute(select(Chunk.id, Chunk.text).where(Chunk.id.in_(ids[i : i + batch]))).all()
+                rows = s.execute(
+                    select(Chunk.id, Chunk.text, Chunk.start, Document.personal_data)
+                    .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(ids[i : i + batch]))
+                ).all()
                 s.execute(update(Chunk), [
-                    {"id": r.id, "terms": " ".join(self.analyzer.term_texts(r.text))} for r in rows
+                    {"id": r.id, "terms": " ".join(self.analyzer.term_texts(
+                        index_text(r.text, [PiiSpan.from_dict(d) for d in r.personal_data or []], r.start)))}
+                    for r in rows
                 ])
         self.store.set_meta("analyzer", self.analyzer_version)
 
     def _reembed_all(self) -> None:
         with self.store.session() as s:
-            rows = s.execute(select(Chunk.id, Chunk.text).order_by(Chunk.id)).all()
-        vectors = self.embedder.encode_passages([r.text for r in rows]) if rows else None
+            rows = s.execute(
+                select(Chunk.id, Chunk.text, Chunk.start, Document.personal_data)
+                .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
+            ).all()
+        texts = [index_text(r.text, [PiiSpan.from_dict(d) for d in r.personal_data or []], r.start) for r in rows]
+        vectors = self.embedder.encode_passages(texts) if rows else None
         with self.store.session() as s:
-            for (chunk_id, _), vector in zip(rows, vectors if vectors is not None else [], strict=False):
+            for (chunk_id, *_), vector in zip(rows, vectors if vectors is not None else [], strict=False):
                 s.get(Chunk, chunk_id).vector = vector_to_bytes(vector)
         self._record_model(self.embedder.dimension)
 
@@ -275,21 +286,22 @@ class KnowledgeBase:
                 plan.waiting.append((i, doc))
         return plan
 
-    def commit(self, plan: IngestPlan) -> list[AddOutcome]:
+    def commit(self, plan: IngestPlan, atomic: bool = False) -> list[AddOutcome]:
         """Embed the planned documents in one call and write them in one transaction.
 
         Each document gets its own savepoint, so one that the database refuses
-        never takes the others down.
+        never takes the others down. With `atomic` (imports that promise all or
+        nothing) the database's refusal is raised instead and nothing is written.
         """
         if plan.todo:
-            texts = [p.text[c.start : c.end] for _, p in plan.todo for c in p.chunks]
+            texts = [p.index_text(c) for _, p in plan.todo for c in p.chunks]
             vectors = self.embedder.encode_passages(texts)
             self._record_model(self.embedder.dimension)
-            self._write(plan.todo, vectors, plan.outcomes, plan.existing)
+            self._write(plan.todo, vectors, plan.outcomes, plan.existing, atomic)
             self.indexes.refresh(writer=True)
         return [plan.outcomes[i] for i in range(len(plan.docs))]
 
-    def _write(self, todo, vectors, outcomes, existing):
+    def _write(self, todo, vectors, outcomes, existing, atomic=False):
         """Store a prepared batch: a few bulk statements for the whole batch.
 
         If the database refuses the batch (one document breaks a constraint, or
@@ -304,6 +316,8 @@ class KnowledgeBase:
             with self.store.session() as s:
                 results = list(zip(items, self._write_rows(s, [(p, v) for _, p, v in items]), strict=True))
         except DBAPIError:
+            if atomic:
+                raise
             results = []
             with self.store.session() as s:
                 for item in items:
@@ -395,18 +409,19 @@ class KnowledgeBase:
     def search(
         self, query: str, k: int = 10, lang: str | None = None, kind: str | None = None, *,
         mode: str = "hybrid", filters: SearchFilters | None = None, offset: int = 0, group: bool = True,
-        facets: bool = False,
+        facets: bool = False, viewer: Viewer = OPERATOR,
     ) -> SearchResponse:
         """Passages about `query`, in any language, one result per document unless `group=False`.
 
-        `lang` and `kind` are shorthands for the same fields of `filters`.
+        `lang` and `kind` are shorthands for the same fields of `filters`;
+        `viewer` limits the results to what that reader may see, masked for them.
         """
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
         filters = replace(filters or SearchFilters(), **{
             name: value for name, value in (("lang", lang), ("kind", kind)) if value is not None
         })
-        return run_search(self, SearchRequest(query, k, offset, mode, filters, group, facets))
+        return run_search(self, SearchRequest(query, k, offset, mode, filters, group, facets, viewer))
 
     def stats(self) -> Stats:
         self.refresh()
@@ -432,8 +447,8 @@ def _document_values(prep: PreparedDocument, now) -> dict:
     return {
         "source": doc.source, "source_file": doc.source_file, "title": _title(doc, prep.text)[:512],
         "kind": doc.kind, "lang": prep.lang, "languages": prep.languages, "is_mixed": prep.is_mixed,
-        "content_hash": prep.content_hash, "visibility": doc.visibility, "text": prep.text,
-        "meta": doc.metadata, "updated_at": now,
+        "content_hash": prep.content_hash, "visibility": normalize_visibility(doc.visibility), "text": prep.text,
+        "meta": doc.metadata, "personal_data": [span.to_dict() for span in prep.personal_data], "updated_at": now,
     }
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kb.chunking import ChunkSpec, chunk_text
@@ -22,10 +22,11 @@ from kb.config import Settings
 from kb.documents import DocumentInput
 from kb.embedding import model_input, resolve_model
 from kb.keywords import ANALYZER_VERSION, Analyzer, load_user_words
+from kb.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, mask
 
 # Part of every content hash: bump it when cleaning or chunking changes, so the
 # next ingest re-processes documents instead of skipping them as unchanged.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: personal data in notes kept out of the indexes
 # A language holding at least this share of a document's text makes it "mixed".
 MIXED_SHARE = 0.10
 # Languages with less than this share are not listed among a document's languages.
@@ -44,6 +45,24 @@ class PreparedDocument:
     lang: str
     languages: list[str]
     is_mixed: bool
+    personal_data: list[PiiSpan] = field(default_factory=list)
+
+    def index_text(self, chunk: ChunkSpec) -> str:
+        """What the indexes see of a chunk: its text with personal data replaced by labels."""
+        return index_text(self.text[chunk.start : chunk.end], self.personal_data, chunk.start)
+
+
+def index_text(text: str, personal_data: list[PiiSpan], offset: int = 0) -> str:
+    """Text for the embedder and the keyword index: nobody can find a note by a customer's phone number."""
+    return mask(text, personal_data, offset, blank=True) if personal_data else text
+
+
+def find_note_personal_data(doc: DocumentInput, text: str) -> list[PiiSpan]:
+    """Personal data in a note's cleaned text, its customer's own name and contacts included; none in guidance."""
+    if doc.note is None:
+        return []
+    known = [(NAME, doc.note.customer_name), (EMAIL, doc.note.customer_email), (PHONE, doc.note.customer_phone)]
+    return find_personal_data(text, known)
 
 
 def analyzer_version(user_words: list[str]) -> str:
@@ -108,8 +127,9 @@ class TextPreparer:
         ranked = [lang for lang, n in share.most_common() if n / total >= LISTED_SHARE]
         main = doc.language or (ranked[0] if ranked else "und")
         mixed = sum(1 for n in share.values() if n / total >= MIXED_SHARE) > 1
-        terms = [self.analyzer.term_texts(text[c.start : c.end]) for c in chunks]
-        return PreparedDocument(doc, content_hash(doc), text, chunks, terms, main, ranked or [main], mixed)
+        personal = find_note_personal_data(doc, text)
+        terms = [self.analyzer.term_texts(index_text(text[c.start : c.end], personal, c.start)) for c in chunks]
+        return PreparedDocument(doc, content_hash(doc), text, chunks, terms, main, ranked or [main], mixed, personal)
 
     def prepare_all(self, docs: list[DocumentInput]) -> list[PreparedDocument | str]:
         """Each document prepared, or the reason it could not be; never raises."""

@@ -27,6 +27,7 @@ MIN_PHONE_DIGITS = 8
 MAX_LOCAL_PHONE_DIGITS = 12
 # A name part shorter than this (a Chinese given name of one character, "Li") is masked only as part of the whole name.
 MIN_NAME_PART_CHARS = 3
+FILL = "•"
 LABELS = {EMAIL: "[email]", PHONE: "[phone]", NATIONAL_ID: "[ID number]", CARD: "[card number]", NAME: "[name]"}
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
@@ -130,15 +131,33 @@ def _without_overlaps(spans: list[PiiSpan]) -> list[PiiSpan]:
     return merged
 
 
-def mask(text: str, spans: Iterable[PiiSpan], offset: int = 0, labels: dict[str, str] | None = None) -> str:
-    """`text` (which starts at `offset` of the text the spans refer to) with every span replaced by its label."""
+def mask(text: str, spans: Iterable[PiiSpan], offset: int = 0, labels: dict[str, str] | None = None,
+         blank: bool = False) -> str:
+    """`text` (which starts at `offset` of the text the spans refer to) with every span masked.
+
+    The masked text is exactly as long as the original, so every offset
+    (citations, highlights, passages) stays true: a span becomes its label
+    padded with dots ("[phone]•••••••"), or dots alone when the label is longer;
+    with `blank`, spaces (for the indexes, which should see nothing there).
+    """
     labels = labels or LABELS
-    out, last = [], 0
-    for span in sorted(spans):
+    chars = list(text)
+    for span in spans:
         start, end = max(span.start - offset, 0), min(span.end - offset, len(text))
-        if end <= 0 or start >= len(text) or start < last:
+        if end <= start:
             continue
-        out += [text[last:start], labels.get(span.kind, "[…]")]
-        last = end
-    out.append(text[last:])
-    return "".join(out)
+        width = end - start
+        if blank:
+            fill = " " * width
+        else:
+            label = labels.get(span.kind, "")
+            fill = label + FILL * (width - len(label)) if len(label) <= width else FILL * width
+        chars[start:end] = fill
+    return "".join(chars)
+
+
+def mask_personal_data(text: str, name: str = "", email: str = "", phone: str = "") -> str:
+    """`text` with personal data masked, found afresh (for a note's separate fields)."""
+    if not text:
+        return text
+    return mask(text, find_personal_data(text, [(NAME, name), (EMAIL, email), (PHONE, phone)]))

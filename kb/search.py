@@ -17,17 +17,19 @@ those passages share part of the keyword score of the passage they say again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
 
+from kb.access import OPERATOR, Viewer
 from kb.chunk_table import SearchFilters
 from kb.cleaning import normalize_text
 from kb.languages import detect_language
+from kb.privacy import PiiSpan, mask
 from kb.snippets import Snippet, make_snippet
-from kb.store import Chunk
+from kb.store import Chunk, Document
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase
@@ -67,6 +69,7 @@ class SearchRequest:
     filters: SearchFilters = field(default_factory=SearchFilters)
     group: bool = True
     facets: bool = False  # count the candidates per language, kind, product, status, channel and tag
+    viewer: Viewer = OPERATOR  # who reads the results: what they may see, and whether personal data is masked
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -188,7 +191,11 @@ def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
     indexes = kb.indexes
     query_lang = detect_language(query)
     terms = list(dict.fromkeys(kb.analyzer.term_texts(query)))
-    allowed = indexes.table.allowed_ids(request.filters)
+    filters, visible = request.filters, None
+    if request.viewer.role is not None:
+        filters = replace(filters, visible_to=request.viewer.role)
+        visible = indexes.table.allowed_ids(SearchFilters(visible_to=request.viewer.role))
+    allowed = visible if visible is not None and request.filters.is_empty() else indexes.table.allowed_ids(filters)
     response = SearchResponse([], query, query_lang, terms, request.mode, request.filters, False, timings,
                               {} if request.facets else None)
     if allowed is not None and len(allowed) == 0 or len(indexes.table) == 0:
@@ -203,7 +210,7 @@ def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
     depth = max(MIN_DEPTH, DEPTH_PER_RESULT * (request.offset + request.k))
     wanted = request.offset + request.k + 1
     while True:
-        fused, dense, keyword, parts = _retrieve(kb, vector, terms, allowed, depth, request.mode, timings)
+        fused, dense, keyword, parts = _retrieve(kb, vector, terms, allowed, depth, request.mode, timings, visible)
         started = clock()
         groups = _group(kb, fused, request.group, wanted)
         timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
@@ -214,15 +221,19 @@ def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
     page = groups[request.offset : request.offset + request.k]
     response.has_more = len(groups) > request.offset + request.k
     started = clock()
-    response.results = _materialize(kb, page, dense, keyword, parts, set(terms))
+    response.results = _materialize(kb, page, dense, keyword, parts, set(terms),
+                                    mask_personal_data=not request.viewer.sees_personal_data)
     timings["fetch"] = clock() - started
     if request.facets:
         response.facets = indexes.table.facet_counts(fused[0][indexes.table.contains(fused[0])])
     return response
 
 
-def _retrieve(kb, vector, terms, allowed, depth, mode, timings):
-    """(fused ids, fused scores), the dense ranking, the keyword ranking and each chunk's (dense, keyword) parts."""
+def _retrieve(kb, vector, terms, allowed, depth, mode, timings, visible=None):
+    """(fused ids, fused scores), the dense ranking, the keyword ranking and each chunk's (dense, keyword) parts.
+
+    `allowed` are the chunks the filters and the reader's rights allow, `visible` those the rights alone allow.
+    """
     indexes = kb.indexes
     clock = time.perf_counter
     keyword = dense = _Ranking.empty()
@@ -232,7 +243,8 @@ def _retrieve(kb, vector, terms, allowed, depth, mode, timings):
         timings["keyword search"] = timings.get("keyword search", 0.0) + clock() - started
     if vector is not None:
         started = clock()
-        expanded = _expand(kb, vector, terms if mode == "hybrid" else None, keyword if allowed is None else None)
+        reuse = keyword if allowed is None or allowed is visible else None
+        expanded = _expand(kb, vector, terms if mode == "hybrid" else None, reuse, visible)
         dense = _Ranking(*indexes.vectors.search(expanded, depth, allowed))
         timings["vector search"] = timings.get("vector search", 0.0) + clock() - started
     if mode == "dense":
@@ -245,8 +257,13 @@ def _retrieve(kb, vector, terms, allowed, depth, mode, timings):
     return fused, dense, keyword, parts
 
 
-def _expand(kb, vector: np.ndarray, terms: list[str] | None, keyword: _Ranking | None) -> np.ndarray:
+def _expand(
+    kb, vector: np.ndarray, terms: list[str] | None, keyword: _Ranking | None, visible: np.ndarray | None = None,
+) -> np.ndarray:
     """Add the best passage of an unfiltered first pass to the query vector (pseudo-relevance feedback).
+
+    Unfiltered, except by what the reader may see (`visible`): a hidden
+    passage must not steer anyone's results.
 
     A question and a passage in another language are far apart, but two
     passages on one subject are close whatever their languages. The first pass
@@ -255,11 +272,11 @@ def _expand(kb, vector: np.ndarray, terms: list[str] | None, keyword: _Ranking |
     0.70-0.79 to 0.84-0.92 with dense search, same-language top-1 unchanged.
     """
     indexes = kb.indexes
-    first = _Ranking(*indexes.vectors.search(vector, MIN_DEPTH))
+    first = _Ranking(*indexes.vectors.search(vector, MIN_DEPTH, visible))
     ids = first.ids
     if terms:
         if keyword is None:
-            keyword = _Ranking(*indexes.keywords.search(terms, MIN_DEPTH, None))
+            keyword = _Ranking(*indexes.keywords.search(terms, MIN_DEPTH, visible))
         (ids, _), _ = fuse(indexes, vector, first, keyword)
     if len(ids) == 0:
         return vector
@@ -329,6 +346,21 @@ def lent_keyword_scores(indexes, dense_ids: np.ndarray, keyword_part: dict[int, 
 
 
 @dataclass
+class _ChunkRow:
+    id: int
+    text: str
+    lang: str
+    start: int
+    end: int
+
+
+def _masked(row) -> _ChunkRow:
+    """A chunk row whose text has its document's personal data replaced by labels."""
+    spans = [PiiSpan.from_dict(d) for d in row.personal_data or []]
+    return _ChunkRow(row.id, mask(row.text, spans, row.start) if spans else row.text, row.lang, row.start, row.end)
+
+
+@dataclass
 class _Group:
     doc_id: int
     chunks: list[tuple[int, float]]  # (chunk id, score), best first
@@ -356,16 +388,19 @@ def _group(kb, fused: tuple[np.ndarray, np.ndarray], group: bool, wanted: int) -
 
 def _materialize(
     kb, page: list[_Group], dense: _Ranking, keyword: _Ranking, parts: dict[int, tuple[float, float]],
-    terms: set[str],
+    terms: set[str], mask_personal_data: bool = False,
 ) -> list[SearchResult]:
     """Texts, snippets and explanations for the page's results (one database round trip)."""
     if not page:
         return []
     wanted = [cid for g in page for cid, _ in g.chunks[: 1 + MAX_PASSAGES]]
+    columns = [Chunk.id, Chunk.text, Chunk.lang, Chunk.start, Chunk.end]
     with kb.store.session() as s:
-        rows = {r.id: r for r in s.execute(
-            select(Chunk.id, Chunk.text, Chunk.lang, Chunk.start, Chunk.end).where(Chunk.id.in_(wanted))
-        )}
+        if mask_personal_data:
+            stmt = select(*columns, Document.personal_data).join(Document, Document.id == Chunk.document_id)
+            rows = {r.id: _masked(r) for r in s.execute(stmt.where(Chunk.id.in_(wanted)))}
+        else:
+            rows = {r.id: r for r in s.execute(select(*columns).where(Chunk.id.in_(wanted)))}
     dense_rank = {c: r for r, c in enumerate(dense.ids.tolist(), 1)}
     keyword_rank = {c: r for r, c in enumerate(keyword.ids.tolist(), 1)}
     results = []

@@ -57,6 +57,8 @@ class Document(Base):
     visibility: Mapped[str] = mapped_column(String(255), default="internal")
     text: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    # Spans of personal data in `text` ([{"start", "end", "kind"}], see kb.privacy), masked for most readers.
+    personal_data: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 

@@ -47,7 +47,9 @@ def test_the_records_own_name_is_found_whole_and_by_its_longer_parts():
     text = "Customer Jordan Whitlock called; Jordan says the router drops. 袁梦 也来电了。"
     spans = find_personal_data(text, [(NAME, "Jordan Whitlock"), (NAME, "袁梦"), (EMAIL, "")])
     masked = mask(text, spans)
-    assert masked == "Customer [name] called; [name] says the router drops. [name] 也来电了。"
+    assert masked == "Customer [name]••••••••• called; [name] says the router drops. •• 也来电了。"
+    assert len(masked) == len(text)
+    assert mask(text, spans, blank=True) == "Customer                 called;        says the router drops.    也来电了。"
 
 
 def test_the_records_phone_is_found_even_typed_without_spaces():
@@ -59,7 +61,7 @@ def test_mask_works_on_a_piece_of_the_text():
     text = "email a@example.com or call +66 91 337 6685 today"
     spans = find_personal_data(text)
     piece_start = 6
-    assert mask(text[piece_start:30], spans, offset=piece_start) == "[email] or call [phone]"
+    assert mask(text[piece_start:36], spans, offset=piece_start) == "[email]•••••• or call [phone]•"
 
 
 def _corpus_notes() -> list[dict]:

@@ -1,4 +1,4 @@
-"""accounts: users, API tokens and the audit log
+"""accounts: users, API tokens, the audit log, and where personal data sits in each document
 
 Revision ID: 0004
 Revises: 0003
@@ -15,6 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("documents") as batch_op:
+        batch_op.add_column(sa.Column("personal_data", sa.JSON(), nullable=False, server_default="[]"))
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -65,3 +67,5 @@ def downgrade() -> None:
     op.drop_table("audit_log")
     op.drop_table("api_tokens")
     op.drop_table("users")
+    with op.batch_alter_table("documents") as batch_op:
+        batch_op.drop_column("personal_data")
