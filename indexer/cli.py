@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                          ("enable", "let a disabled user sign in again")):
         users.add_parser(action, help=text).add_argument("username")
     users.add_parser("list", help="every user with their role").add_argument("--json", action="store_true")
+    users.add_parser("demo", help="create one demo user per role (those missing) and print their passwords once")
     return parser
 
 
@@ -333,6 +334,16 @@ def cmd_user(settings: Settings, args) -> int:
         elif args.user_command == "set-role":
             account = accounts.set_role(store, args.username, args.role)
             print(f"user {account.username} is now {account.role}")
+        elif args.user_command == "demo":
+            existing = {a.username for a in accounts.list_users(store)}
+            made = [accounts.add_user(store, f"demo-{role}", role, display_name=f"Demo {role}")
+                    for role in accounts.ROLES if f"demo-{role}" not in existing]
+            for account, password in made:
+                print(f"  {account.username:<16} {account.role:<9} password: {password}")
+            if made:
+                print("(demo passwords are shown only now)")
+            else:
+                print("demo users already exist; `kb user add` makes more")
         elif args.user_command in ("disable", "enable"):
             account = accounts.set_disabled(store, args.username, args.user_command == "disable")
             print(f"user {account.username} {'disabled' if account.disabled else 'enabled'}")

@@ -88,3 +88,14 @@ def test_kb_user_on_the_command_line(tmp_path, models_dir):
         "admin": ("admin", False), "wei": ("partner", True)}
     bad = run_kb("user", "set-role", "nobody", "agent", data_dir=data, models_dir=models_dir, check=False)
     assert bad.returncode == 2 and "no user named 'nobody'" in bad.stderr
+
+
+def test_kb_user_demo_makes_one_user_per_role_once(tmp_path, models_dir):
+    data = tmp_path / "data"
+    first = run_kb("user", "demo", data_dir=data, models_dir=models_dir).stdout
+    assert first.count("password: ") == len(accounts.ROLES)
+    assert "password: " not in run_kb("user", "demo", data_dir=data, models_dir=models_dir).stdout
+    store = Store(f"sqlite:///{data / 'kb.sqlite3'}")
+    password = next(line.split("password: ")[1] for line in first.splitlines() if "demo-partner" in line)
+    assert accounts.authenticate(store, "demo-partner", password.strip()).role == "partner"
+    store.dispose()

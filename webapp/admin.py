@@ -1,0 +1,48 @@
+"""Admins' pages: the audit log (read and export; nobody can change it here)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, render_template, request
+
+from kb import audit
+from webapp import get_kb
+from webapp.auth import record, require
+from webapp.params import BadParameter, int_param
+
+bp = Blueprint("admin", __name__)
+api = Blueprint("admin_api", __name__, url_prefix="/api/v1")
+PAGE_SIZE = 50
+
+
+def _filters() -> dict:
+    return {"actor": request.args.get("actor", "").strip() or None,
+            "action": request.args.get("action", "").strip() or None}
+
+
+@bp.route("/admin/audit")
+@require("audit")
+def audit_log():
+    page = int_param(request.args, "page", 1, 1, 100_000)
+    entries, total = audit.entries(get_kb().store, PAGE_SIZE, (page - 1) * PAGE_SIZE, **_filters())
+    return render_template("audit.html", entries=entries, total=total, page=page, page_size=PAGE_SIZE)
+
+
+@bp.route("/admin/audit/export")
+@require("audit")
+def audit_export():
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "jsonl"):
+        raise BadParameter("format", f"unknown value {fmt!r} (expected csv or jsonl)")
+    record(audit.EXPORT, "audit log", format=fmt)
+    mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    return Response(audit.export(get_kb().store, fmt), mimetype=f"{mimetype}; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="audit-log.{fmt}"'})
+
+
+@api.get("/audit")
+@require("audit")
+def api_audit():
+    limit = int_param(request.args, "limit", 100, 1, 1000)
+    offset = int_param(request.args, "offset", 0, 0, 10**9)
+    entries, total = audit.entries(get_kb().store, limit, offset, **_filters())
+    return jsonify({"entries": [e.to_dict() for e in entries], "total": total, "limit": limit, "offset": offset})

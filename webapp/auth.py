@@ -1,0 +1,313 @@
+"""Signing in and who is asking: sessions (Flask-Login), API tokens, CSRF (Flask-WTF), throttling, the account page.
+
+Every page and API call needs a signed-in user, except signing in itself, the
+health checks, the API description and static files. A browser signs in with
+a password and gets a session; a program sends `Authorization: Bearer <token>`
+with a token made on the account page. Forms and any cookie-authenticated
+API call carry a CSRF token; token-authenticated calls need none (no cookie,
+so nothing for another site to ride on).
+
+Failed sign-ins are counted in the audit log, so throttling holds across
+every worker process: after THROTTLE_FAILURES failures for one user name (or
+THROTTLE_FAILURES_PER_ADDRESS from one address) in THROTTLE_WINDOW, sign-ins
+are refused for the rest of the window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from functools import wraps
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import func, select
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from kb import accounts, audit
+from kb.access import Viewer
+from kb.store import AuditEntry, utcnow
+from webapp import get_kb
+from webapp.errors import error_response, wants_json
+
+bp = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+THROTTLE_WINDOW = dt.timedelta(minutes=15)
+THROTTLE_FAILURES = 5
+THROTTLE_FAILURES_PER_ADDRESS = 20
+LOGIN_FAILED = "login_failed"
+# Endpoints anyone may reach without signing in.
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "api.openapi"}
+
+
+class SignedInUser(UserMixin):
+    """Flask-Login's user: an account, identified in the session with its epoch (see kb.accounts)."""
+
+    def __init__(self, account: accounts.Account) -> None:
+        self.account = account
+
+    def get_id(self) -> str:
+        return f"{self.account.id}:{self.account.session_epoch}"
+
+    def can(self, permission: str) -> bool:
+        return self.account.can(permission)
+
+
+def init_app(app: Flask) -> None:
+    settings = get_kb().settings
+    app.config.setdefault("SECRET_KEY", _secret_key(settings.data_dir))
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_SECURE", settings.extra.get("cookie_secure", True))
+    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", dt.timedelta(hours=12))
+    # CSRF is checked in `guard`, where token-authenticated API calls are told apart.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def guard():
+        if _bearer_token() is None and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            csrf.protect()
+        if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+            return None
+        if wants_json():
+            return error_response(401, "unauthorized",
+                                  "sign in, or send 'Authorization: Bearer <token>' with a token from your account page")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+    @app.errorhandler(CSRFError)
+    def csrf_refused(exc: CSRFError):
+        if wants_json():
+            return error_response(400, "csrf_failed", "the CSRF token is missing or wrong: reload the page and try again")
+        return render_template("error.html", code=400,
+                               message=_("This form has expired or did not come from this site. Reload the page and try again.")), 400
+
+    @app.context_processor
+    def account_context():
+        user = current_user if current_user.is_authenticated else None
+        return {"signed_in": user.account if user else None,
+                "can": (lambda permission: bool(user and user.can(permission))),
+                "role_names": role_names()}
+
+
+def role_names() -> dict[str, str]:
+    return {accounts.ADMIN: _("Administrator"), accounts.TRAINER: _("Trainer"), accounts.AGENT: _("Support agent"),
+            accounts.EMPLOYEE: _("Employee"), accounts.PARTNER: _("Partner")}
+
+
+def _secret_key(data_dir: Path) -> str:
+    """KB_SECRET_KEY, else a random key kept in the data directory (so every worker and restart shares it)."""
+    import os
+
+    if os.environ.get("KB_SECRET_KEY"):
+        return os.environ["KB_SECRET_KEY"]
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        tmp.write_text(secrets.token_hex(32))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic and never overwrites: two workers starting at once agree
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+@login_manager.user_loader
+def _load_user(session_id: str) -> SignedInUser | None:
+    user_id, _, epoch = session_id.partition(":")
+    if not user_id.isdigit() or not epoch.isdigit():
+        return None
+    account = accounts.get_user(get_kb().store, int(user_id))
+    if account is None or account.disabled or account.session_epoch != int(epoch):
+        return None  # signed out everywhere, disabled, or the role changed
+    return SignedInUser(account)
+
+
+@login_manager.request_loader
+def _load_user_from_token(_request) -> SignedInUser | None:
+    token = _bearer_token()
+    if token is None:
+        return None
+    account = accounts.account_for_token(get_kb().store, token)
+    return SignedInUser(account) if account else None
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def current_viewer() -> Viewer:
+    """The signed-in user as a reader of documents (their role decides what they see and what is masked)."""
+    if not current_user.is_authenticated:
+        return Viewer("partner")  # the least trusted reader, should anything run before the guard
+    return Viewer(current_user.account.role)
+
+
+def current_actor() -> str:
+    return f"user:{current_user.account.username}" if current_user.is_authenticated else "anonymous"
+
+
+def require(permission: str):
+    """A view only users with `permission` may use (403 for the others)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated or not current_user.can(permission):
+                if wants_json():
+                    return error_response(403, "forbidden", f"your role does not have the {permission!r} permission")
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def record(action: str, target: str = "", **details) -> None:
+    """Add an entry to the audit log for the signed-in user."""
+    audit.record(get_kb().store, current_actor(), action, target, details)
+
+
+# -- signing in ------------------------------------------------------------------
+
+
+class LoginForm(FlaskForm):
+    username = StringField(validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(validators=[DataRequired(), Length(max=1000)])
+
+
+def _throttled(username: str, address: str) -> bool:
+    since = utcnow() - THROTTLE_WINDOW
+    with get_kb().store.session() as s:
+        recent = select(func.count(AuditEntry.id)).where(AuditEntry.action == LOGIN_FAILED, AuditEntry.at >= since)
+        by_name = s.scalar(recent.where(AuditEntry.target == username))
+        by_address = s.scalar(recent.where(AuditEntry.actor == f"address:{address}"))
+    return by_name >= THROTTLE_FAILURES or by_address >= THROTTLE_FAILURES_PER_ADDRESS
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never send someone elsewhere after signing in."""
+    if not target:
+        return url_for("pages.home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("pages.home")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    error, status = None, 200
+    if request.method == "POST":
+        username = (form.username.data or "").strip().lower()
+        address = request.remote_addr or "unknown"
+        store = get_kb().store
+        if _throttled(username, address):
+            error, status = _("Too many failed sign-ins. Wait a quarter of an hour and try again."), 429
+        elif form.validate():
+            account = accounts.authenticate(store, username, form.password.data)
+            if account is not None:
+                session.clear()
+                login_user(SignedInUser(account))
+                session.permanent = True
+                audit.record(store, f"user:{account.username}", "login", "", {"address": address})
+                return redirect(_safe_next(request.args.get("next")), code=303)
+            audit.record(store, f"address:{address}", LOGIN_FAILED, username, {})
+            error, status = _("Wrong user name or password."), 401
+        else:
+            error, status = _("Type your user name and password."), 400
+    return render_template("login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.post("/account/sign-out-everywhere")
+def sign_out_everywhere():
+    accounts.sign_out_everywhere(get_kb().store, current_user.account.id)
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"), code=303)
+
+
+# -- the account page: password and API tokens ----------------------------------------
+
+
+class TokenForm(FlaskForm):
+    name = StringField(validators=[DataRequired(), Length(max=100)])
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField(validators=[DataRequired()])
+    new = PasswordField(validators=[DataRequired(), Length(min=accounts.MIN_PASSWORD_CHARS, max=1000)])
+
+
+@bp.route("/account")
+def account():
+    return _account_page()
+
+
+def _account_page(new_token: str | None = None, error: str | None = None, status: int = 200):
+    store = get_kb().store
+    tokens = accounts.list_tokens(store, current_user.account.id)
+    return render_template("account.html", tokens=tokens, new_token=new_token, error=error,
+                           token_form=TokenForm(formdata=None), password_form=PasswordForm(formdata=None),
+                           min_password=accounts.MIN_PASSWORD_CHARS), status
+
+
+@bp.post("/account/tokens")
+def create_token():
+    form = TokenForm()
+    if not form.validate():
+        return _account_page(error=_("Give the token a name that says where it is used."), status=400)
+    _info, token = accounts.create_token(get_kb().store, current_user.account.id, form.name.data)
+    return _account_page(new_token=token, status=201)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+def revoke_token(token_id: int):
+    if not accounts.revoke_token(get_kb().store, current_user.account.id, token_id):
+        abort(404)
+    return redirect(url_for("auth.account"), code=303)
+
+
+@bp.post("/account/password")
+def change_password():
+    form = PasswordForm()
+    store = get_kb().store
+    me = current_user.account
+    if not form.validate():
+        return _account_page(error=_("The new password needs at least %(num)d characters.",
+                                     num=accounts.MIN_PASSWORD_CHARS), status=400)
+    if accounts.authenticate(store, me.username, form.current.data) is None:
+        return _account_page(error=_("The current password is wrong."), status=400)
+    updated = accounts.set_password(store, me.username, form.new.data)
+    login_user(SignedInUser(updated))  # this browser stays signed in; every other session ends
+    flash(_("Password changed. Every other session has been signed out."))
+    return redirect(url_for("auth.account"), code=303)
+
