@@ -170,3 +170,19 @@ def test_keyboard_users_can_skip_to_the_content_and_every_field_has_a_label(page
     labels = page.evaluate("Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea')).every("
                            "e => e.labels && e.labels.length > 0)")
     assert labels
+
+
+def test_an_employee_browses_a_topic_in_every_language(page, portal):
+    page.goto(f"{portal}/?ui=zh_Hans")
+    page.click("header nav >> text=主题")
+    page.wait_for_url("**/topics")
+    page.click(".topic-list a.topic-name[href$='/topics/data-quality']")
+    page.wait_for_url("**/topics/data-quality")
+    sections = page.locator("section.topic-lang h2")
+    assert sections.first.get_attribute("lang") == "zh", "the reader's own language comes first"
+    assert sorted(sections.evaluate_all("els => els.map(e => e.lang)")) == ["en", "th", "zh"]
+    shot(page, "topic-zh")
+    page.locator("section.topic-lang").nth(1).locator(".doclist a").first.click()
+    page.wait_for_url("**/documents/**")
+    assert page.locator(".doc-meta a.term[href$='/topics/data-quality']").count() == 1
+    assert page.locator(".related li").count() > 0, "the same guidance in the other languages"

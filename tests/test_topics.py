@@ -8,7 +8,14 @@ import pytest
 
 from indexer.pipeline import ingest_paths
 from kb.chunk_table import SearchFilters
-from kb.topics import TopicError, list_topics, normalize_topic, set_document_topics, topic_documents, topics_from_folders
+from kb.topics import (
+    TopicError,
+    list_topics,
+    normalize_topic,
+    set_document_topics,
+    topic_documents,
+    topics_from_folders,
+)
 from tests.test_api import check
 from webapp import create_app
 

@@ -1,13 +1,299 @@
-"""Support agents' pages and API: the case list, one case, similar past cases, "this helped", note import."""
+"""Support agents' pages and API: the case list, one case, similar past cases, "this helped", note import.
+
+Each view is one call into `kb.cases` or `indexer.note_import`. Every page
+works without JavaScript: "this helped" is a form that posts and comes back
+to the same results (`static/cases.js` does the same through the API in place).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import datetime as dt
+import json
+
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
+
+from indexer.note_import import (
+    FORMATS,
+    BadMapping,
+    ImportProblem,
+    ImportReport,
+    check_import,
+    clean_mapping,
+    discard_pending,
+    find_pending,
+    guess_mapping,
+    import_notes,
+    read_table,
+    save_pending,
+    stored_path,
+)
+from kb.cases import (
+    MAX_SIMILAR,
+    CaseFilters,
+    case_filter_values,
+    get_case,
+    list_cases,
+    mark_helped,
+    similar_cases,
+    unmark_helped,
+    voter_marks,
+)
+from kb.documents import NOTE_FIELDS, ReadError
+from kb.search import EmptyQueryError
+from webapp import get_kb
+from webapp.actor import actor_id
+from webapp.errors import error_response
+from webapp.params import BadParameter, int_param
 
 bp = Blueprint("cases", __name__)
 api = Blueprint("cases_api", __name__, url_prefix="/api/v1/cases")
 
+PAGE_SIZE = 20
+SIMILAR_ON_PAGE = 10
+MAX_LIST = 200
+FILTER_FIELDS = ("product", "channel", "status", "from", "to")
+
+
+def case_filters(values: MultiDict | dict) -> CaseFilters:
+    """Product, channel, status and a date range (from/to, YYYY-MM-DD) from a form, query or JSON body."""
+    text = {}
+    for name in ("product", "channel", "status"):
+        value = values.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadParameter(name, "text is required")
+        text[name] = (value or "").strip() or None
+    dates = {name: _date(values.get(name), name) for name in ("from", "to")}
+    if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
+        raise BadParameter("from", "the start date is after the end date")
+    return CaseFilters(**text, date_from=dates["from"], date_to=dates["to"])
+
+
+def _date(raw, name: str) -> dt.date | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise BadParameter(name, "a date as text (YYYY-MM-DD) is required")
+    try:
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise BadParameter(name, f"{raw!r} is not a date (expected YYYY-MM-DD)") from None
+
+
+def _page_number(raw: str | None) -> int:
+    try:
+        return max(1, min(int(raw or 1), 10_000))
+    except ValueError:
+        return 1
+
+
+# -- pages ------------------------------------------------------------------------
+
 
 @bp.route("/cases")
 def cases():
-    return "cases: to be written"
+    kb = get_kb()
+    page = _page_number(request.args.get("page"))
+    error, items, total = None, [], 0
+    try:
+        filters = case_filters(request.args)
+        items, total = list_cases(kb, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    except BadParameter as exc:
+        error, filters = str(exc), CaseFilters()
+    return render_template("cases.html", cases=items, total=total, page=page, page_size=PAGE_SIZE,
+                           filters=filters, options=case_filter_values(kb), error=error), 400 if error else 200
+
+
+@bp.route("/cases/<int:doc_id>")
+def case(doc_id: int):
+    kb = get_kb()
+    found = get_case(kb, doc_id)
+    if found is None:
+        abort(404)
+    marked = doc_id in voter_marks(kb, actor_id(), [doc_id])
+    return render_template("case.html", case=found, marked=marked)
+
+
+@bp.route("/cases/similar", methods=["GET", "POST"])
+def similar():
+    kb = get_kb()
+    values = request.form if request.method == "POST" else request.args
+    text = values.get("q", "")
+    source_case = None
+    if values.get("case", "").isdigit():  # "similar to this case": its complaint, itself left out
+        source_case = get_case(kb, int(values["case"]))
+        if source_case and not text.strip():
+            text = source_case.complaint
+    error, results, filters = None, None, CaseFilters()
+    try:
+        filters = case_filters(values)
+        if text.strip():
+            exclude = (source_case.doc_id,) if source_case else ()
+            results = similar_cases(kb, text, k=SIMILAR_ON_PAGE, filters=filters, exclude=exclude)
+        elif request.method == "POST":
+            error = _("Paste or type the customer's complaint.")
+    except EmptyQueryError:
+        error = _("Paste or type the customer's complaint.")
+    except BadParameter as exc:
+        error = str(exc)
+    marks = voter_marks(kb, actor_id(), [c.doc_id for c in results or []])
+    return render_template("similar.html", text=text, results=results, filters=filters, marks=marks,
+                           options=case_filter_values(kb), error=error), 400 if error else 200
+
+
+@bp.post("/cases/<int:doc_id>/helped")
+def helped(doc_id: int):
+    """The "this helped" form: mark (or with `undo`, unmark), then back to where it was clicked."""
+    kb = get_kb()
+    change = unmark_helped if request.form.get("undo") else mark_helped
+    if change(kb, doc_id, actor_id()) is None:
+        abort(404)
+    if request.form.get("back") == "similar":
+        # 307 repeats the same POST (the complaint and filters ride along), so the agent
+        # sees the same results again with the new count, without a long URL.
+        return redirect(url_for("cases.similar") + f"#case-{doc_id}", code=307)
+    target = request.form.get("next", "")
+    if not target.startswith("/") or target.startswith("//"):
+        target = url_for("cases.case", doc_id=doc_id)
+    return redirect(target, code=303)
+
+
+@bp.route("/cases/import", methods=["GET", "POST"])
+def import_upload():
+    """Step 1: upload a .csv or .jsonl file; it is kept under a random token until imported."""
+    if request.method == "GET":
+        return render_template("import_notes.html", step="upload", error=None)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render_template("import_notes.html", step="upload", error=_("Choose a .csv or .jsonl file.")), 400
+    data = upload.read()
+    try:
+        read_table(upload.filename, data)  # refuse what cannot be read before keeping it
+        pending = save_pending(get_kb().settings.data_dir, upload.filename, data)
+    except ReadError as exc:
+        return render_template("import_notes.html", step="upload", error=str(exc)), 400
+    return redirect(url_for("cases.import_mapping", token=pending.token), code=303)
+
+
+def _form_mapping(values: MultiDict, columns: list[str]) -> dict[str, str]:
+    """The mapping chosen in the form (`map_<field>`), or the best guess when none was sent yet."""
+    if not any(key.startswith("map_") for key in values):
+        return guess_mapping(columns)
+    return {name: values.get(f"map_{name}", "") for name in NOTE_FIELDS if values.get(f"map_{name}")}
+
+
+@bp.route("/cases/import/<token>", methods=["GET", "POST"])
+def import_mapping(token: str):
+    """Step 2 (GET): map the columns and check every row. Step 3 (POST): import them all, or none."""
+    kb = get_kb()
+    pending = find_pending(kb.settings.data_dir, token)
+    if pending is None:
+        abort(404)
+    data = pending.read()
+    try:
+        table = read_table(pending.name, data)
+    except ReadError as exc:
+        discard_pending(pending)
+        return render_template("import_notes.html", step="upload", error=str(exc)), 400
+    values = request.form if request.method == "POST" else request.args
+    mapping = _form_mapping(values, table.columns)
+    report = None
+    if request.method == "POST" or values.get("check"):
+        report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, pending.name)))
+        report = import_notes(kb, report, data, dry_run=request.method != "POST")
+        if request.method == "POST" and report.ok:
+            discard_pending(pending)
+            return render_template("import_notes.html", step="done", report=report, error=None)
+    status = 422 if report is not None and not report.ok else 200
+    return render_template("import_notes.html", step="map", token=token, name=pending.name, table=table,
+                           mapping=mapping, report=report, fields=NOTE_FIELDS, error=None), status
+
+
+# -- API --------------------------------------------------------------------------
+
+
+@api.errorhandler(BadParameter)
+def bad_parameter(exc: BadParameter):
+    return error_response(400, "bad_parameter", str(exc))
+
+
+def _not_found(doc_id: int):
+    return error_response(404, "not_found", f"no case with id {doc_id} (only customer notes are cases)")
+
+
+@api.get("")
+def api_list():
+    args = request.args
+    limit = int_param(args, "limit", 20, 1, MAX_LIST)
+    offset = int_param(args, "offset", 0, 0, 10**9)
+    items, total = list_cases(get_kb(), case_filters(args), limit=limit, offset=offset)
+    return jsonify({"cases": [c.to_dict() for c in items], "total": total, "limit": limit, "offset": offset})
+
+
+@api.get("/<int:doc_id>")
+def api_case(doc_id: int):
+    found = get_case(get_kb(), doc_id)
+    return jsonify(found.to_dict()) if found else _not_found(doc_id)
+
+
+@api.post("/similar")
+def api_similar():
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return error_response(400, "bad_json", 'send a JSON object such as {"text": "...", "k": 10}')
+    text = payload.get("text")
+    if not isinstance(text, str):
+        raise BadParameter("text", "the complaint, as a string, is required")
+    k = payload.get("k", 10)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SIMILAR:
+        raise BadParameter("k", f"a whole number between 1 and {MAX_SIMILAR} is required")
+    filters = case_filters(payload)
+    try:
+        results = similar_cases(get_kb(), text, k=k, filters=filters)
+    except EmptyQueryError as exc:
+        return error_response(400, "empty_query", str(exc))
+    return jsonify({"results": [c.to_dict() for c in results], "filters": filters.to_dict()})
+
+
+@api.post("/<int:doc_id>/helped")
+def api_mark(doc_id: int):
+    result = mark_helped(get_kb(), doc_id, actor_id())
+    return jsonify(result.to_dict()) if result else _not_found(doc_id)
+
+
+@api.delete("/<int:doc_id>/helped")
+def api_unmark(doc_id: int):
+    result = unmark_helped(get_kb(), doc_id, actor_id())
+    return jsonify(result.to_dict()) if result else _not_found(doc_id)
+
+
+@api.post("/import")
+def api_import():
+    """Multipart `file` (.csv/.jsonl), optional `mapping` (JSON) and `dry_run=1`: 201 imported, 422 problems."""
+    kb = get_kb()
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return error_response(400, "no_file", "send the notes file in the multipart field 'file'")
+    chosen = request.form.get("mapping", "").strip()
+    try:
+        chosen_mapping = json.loads(chosen) if chosen else {}
+        if not isinstance(chosen_mapping, dict):
+            raise BadMapping('the mapping is an object {"our field": "their column"}')
+        clean_mapping(chosen_mapping)
+    except (ValueError, BadMapping) as exc:
+        raise BadParameter("mapping", str(exc) if isinstance(exc, BadMapping) else "not valid JSON") from None
+    dry_run = (request.form.get("dry_run") or request.args.get("dry_run") or "").lower() in ("1", "true", "yes")
+    data = upload.read()
+    try:
+        table = read_table(upload.filename, data)
+    except ReadError as exc:
+        fmt = FORMATS.get("." + upload.filename.rsplit(".", 1)[-1].lower(), "")
+        report = ImportReport(upload.filename, fmt, [], {}, problems=[ImportProblem(None, None, str(exc))])
+        return jsonify(report.to_dict()), 422
+    # Fields the client names override the guesses; naming one with "" or null unmaps it.
+    mapping = clean_mapping({**guess_mapping(table.columns), **chosen_mapping})
+    report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, upload.filename)))
+    report = import_notes(kb, report, data, dry_run=dry_run)
+    status = 422 if not report.ok else 201 if report.imported else 200
+    return jsonify(report.to_dict()), status

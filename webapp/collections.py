@@ -1,13 +1,530 @@
-"""Trainers' collections: pages and API to gather, order, annotate, share and export workshop passages."""
+"""Trainers' collections: pages and API to gather, order, annotate, share and export workshop passages.
+
+Every page works without JavaScript: each change is a small POST form that
+redirects back (303) to where it was made. Until accounts exist, everyone may
+edit every collection; a collection is shown read-only to anyone holding its
+share link (`/shared/<token>`), which stops working when sharing is turned off.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import base64
+import hashlib
+import re
+import unicodedata
+from urllib.parse import quote
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from kb.collections import (
+    LANGUAGES,
+    MAX_WHOLE_DOCUMENT_CHARS,
+    CollectionError,
+    CollectionView,
+    NotFoundError,
+    add_item,
+    annotate_item,
+    create_collection,
+    delete_collection,
+    get_collection,
+    list_collections,
+    move_item,
+    parallel_passages,
+    remove_item,
+    reorder_items,
+    set_sharing,
+    shared_collection,
+    update_collection,
+)
+from kb.handouts import HandoutLabels, build_handout, to_docx, to_markdown
+from webapp import get_kb
+from webapp.actor import actor_id
+from webapp.errors import error_response
+from webapp.i18n import CONTENT_LANGUAGE, select_locale
+from webapp.params import BadParameter
 
 bp = Blueprint("collections", __name__)
 api = Blueprint("collections_api", __name__, url_prefix="/api/v1/collections")
 
+# The last collection something was added to (or opened): the one-click buttons add to it.
+CURRENT_COOKIE = "kb_collection"
+CURRENT_COOKIE_MAX_AGE = 365 * 24 * 3600
+EXPORT_FORMATS = {
+    "md": ("text/markdown; charset=utf-8", "md"),
+    "html": ("text/html; charset=utf-8", "html"),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+}
+# The interface locale a handout's labels are written in, per workshop language.
+HANDOUT_LOCALE = {"th": "th", "zh": "zh_Hans", "en": "en"}
 
-@bp.route("/collections")
+
+# -- shared by the pages and the API ------------------------------------------------
+
+
+def export_response(view: CollectionView, fmt: str | None) -> Response:
+    """The collection as a Markdown, printable HTML or Word file, named after the collection."""
+    if fmt not in EXPORT_FORMATS:
+        raise BadParameter("format", f"unknown value {fmt!r} (expected one of: {', '.join(EXPORT_FORMATS)})")
+    content_type, extension = EXPORT_FORMATS[fmt]
+    handout = build_handout(
+        view,
+        document_url=lambda doc_id: url_for("pages.document", doc_id=doc_id, _external=True),
+        passage_url=lambda item: url_for("pages.document", doc_id=item.doc_id, start=item.start, end=item.end,
+                                         _external=True) + "#passage",
+    )
+    with force_locale(_handout_locale(view.lang)):
+        labels = HandoutLabels(note=_("Note"), source=_("Source"), sources=_("Sources"),
+                               document_gone=_("no longer in the knowledge base"))
+        if fmt == "md":
+            body: str | bytes = to_markdown(handout, labels)
+        elif fmt == "docx":
+            body = to_docx(handout, labels)
+        else:
+            body = render_template("handout.html", handout=handout, labels=labels,
+                                   handout_lang=view.lang or CONTENT_LANGUAGE[select_locale()])
+    response = Response(body, content_type=content_type)
+    if fmt == "html":
+        response.headers["Content-Security-Policy"] = handout_policy(body)
+    disposition = "inline" if fmt == "html" else "attachment"  # the HTML handout opens ready to print
+    response.headers["Content-Disposition"] = content_disposition(disposition, view.name, view.id, extension)
+    return response
+
+
+def handout_policy(html: str) -> str:
+    """A content security policy for the printable handout: its own <style> (by hash) and nothing else.
+
+    The handout carries its style inside it, so that a saved copy prints the
+    same; the portal's policy allows only style files, so this page says
+    exactly which inline style may apply, and allows no script at all.
+    """
+    digests = [base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+               for style in re.findall(r"<style>(.*?)</style>", html, re.S)]
+    styles = " ".join(f"'sha256-{digest}'" for digest in digests) or "'none'"
+    return f"default-src 'none'; style-src {styles}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+def _handout_locale(lang: str) -> str:
+    current = select_locale()
+    if not lang or CONTENT_LANGUAGE[current] == lang:
+        return current  # keeps Traditional Chinese for a Traditional Chinese reader
+    return HANDOUT_LOCALE[lang]
+
+
+def content_disposition(disposition: str, name: str, collection_id: int, extension: str) -> str:
+    """`attachment` with an ASCII `filename` and the real (Thai, Chinese) name in RFC 5987 `filename*`."""
+    cleaned = re.sub(r'[\x00-\x1f\x7f\\/:*?"<>|;]+', " ", unicodedata.normalize("NFC", name))
+    cleaned = " ".join(cleaned.split()).strip(". ")[:80] or f"collection-{collection_id}"
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "-",
+                        unicodedata.normalize("NFKD", cleaned).encode("ascii", "ignore").decode()).strip("-.")
+    if len(re.sub(r"[^A-Za-z0-9]", "", ascii_name)) < 3:
+        ascii_name = f"collection-{collection_id}"
+    return (f'{disposition}; filename="{ascii_name}.{extension}"; '
+            f"filename*=UTF-8''{quote(f'{cleaned}.{extension}', safe='')}")
+
+
+def with_share_url(body: dict, view: CollectionView) -> dict:
+    body["share_url"] = (url_for("collections.shared", token=view.share_token, _external=True)
+                         if view.share_token else None)
+    return body
+
+
+# -- the one-click "Add to collection" control (search, answers, documents) -----------
+
+
+@bp.app_context_processor
+def collection_helpers():
+    return {"collection_choices": collection_choices, "max_whole_document_chars": MAX_WHOLE_DOCUMENT_CHARS}
+
+
+class CollectionChoices:
+    """The collections an "Add" button can add to, which one it adds to, and what that one holds.
+
+    It adds to the collection last added to or opened in this browser (a
+    cookie), else to this actor's most recently changed one, else to a new one.
+    """
+
+    def __init__(self) -> None:
+        kb = get_kb()
+        self.collections = list_collections(kb)
+        remembered = request.cookies.get(CURRENT_COOKIE, "")
+        self.current = next((c for c in self.collections if str(c.id) == remembered), None)
+        if self.current is None:  # this browser's most recently changed one; else "New collection"
+            self.current = next((c for c in self.collections if c.owner == actor_id()), None)
+        items = get_collection(kb, self.current.id).items if self.current else []
+        self._held = {(i.doc_id, i.start, i.end) for i in items}
+
+    def holds(self, doc_id: int, start: int | None, end: int | None) -> bool:
+        return (doc_id, start, end) in self._held
+
+
+def collection_choices() -> CollectionChoices:
+    if "collection_choices" not in g:
+        g.collection_choices = CollectionChoices()
+    return g.collection_choices
+
+
+@bp.post("/collections/add")
+def add_from_page():
+    """Add a passage from a search result, an answer or a document, then go back there."""
+    form = request.form
+    kb = get_kb()
+    target = form.get("collection", "")
+    try:
+        doc_id = _form_int("doc_id", required=True)
+        chunk_id, start, end = _form_int("chunk_id"), _form_int("start"), _form_int("end")
+        if target == "new":
+            name = form.get("new_name", "").strip()[:200] or _("New collection")
+            collection_id = create_collection(kb, name, lang=CONTENT_LANGUAGE[select_locale()],
+                                              owner=actor_id()).id
+            try:
+                add_item(kb, collection_id, doc_id, chunk_id, start, end)
+            except (CollectionError, NotFoundError):
+                delete_collection(kb, collection_id)  # nothing is left behind by a failed add
+                raise
+        else:
+            collection_id = _form_int("collection", required=True)
+            add_item(kb, collection_id, doc_id, chunk_id, start, end)
+    except (CollectionError, BadParameter) as exc:
+        return render_template("error.html", code=400, message=str(exc)), 400
+    except NotFoundError as exc:
+        return render_template("error.html", code=404, message=str(exc)), 404
+    anchor = re.sub(r"[^A-Za-z0-9_-]", "", form.get("anchor", ""))
+    back = _local_url(form.get("next", "")) or url_for("collections.collection", collection_id=collection_id)
+    response = redirect(back + (f"#{anchor}" if anchor else ""), code=303)
+    remember_current(response, collection_id)
+    return response
+
+
+def _form_int(name: str, required: bool = False) -> int | None:
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        if required:
+            raise BadParameter(name, "is required")
+        return None
+    if not raw.isdigit():
+        raise BadParameter(name, f"{raw!r} is not a whole number")
+    return int(raw)
+
+
+def _local_url(value: str) -> str | None:
+    """A path on this site to go back to (never another site's address)."""
+    if value.startswith("/") and not value.startswith("//") and "\\" not in value and "\n" not in value:
+        return value.rstrip("?")
+    return None
+
+
+def remember_current(response: Response, collection_id: int) -> None:
+    response.set_cookie(CURRENT_COOKIE, str(collection_id), max_age=CURRENT_COOKIE_MAX_AGE, samesite="Lax",
+                        httponly=True)
+
+
+# -- pages --------------------------------------------------------------------------
+
+
+@bp.route("/collections", methods=["GET", "POST"])
 def collections():
-    return "collections: to be written"
+    kb = get_kb()
+    error, values = None, {}
+    if request.method == "POST":
+        values = request.form
+        try:
+            view = create_collection(kb, values.get("name", ""), values.get("description", ""),
+                                     values.get("lang", ""), owner=actor_id())
+        except CollectionError as exc:
+            error = _field_message(exc)
+        else:
+            response = redirect(url_for("collections.collection", collection_id=view.id), code=303)
+            remember_current(response, view.id)
+            return response
+    return render_template("collections.html", collections=list_collections(kb), error=error, values=values,
+                           languages=LANGUAGES), 400 if error else 200
+
+
+def _field_message(exc: CollectionError) -> str:
+    if exc.field == "name" and not request.form.get("name", "").strip():
+        return _("A collection needs a name.")
+    return str(exc)  # names the field; the rarer problems (too long, unknown language) are in English
+
+
+def _collection_or_404(collection_id: int) -> CollectionView:
+    try:
+        return get_collection(get_kb(), collection_id)
+    except NotFoundError:
+        abort(404)
+
+
+def render_collection(view: CollectionView, editable: bool, error: str | None = None, status: int = 200):
+    kb = get_kb()
+    parallels = parallel_passages(kb, view.items)
+    held = {(i.doc_id, i.start, i.end) for i in view.items}
+    if editable:
+        exports = {fmt: url_for("collections.export", collection_id=view.id, format=fmt) for fmt in EXPORT_FORMATS}
+    else:
+        exports = {fmt: url_for("collections.shared_export", token=view.share_token, format=fmt)
+                   for fmt in EXPORT_FORMATS}
+    share_url = url_for("collections.shared", token=view.share_token, _external=True) if view.share_token else None
+    return render_template("collection.html", collection=view, editable=editable, parallels=parallels, held=held,
+                           exports=exports, share_url=share_url, error=error, languages=LANGUAGES), status
+
+
+@bp.get("/collections/<int:collection_id>")
+def collection(collection_id: int):
+    response = make_response(render_collection(_collection_or_404(collection_id), editable=True))
+    remember_current(response, collection_id)
+    return response
+
+
+def _back_to(collection_id: int, item_id: int | None = None):
+    anchor = f"#item-{item_id}" if item_id else ""
+    return redirect(url_for("collections.collection", collection_id=collection_id) + anchor, code=303)
+
+
+@bp.post("/collections/<int:collection_id>/edit")
+def edit(collection_id: int):
+    form = request.form
+    try:
+        update_collection(get_kb(), collection_id, form.get("name", ""), form.get("description", ""),
+                          form.get("lang", ""))
+    except NotFoundError:
+        abort(404)
+    except CollectionError as exc:
+        return render_collection(_collection_or_404(collection_id), True, _field_message(exc), 400)
+    return _back_to(collection_id)
+
+
+@bp.post("/collections/<int:collection_id>/delete")
+def delete(collection_id: int):
+    view = _collection_or_404(collection_id)
+    if request.form.get("confirm") != "yes":
+        return render_collection(view, True, _("Tick the box to confirm that the collection should be deleted."), 400)
+    delete_collection(get_kb(), collection_id)
+    return redirect(url_for("collections.collections"), code=303)
+
+
+@bp.post("/collections/<int:collection_id>/items/<int:item_id>/move")
+def move(collection_id: int, item_id: int):
+    steps = {"up": -1, "down": 1, "top": -10**6, "bottom": 10**6}.get(request.form.get("direction", ""))
+    if steps is None:
+        abort(400)
+    _run_or_404(move_item, collection_id, item_id, steps)
+    return _back_to(collection_id, item_id)
+
+
+@bp.post("/collections/<int:collection_id>/items/<int:item_id>/annotation")
+def annotate(collection_id: int, item_id: int):
+    try:
+        annotate_item(get_kb(), collection_id, item_id, request.form.get("annotation", ""))
+    except NotFoundError:
+        abort(404)
+    except CollectionError as exc:
+        return render_collection(_collection_or_404(collection_id), True, _field_message(exc), 400)
+    return _back_to(collection_id, item_id)
+
+
+@bp.post("/collections/<int:collection_id>/items/<int:item_id>/remove")
+def remove(collection_id: int, item_id: int):
+    _run_or_404(remove_item, collection_id, item_id)
+    return _back_to(collection_id)
+
+
+@bp.post("/collections/<int:collection_id>/items/<int:item_id>/parallel")
+def add_parallel(collection_id: int, item_id: int):
+    """Add a parallel passage (the same guidance in another language) right after its item."""
+    try:
+        outcome = add_item(get_kb(), collection_id, _form_int("doc_id", required=True),
+                           _form_int("chunk_id", required=True), after_item_id=item_id)
+    except NotFoundError:
+        abort(404)
+    except (CollectionError, BadParameter) as exc:
+        return render_collection(_collection_or_404(collection_id), True, str(exc), 400)
+    return _back_to(collection_id, outcome.item.id)
+
+
+@bp.post("/collections/<int:collection_id>/share")
+def share(collection_id: int):
+    _run_or_404(set_sharing, collection_id, request.form.get("share") == "on")
+    return redirect(url_for("collections.collection", collection_id=collection_id) + "#sharing", code=303)
+
+
+def _run_or_404(action, *args):
+    try:
+        return action(get_kb(), *args)
+    except NotFoundError:
+        abort(404)
+
+
+@bp.get("/collections/<int:collection_id>/export")
+def export(collection_id: int):
+    return _export_page(_collection_or_404(collection_id))
+
+
+@bp.get("/shared/<token>")
+def shared(token: str):
+    try:
+        view = shared_collection(get_kb(), token)
+    except NotFoundError:
+        abort(404)
+    return render_collection(view, editable=False)
+
+
+@bp.get("/shared/<token>/export")
+def shared_export(token: str):
+    try:
+        view = shared_collection(get_kb(), token)
+    except NotFoundError:
+        abort(404)
+    return _export_page(view)
+
+
+def _export_page(view: CollectionView):
+    try:
+        return export_response(view, request.args.get("format"))
+    except BadParameter as exc:
+        return render_template("error.html", code=400, message=str(exc)), 400
+
+
+# -- API ----------------------------------------------------------------------------
+
+
+@api.errorhandler(CollectionError)
+def _bad_value(exc: CollectionError):
+    return error_response(400, "bad_parameter", str(exc))
+
+
+@api.errorhandler(BadParameter)
+def _bad_parameter(exc: BadParameter):
+    return error_response(400, "bad_parameter", str(exc))
+
+
+@api.errorhandler(NotFoundError)
+def _not_found(exc: NotFoundError):
+    return error_response(404, "not_found", str(exc))
+
+
+COLLECTION_FIELDS = {"name", "description", "lang"}
+ITEM_FIELDS = {"doc_id", "chunk_id", "start", "end", "annotation"}
+
+
+def _payload(allowed: set[str], example: str) -> dict:
+    """The request's JSON object; unknown fields are refused (a misspelt field would silently do nothing)."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(error_response(400, "bad_json", f"send a JSON object such as {example}"))
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise BadParameter(unknown[0], f"unknown field (expected: {', '.join(sorted(allowed))})")
+    return payload
+
+
+def _integer(payload: dict, name: str, required: bool = False) -> int | None:
+    value = payload.get(name)
+    if value is None:
+        if required:
+            raise BadParameter(name, "a whole number is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadParameter(name, "must be a whole number, 0 or more")
+    return value
+
+
+def _collection_body(view: CollectionView, parallel: bool = False) -> dict:
+    body = with_share_url(view.to_dict(), view)
+    if parallel:
+        found = parallel_passages(get_kb(), view.items)
+        for item in body["items"]:
+            item["parallel"] = [p.to_dict() for p in found.get(item["id"], [])]
+    return body
+
+
+@api.post("")
+def api_create():
+    payload = _payload(COLLECTION_FIELDS, '{"name": "...", "description": "...", "lang": "th"}')
+    view = create_collection(get_kb(), payload.get("name"), payload.get("description"), payload.get("lang"),
+                             owner=actor_id())
+    return jsonify(_collection_body(view)), 201
+
+
+@api.get("")
+def api_list():
+    return jsonify({"collections": [with_share_url(c.to_dict(items=False), c) for c in list_collections(get_kb())]})
+
+
+@api.get("/<int:collection_id>")
+def api_get(collection_id: int):
+    parallel = request.args.get("parallel", "")
+    if parallel not in ("", "0", "1"):
+        raise BadParameter("parallel", "use 1 to include each item's parallel passages, or 0")
+    return jsonify(_collection_body(get_collection(get_kb(), collection_id), parallel == "1"))
+
+
+@api.patch("/<int:collection_id>")
+def api_edit(collection_id: int):
+    payload = _payload(COLLECTION_FIELDS, '{"name": "...", "description": "..."}')
+    view = update_collection(get_kb(), collection_id, payload.get("name"), payload.get("description"),
+                             payload.get("lang"))
+    return jsonify(_collection_body(view))
+
+
+@api.delete("/<int:collection_id>")
+def api_delete(collection_id: int):
+    delete_collection(get_kb(), collection_id)
+    return jsonify({"deleted": collection_id})
+
+
+@api.post("/<int:collection_id>/items")
+def api_add_item(collection_id: int):
+    payload = _payload(ITEM_FIELDS, '{"doc_id": 12, "chunk_id": 345}')
+    outcome = add_item(get_kb(), collection_id, _integer(payload, "doc_id", required=True),
+                       _integer(payload, "chunk_id"), _integer(payload, "start"), _integer(payload, "end"),
+                       payload.get("annotation"))
+    return jsonify(outcome.item.to_dict()), 201 if outcome.created else 200
+
+
+@api.patch("/<int:collection_id>/items/<int:item_id>")
+def api_annotate(collection_id: int, item_id: int):
+    payload = _payload({"annotation"}, '{"annotation": "..."}')
+    if not isinstance(payload.get("annotation"), str):
+        raise BadParameter("annotation", "a string is required")
+    return jsonify(annotate_item(get_kb(), collection_id, item_id, payload["annotation"]).to_dict())
+
+
+@api.delete("/<int:collection_id>/items/<int:item_id>")
+def api_remove_item(collection_id: int, item_id: int):
+    return jsonify(_collection_body(remove_item(get_kb(), collection_id, item_id)))
+
+
+@api.put("/<int:collection_id>/order")
+def api_reorder(collection_id: int):
+    payload = _payload({"items"}, '{"items": [3, 1, 2]}')
+    if "items" not in payload:
+        raise BadParameter("items", "the list of item ids in their new order is required")
+    return jsonify(_collection_body(reorder_items(get_kb(), collection_id, payload["items"])))
+
+
+@api.post("/<int:collection_id>/share")
+def api_share(collection_id: int):
+    return jsonify(_collection_body(set_sharing(get_kb(), collection_id, True)))
+
+
+@api.delete("/<int:collection_id>/share")
+def api_unshare(collection_id: int):
+    return jsonify(_collection_body(set_sharing(get_kb(), collection_id, False)))
+
+
+@api.get("/<int:collection_id>/export")
+def api_export(collection_id: int):
+    return export_response(get_collection(get_kb(), collection_id), request.args.get("format"))
+

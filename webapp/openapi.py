@@ -119,6 +119,208 @@ SEARCH_PARAMETERS = [
 DOC_ID = {"name": "doc_id", "in": "path", "required": True, "schema": INTEGER}
 
 
+# -- collections (webapp/collections.py) ------------------------------------------------
+
+COLLECTION_LANG = {"enum": ["th", "zh", "en", ""], "description": "the workshop's language; empty when not given"}
+COLLECTION_SCHEMAS = {
+    "ParallelPassage": _object({
+        "doc_id": INTEGER, "chunk_id": INTEGER, "lang": LANG, "title": STRING, "source": STRING,
+        "start": INTEGER, "end": INTEGER, "text": STRING,
+        "score": {"type": "number", "description": "cosine of language-centered vectors"},
+    }),
+    "CollectionItem": _object({
+        "id": INTEGER, "position": INTEGER,
+        "doc_id": {"type": ["integer", "null"], "description": "null once the document was deleted"},
+        "chunk_id": {"type": ["integer", "null"]}, "start": INTEGER, "end": INTEGER, "lang": LANG,
+        "text": {"type": "string", "description": "copied from the document when the item was added"},
+        "title": STRING, "source": STRING, "annotation": STRING, "created_at": NULLABLE_STRING,
+        "parallel": {"type": "array", "items": _ref("ParallelPassage"),
+                     "description": "with ?parallel=1: the same passage in each other language, where found"},
+    }, ["id", "position", "doc_id", "chunk_id", "start", "end", "lang", "text", "title", "source", "annotation",
+        "created_at"]),
+    "CollectionSummary": _object({
+        "id": INTEGER, "name": STRING, "description": STRING, "lang": COLLECTION_LANG, "owner": STRING,
+        "shared": {"type": "boolean"}, "share_token": NULLABLE_STRING,
+        "share_url": {"type": ["string", "null"], "description": "the read-only page for anyone with the link"},
+        "item_count": INTEGER, "created_at": NULLABLE_STRING, "updated_at": NULLABLE_STRING,
+    }),
+    "Collection": {"allOf": [_ref("CollectionSummary"), _object({
+        "items": {"type": "array", "items": _ref("CollectionItem"), "description": "in their order"}})]},
+    "CollectionList": _object({"collections": {"type": "array", "items": _ref("CollectionSummary")}}),
+    "CollectionDeleted": _object({"deleted": INTEGER}),
+}
+SCHEMAS.update(COLLECTION_SCHEMAS)
+
+_COLLECTION_ID = {"name": "collection_id", "in": "path", "required": True, "schema": INTEGER}
+_ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": INTEGER}
+_COLLECTION = _json(_ref("Collection"), "the collection with its items")
+
+
+def _body(properties: dict, required: list[str]) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _object(properties, required)}}}
+
+
+_COLLECTION_FIELDS = {"name": STRING, "description": STRING, "lang": COLLECTION_LANG}
+_EXPORT_TYPES = {
+    "text/markdown": "Markdown", "text/html": "a printable HTML page",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "a Word document",
+}
+COLLECTION_PATHS = {
+    "/api/v1/collections": {
+        "get": {"summary": "List collections, the most recently changed first",
+                "responses": {"200": _json(_ref("CollectionList"), "every collection, without items")}},
+        "post": {"summary": "Create a collection for a workshop", "requestBody": _body(_COLLECTION_FIELDS, ["name"]),
+                 "responses": {"201": _COLLECTION, "400": ERROR}},
+    },
+    "/api/v1/collections/{collection_id}": {
+        "get": {"summary": "One collection with its items",
+                "parameters": [_COLLECTION_ID, _query("parallel", "1 to add each item's parallel passages",
+                                                      {"enum": ["0", "1"]})],
+                "responses": {"200": _COLLECTION, "400": ERROR, "404": ERROR}},
+        "patch": {"summary": "Change a collection's name, description or language",
+                  "parameters": [_COLLECTION_ID], "requestBody": _body(_COLLECTION_FIELDS, []),
+                  "responses": {"200": _COLLECTION, "400": ERROR, "404": ERROR}},
+        "delete": {"summary": "Delete a collection (its documents stay)", "parameters": [_COLLECTION_ID],
+                   "responses": {"200": _json(_ref("CollectionDeleted"), "the id deleted"), "404": ERROR}},
+    },
+    "/api/v1/collections/{collection_id}/items": {"post": {
+        "summary": "Add a passage: a chunk, exact offsets (an answer), or a short document whole",
+        "description": "The text is copied from the document. A span already in the collection is not added "
+                       "again: the answer is that item, with status 200.",
+        "parameters": [_COLLECTION_ID],
+        "requestBody": _body({"doc_id": INTEGER, "chunk_id": INTEGER, "start": INTEGER, "end": INTEGER,
+                              "annotation": STRING}, ["doc_id"]),
+        "responses": {"201": _json(_ref("CollectionItem"), "the new item"),
+                      "200": _json(_ref("CollectionItem"), "the passage was already there: that item"),
+                      "400": ERROR, "404": ERROR},
+    }},
+    "/api/v1/collections/{collection_id}/items/{item_id}": {
+        "patch": {"summary": "Annotate an item", "parameters": [_COLLECTION_ID, _ITEM_ID],
+                  "requestBody": _body({"annotation": STRING}, ["annotation"]),
+                  "responses": {"200": _json(_ref("CollectionItem"), "the item"), "400": ERROR, "404": ERROR}},
+        "delete": {"summary": "Remove an item", "parameters": [_COLLECTION_ID, _ITEM_ID],
+                   "responses": {"200": _COLLECTION, "404": ERROR}},
+    },
+    "/api/v1/collections/{collection_id}/order": {"put": {
+        "summary": "Put the items in a new order (every item id exactly once)", "parameters": [_COLLECTION_ID],
+        "requestBody": _body({"items": {"type": "array", "items": INTEGER}}, ["items"]),
+        "responses": {"200": _COLLECTION, "400": ERROR, "404": ERROR},
+    }},
+    "/api/v1/collections/{collection_id}/share": {
+        "post": {"summary": "Turn the read-only share link on (share_url)", "parameters": [_COLLECTION_ID],
+                 "responses": {"200": _COLLECTION, "404": ERROR}},
+        "delete": {"summary": "Turn sharing off: the old link stops working", "parameters": [_COLLECTION_ID],
+                   "responses": {"200": _COLLECTION, "404": ERROR}},
+    },
+    "/api/v1/collections/{collection_id}/export": {"get": {
+        "summary": "The collection as a handout file (Content-Disposition names it after the collection)",
+        "parameters": [_COLLECTION_ID, _query("format", "md, html or docx", {"enum": ["md", "html", "docx"]},
+                                              required=True)],
+        "responses": {"200": {"description": "the handout", "content": {
+            media: {"schema": {"type": "string", "description": what}} for media, what in _EXPORT_TYPES.items()}},
+            "400": ERROR, "404": ERROR},
+    }},
+}
+
+
+# -- cases (webapp/cases.py) ------------------------------------------------------------
+
+_CASE_DATE = {"type": ["string", "null"], "format": "date"}
+CASE_SCHEMAS = {
+    "CaseSummary": _object({
+        "doc_id": INTEGER, "note_id": STRING, "title": STRING, "lang": LANG, "date": _CASE_DATE,
+        "product": STRING, "channel": STRING, "status": STRING,
+        "resolved": {"type": "boolean", "description": "its status says solved (resolved, closed...) and it has a "
+                                                       "resolution"},
+        "complaint": STRING, "resolution": STRING,
+        "helped": {"type": "integer", "description": "how many agents said its resolution helped"},
+    }),
+    "Case": {"allOf": [_ref("CaseSummary"), _object({
+        "customer": _object({"name": STRING, "email": STRING, "phone": STRING}),
+        "tags": {"type": "array", "items": STRING}, "source": STRING,
+    })]},
+    "SimilarCase": {"allOf": [_ref("CaseSummary"), _object({
+        "score": {"type": "number", "description": "the hybrid search score"},
+        "relevance": {"type": "number", "description": "the score over the best result's (1 = the best match)"},
+    })]},
+    "CaseList": _object({"cases": {"type": "array", "items": _ref("CaseSummary")},
+                         "total": INTEGER, "limit": INTEGER, "offset": INTEGER}),
+    "SimilarCases": _object({
+        "results": {"type": "array", "items": _ref("SimilarCase"),
+                    "description": "resolved cases with a relevance of 0.4 or more first, then the others; "
+                                   "\"this helped\" lifts a case a little (log of its count, capped)"},
+        "filters": {"type": "object"},
+    }),
+    "CaseHelped": _object({
+        "doc_id": INTEGER, "helped": INTEGER,
+        "counted": {"type": "boolean", "description": "this call added your mark (false: it was there already)"},
+        "marked": {"type": "boolean", "description": "your mark is there now"},
+    }),
+    "ImportReport": _object({
+        "name": STRING, "format": {"enum": ["csv", "jsonl", ""]},
+        "rows": {"type": "integer", "description": "data rows (or lines) in the file"},
+        "valid": {"type": "integer", "description": "rows that passed every check"},
+        "problems": {"type": "array", "items": _object({
+            "row": {"type": ["integer", "null"], "description": "row (CSV, the header is row 1) or line (JSONL); "
+                                                                "null: the file or the mapping"},
+            "field": NULLABLE_STRING, "column": NULLABLE_STRING, "message": STRING})},
+        "imported": INTEGER, "added": INTEGER, "updated": INTEGER,
+        "skipped": {"type": "integer", "description": "notes already there, unchanged"},
+        "columns": {"type": "array", "items": STRING, "description": "the file's columns"},
+        "mapping": {"type": "object", "additionalProperties": STRING,
+                    "description": "our field -> the file's column, as used"},
+    }),
+}
+SCHEMAS.update(CASE_SCHEMAS)
+
+_CASE_FILTERS = {"product": NULLABLE_STRING, "channel": NULLABLE_STRING, "status": NULLABLE_STRING,
+                 "from": {"type": ["string", "null"], "format": "date"},
+                 "to": {"type": ["string", "null"], "format": "date"}}
+_HELPED = {"200": _json(_ref("CaseHelped"), "the case's count now"), "404": ERROR}
+_IMPORT_REPORT = _ref("ImportReport")
+CASE_PATHS = {
+    "/api/v1/cases": {"get": {
+        "summary": "Customer notes as cases, newest first",
+        "parameters": [_query("product", "only this product"), _query("channel", "only this channel"),
+                       _query("status", "only this status"),
+                       _query("from", "dated on or after (YYYY-MM-DD)", {"type": "string", "format": "date"}),
+                       _query("to", "dated on or before (YYYY-MM-DD)", {"type": "string", "format": "date"}),
+                       _query("limit", "1-200, default 20", INTEGER), _query("offset", "", INTEGER)],
+        "responses": {"200": _json(_ref("CaseList"), "one page of cases"), "400": ERROR},
+    }},
+    "/api/v1/cases/{doc_id}": {"get": {
+        "summary": "One case with its customer", "parameters": [DOC_ID],
+        "responses": {"200": _json(_ref("Case"), "the case"), "404": ERROR},
+    }},
+    "/api/v1/cases/similar": {"post": {
+        "summary": "Past cases most like a new complaint, in any language, resolved ones first",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _object(
+            {"text": STRING, "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+             **_CASE_FILTERS}, ["text"])}}},
+        "responses": {"200": _json(_ref("SimilarCases"), "the most similar cases"), "400": ERROR},
+    }},
+    "/api/v1/cases/{doc_id}/helped": {
+        "post": {"summary": "Say the case's resolution helped (once per client: X-Client-Id or the cookie)",
+                 "parameters": [DOC_ID], "responses": _HELPED},
+        "delete": {"summary": "Take back your \"this helped\"", "parameters": [DOC_ID], "responses": _HELPED},
+    },
+    "/api/v1/cases/import": {"post": {
+        "summary": "Import notes from CSV or JSONL with your own column names: all of them, or none",
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _object({
+            "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+            "mapping": {"type": "string", "description": "JSON {our field: your column}; fields not named are "
+                                                         "guessed from the column names, null unmaps one"},
+            "dry_run": {"enum": ["0", "1"], "description": "1: check only, write nothing"},
+        }, ["file"])}}},
+        "responses": {
+            "201": _json(_IMPORT_REPORT, "imported"),
+            "200": _json(_IMPORT_REPORT, "checked (dry_run) or nothing changed (every note already there)"),
+            "422": _json(_IMPORT_REPORT, "problems: nothing was written"),
+            "400": ERROR, "413": ERROR,
+        },
+    }},
+}
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict:
     return {
@@ -126,6 +328,8 @@ def openapi_document() -> dict:
         "info": {"title": "CRM knowledge hub", "version": "1",
                  "description": "Search, ask and manage multilingual (Thai, Chinese, English) CRM knowledge."},
         "paths": {
+            **COLLECTION_PATHS,
+            **CASE_PATHS,
             "/api/v1/search": {"get": {
                 "summary": "Hybrid search across languages", "parameters": SEARCH_PARAMETERS,
                 "responses": {"200": _json(_ref("SearchResponse"), "results, best first"), "400": ERROR},
