@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.chunk_table import SearchFilters
 from kb.documents import NOTE
+from kb.privacy import EMAIL, LABELS, NAME, PHONE, mask_personal_data
 from kb.store import CaseFeedback, Document, DocumentTag, Note
 
 if TYPE_CHECKING:
@@ -89,6 +91,11 @@ class Customer:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "email": self.email, "phone": self.phone}
+
+    def masked(self) -> Customer:
+        """The customer as shown to someone without the `pii` permission: that there is one, nothing more."""
+        return Customer(LABELS[NAME] if self.name else "", LABELS[EMAIL] if self.email else "",
+                        LABELS[PHONE] if self.phone else "")
 
 
 @dataclass
@@ -176,6 +183,7 @@ def case_order(scores: list[float], resolved: list[bool], helped: list[int]) -> 
 
 def similar_cases(
     kb: KnowledgeBase, text: str, k: int = 10, filters: CaseFilters | None = None, exclude: tuple[int, ...] = (),
+    viewer: Viewer = OPERATOR,
 ) -> list[SimilarCase]:
     """The past cases most like this complaint, in any language, resolved ones first.
 
@@ -185,10 +193,10 @@ def similar_cases(
     if not 1 <= k <= MAX_SIMILAR:
         raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
     depth = max(CANDIDATES_PER_RESULT * k, MIN_CANDIDATES) + len(exclude)
-    response = kb.search(text, k=depth, filters=(filters or CaseFilters()).search_filters())
+    response = kb.search(text, k=depth, filters=(filters or CaseFilters()).search_filters(), viewer=viewer)
     left_out = set(exclude)
     hits = [hit for hit in response.results if hit.doc_id not in left_out]
-    summaries = case_summaries(kb, [hit.doc_id for hit in hits])
+    summaries = case_summaries(kb, [hit.doc_id for hit in hits], viewer)
     hits = [hit for hit in hits if hit.doc_id in summaries]  # deleted meanwhile
     if not hits:
         return []
@@ -207,14 +215,22 @@ def similar_cases(
 
 def _case_columns():
     return (Document.id, Document.title, Document.lang, Note.note_id, Note.date, Note.product, Note.channel,
-            Note.status, Note.complaint, Note.resolution)
+            Note.status, Note.complaint, Note.resolution, Note.customer_name, Note.customer_email,
+            Note.customer_phone)
 
 
-def _summary(row, helped: int) -> CaseSummary:
+def _summary(row, helped: int, viewer: Viewer = OPERATOR) -> CaseSummary:
+    """A case's summary; its texts with personal data masked for a viewer who may not see it."""
+    complaint, resolution, title = row.complaint or "", row.resolution or "", row.title
+    if not viewer.sees_personal_data:
+        known = (row.customer_name or "", row.customer_email or "", row.customer_phone or "")
+        complaint = mask_personal_data(complaint, *known)
+        resolution = mask_personal_data(resolution, *known)
+        title = mask_personal_data(title, *known)
     return CaseSummary(
-        doc_id=row.id, note_id=row.note_id, title=row.title, lang=row.lang, date=row.date,
+        doc_id=row.id, note_id=row.note_id, title=title, lang=row.lang, date=row.date,
         product=row.product or "", channel=row.channel or "", status=row.status or "",
-        complaint=row.complaint or "", resolution=row.resolution or "", helped=helped,
+        complaint=complaint, resolution=resolution, helped=helped,
     )
 
 
@@ -228,30 +244,33 @@ def helped_counts(kb: KnowledgeBase, doc_ids: list[int]) -> dict[int, int]:
         ).all())
 
 
-def case_summaries(kb: KnowledgeBase, doc_ids: list[int]) -> dict[int, CaseSummary]:
-    """The cases among these documents (others are left out), with their "this helped" counts."""
+def case_summaries(kb: KnowledgeBase, doc_ids: list[int], viewer: Viewer = OPERATOR) -> dict[int, CaseSummary]:
+    """The cases among these documents the viewer may see (others are left out), with their "this helped" counts."""
     if not doc_ids:
         return {}
     with kb.store.session() as s:
         rows = s.execute(select(*_case_columns()).join(Note, Note.document_id == Document.id)
-                         .where(Document.id.in_(doc_ids))).all()
+                         .where(Document.id.in_(doc_ids), visibility_clause(Document.visibility, viewer.role))).all()
     counts = helped_counts(kb, [r.id for r in rows])
-    return {r.id: _summary(r, counts.get(r.id, 0)) for r in rows}
+    return {r.id: _summary(r, counts.get(r.id, 0), viewer) for r in rows}
 
 
-def get_case(kb: KnowledgeBase, doc_id: int) -> Case | None:
-    """One case, or None when there is no such document or it is not a customer note."""
+def get_case(kb: KnowledgeBase, doc_id: int, viewer: Viewer = OPERATOR) -> Case | None:
+    """One case, or None when there is no such document, it is not a customer note, or the viewer may not see it."""
     with kb.store.session() as s:
         row = s.execute(
-            select(*_case_columns(), Document.source, Note.customer_name, Note.customer_email, Note.customer_phone)
-            .join(Note, Note.document_id == Document.id).where(Document.id == doc_id)
+            select(*_case_columns(), Document.source)
+            .join(Note, Note.document_id == Document.id)
+            .where(Document.id == doc_id, visibility_clause(Document.visibility, viewer.role))
         ).one_or_none()
         if row is None:
             return None
         tags = list(s.scalars(select(DocumentTag.tag).where(DocumentTag.document_id == doc_id)
                               .order_by(DocumentTag.tag)))
-    summary = _summary(row, helped_counts(kb, [doc_id]).get(doc_id, 0))
+    summary = _summary(row, helped_counts(kb, [doc_id]).get(doc_id, 0), viewer)
     customer = Customer(row.customer_name or "", row.customer_email or "", row.customer_phone or "")
+    if not viewer.sees_personal_data:
+        customer = customer.masked()
     return Case(**summary.__dict__, customer=customer, tags=tags, source=row.source)
 
 
@@ -269,17 +288,20 @@ def _filtered(stmt, filters: CaseFilters):
 
 def list_cases(
     kb: KnowledgeBase, filters: CaseFilters | None = None, limit: int = 20, offset: int = 0,
+    viewer: Viewer = OPERATOR,
 ) -> tuple[list[CaseSummary], int]:
-    """Cases, newest first (undated ones last), and how many match in all."""
+    """Cases the viewer may see, newest first (undated ones last), and how many match in all."""
     filters = filters or CaseFilters()
-    stmt = _filtered(select(*_case_columns()).join(Note, Note.document_id == Document.id), filters)
-    count = _filtered(select(func.count()).select_from(Note), filters)
+    visible = visibility_clause(Document.visibility, viewer.role)
+    stmt = _filtered(select(*_case_columns()).join(Note, Note.document_id == Document.id).where(visible), filters)
+    count = _filtered(select(func.count()).select_from(Note).join(Document, Document.id == Note.document_id)
+                      .where(visible), filters)
     stmt = stmt.order_by(Note.date.desc().nulls_last(), Document.id.desc()).limit(limit).offset(offset)
     with kb.store.session() as s:
         rows = s.execute(stmt).all()
         total = int(s.scalar(count))
     counts = helped_counts(kb, [r.id for r in rows])
-    return [_summary(r, counts.get(r.id, 0)) for r in rows], total
+    return [_summary(r, counts.get(r.id, 0), viewer) for r in rows], total
 
 
 def case_filter_values(kb: KnowledgeBase) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.chunk_table import SearchFilters
 from kb.privacy import PiiSpan, mask, mask_personal_data
-from kb.store import Document
+from kb.store import Chunk, Document
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase
@@ -165,3 +165,21 @@ def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_language
         return [RelatedDocument(DocumentSummary.of(docs[d]), score, lang)
                 for d, (score, lang) in chosen if d in docs]
 
+
+
+@dataclass
+class Counts:
+    documents: int
+    chunks: int
+    languages: dict[str, int]
+    kinds: dict[str, int]
+
+
+def counts(kb: KnowledgeBase, viewer: Viewer = OPERATOR) -> Counts:
+    """How many documents (by language and kind) and passages the viewer may see."""
+    visible = visibility_clause(Document.visibility, viewer.role)
+    with kb.store.session() as s:
+        languages = dict(s.execute(select(Document.lang, func.count()).where(visible).group_by(Document.lang)).all())
+        kinds = dict(s.execute(select(Document.kind, func.count()).where(visible).group_by(Document.kind)).all())
+        chunks = s.scalar(select(func.count(Chunk.id)).join(Document, Document.id == Chunk.document_id).where(visible))
+    return Counts(sum(languages.values()), int(chunks or 0), languages, kinds)

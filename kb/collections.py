@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
-from kb.access import OPERATOR, Viewer
+from kb.access import INTERNAL, OPERATOR, Viewer
 from kb.chunk_table import SearchFilters
 from kb.privacy import PiiSpan, mask
 from kb.store import Chunk, Collection, CollectionItem, Document, utcnow
@@ -208,32 +208,49 @@ def create_collection(kb: KnowledgeBase, name, description=None, lang=None, owne
         return CollectionView.of(collection, [])
 
 
-def list_collections(kb: KnowledgeBase) -> list[CollectionView]:
-    """Every collection, the most recently changed first, with its item count (items not loaded)."""
+def list_collections(kb: KnowledgeBase, owner: str | None = None) -> list[CollectionView]:
+    """Every collection (of `owner`, when given), the most recently changed first, with its item count."""
     counts = (select(CollectionItem.collection_id, func.count(CollectionItem.id).label("n"))
               .group_by(CollectionItem.collection_id).subquery())
     with kb.store.session() as s:
         rows = s.execute(
             select(Collection, func.coalesce(counts.c.n, 0))
             .outerjoin(counts, counts.c.collection_id == Collection.id)
+            .where(true() if owner is None else Collection.owner == owner)
             .order_by(Collection.updated_at.desc(), Collection.id.desc())
         ).all()
         return [CollectionView.of(c, None, int(n)) for c, n in rows]
 
 
-def get_collection(kb: KnowledgeBase, collection_id: int) -> CollectionView:
+def get_collection(kb: KnowledgeBase, collection_id: int, viewer: Viewer = OPERATOR) -> CollectionView:
+    """The collection with the items `viewer` may see (see `_for_viewer`)."""
     with kb.store.session() as s:
         collection = _collection(s, collection_id)
-        return CollectionView.of(collection, _items(s, collection_id))
+        return _for_viewer(s, CollectionView.of(collection, _items(s, collection_id)), viewer)
 
 
-def shared_collection(kb: KnowledgeBase, token: str) -> CollectionView:
+def shared_collection(kb: KnowledgeBase, token: str, viewer: Viewer = OPERATOR) -> CollectionView:
     """The collection a share link points at; NotFoundError once sharing was turned off."""
     with kb.store.session() as s:
         collection = s.scalar(select(Collection).where(Collection.share_token == token)) if token else None
         if collection is None:
             raise NotFoundError("no collection is shared with this link (sharing may have been turned off)")
-        return CollectionView.of(collection, _items(s, collection.id))
+        return _for_viewer(s, CollectionView.of(collection, _items(s, collection.id)), viewer)
+
+
+def _for_viewer(s, view: CollectionView, viewer: Viewer) -> CollectionView:
+    """Leave out items copied from documents the viewer may not see.
+
+    A collection can be shared with anyone, partners too, but an item is a
+    copy of a passage and must not show what its document would not. An item
+    whose document was deleted counts as internal.
+    """
+    if viewer.role is None:
+        return view
+    doc_ids = [i.doc_id for i in view.items if i.doc_id is not None]
+    visibility = dict(s.execute(select(Document.id, Document.visibility).where(Document.id.in_(doc_ids))).all())
+    kept = [i for i in view.items if viewer.can_view(visibility.get(i.doc_id, INTERNAL))]
+    return replace(view, items=kept, item_count=len(kept))
 
 
 def update_collection(kb: KnowledgeBase, collection_id: int, name=None, description=None, lang=None

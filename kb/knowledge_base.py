@@ -25,7 +25,7 @@ from kb.embedding import Embedder, model_id_for
 from kb.indexes import Indexes
 from kb.keywords import Analyzer, load_user_words
 from kb.preparing import PreparedDocument, TextPreparer, analyzer_version, content_hash, index_text
-from kb.privacy import PiiSpan
+from kb.privacy import PiiSpan, mask_personal_data
 from kb.search import SearchRequest, SearchResponse
 from kb.search import search as run_search
 from kb.store import Chunk, Document, DocumentTag, Note, Store, utcnow, vector_to_bytes
@@ -444,8 +444,11 @@ class KnowledgeBase:
 
 def _document_values(prep: PreparedDocument, now) -> dict:
     doc = prep.doc
+    title = _title(doc, prep.text)[:512]
+    if doc.note is not None:  # a note's title quotes its complaint: no personal data in it, for anyone
+        title = mask_personal_data(title, doc.note.customer_name, doc.note.customer_email, doc.note.customer_phone)
     return {
-        "source": doc.source, "source_file": doc.source_file, "title": _title(doc, prep.text)[:512],
+        "source": doc.source, "source_file": doc.source_file, "title": title,
         "kind": doc.kind, "lang": prep.lang, "languages": prep.languages, "is_mixed": prep.is_mixed,
         "content_hash": prep.content_hash, "visibility": normalize_visibility(doc.visibility), "text": prep.text,
         "meta": doc.metadata, "personal_data": [span.to_dict() for span in prep.personal_data], "updated_at": now,

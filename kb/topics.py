@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.catalog import DocumentSummary
 from kb.documents import GUIDANCE
 from kb.store import Document, DocumentTag, TagEdit, utcnow
@@ -117,13 +118,13 @@ class Topic:
         return {"tag": self.tag, "documents": self.documents, "languages": self.languages}
 
 
-def list_topics(kb: KnowledgeBase, kind: str = GUIDANCE) -> list[Topic]:
-    """Every topic of documents of `kind`, with its documents per language, most documents first."""
+def list_topics(kb: KnowledgeBase, kind: str = GUIDANCE, viewer: Viewer = OPERATOR) -> list[Topic]:
+    """Every topic of the documents of `kind` the viewer may see, with its documents per language, most first."""
     with kb.store.session() as s:
         rows = s.execute(
             select(DocumentTag.tag, Document.lang, func.count())
             .join(Document, Document.id == DocumentTag.document_id)
-            .where(Document.kind == kind)
+            .where(Document.kind == kind, visibility_clause(Document.visibility, viewer.role))
             .group_by(DocumentTag.tag, Document.lang)
         ).all()
     topics: dict[str, Topic] = {}
@@ -135,13 +136,13 @@ def list_topics(kb: KnowledgeBase, kind: str = GUIDANCE) -> list[Topic]:
 
 
 def topic_documents(
-    kb: KnowledgeBase, tag: str, lang: str | None = None, kind: str = GUIDANCE,
+    kb: KnowledgeBase, tag: str, lang: str | None = None, kind: str = GUIDANCE, viewer: Viewer = OPERATOR,
 ) -> dict[str, list[DocumentSummary]]:
     """The documents of one topic by language (each list by title); empty when nobody uses the topic."""
     stmt = (
         select(Document)
         .join(DocumentTag, DocumentTag.document_id == Document.id)
-        .where(DocumentTag.tag == tag, Document.kind == kind)
+        .where(DocumentTag.tag == tag, Document.kind == kind, visibility_clause(Document.visibility, viewer.role))
         .order_by(Document.title)
     )
     if lang:

@@ -23,6 +23,8 @@ from kb.embedding import Embedder
 from kb.knowledge_base import KnowledgeBase
 
 REPO = Path(__file__).resolve().parents[1]
+# The portals under test (test clients and `kb serve`) run on plain http://localhost.
+os.environ.setdefault("KB_COOKIE_SECURE", "0")
 CORPUS = REPO / "corpus"
 
 

@@ -13,6 +13,7 @@ from openapi_spec_validator import validate as validate_spec
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
+from tests.portal_client import signed_in
 from tests.test_cli import SEARCH_FIELDS
 from webapp import create_app
 from webapp.openapi import openapi_document
@@ -39,7 +40,7 @@ def check(response, path: str, method: str = "get"):
 @pytest.fixture(scope="module")
 def client(corpus_kb):
     app = create_app({"KB_INSTANCE": corpus_kb, "TESTING": True, "KB_WARM_UP": False})
-    return app.test_client()
+    return signed_in(app)
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def fresh_client(tmp_path, models_dir, embedder):
     """A portal on an empty knowledge base of its own (for uploads and deletes)."""
     kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", models_dir=models_dir), embedder=embedder)
     app = create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False, "MAX_CONTENT_LENGTH": 2_000_000})
-    yield app.test_client()
+    yield signed_in(app)
     kb.close()
 
 

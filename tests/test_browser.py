@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from kb.accounts import ROLES
+from tests.conftest import REPO, run_kb
 from tests.test_api import make_docx
 
 CHROMIUM = Path(os.environ.get("KB_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -39,6 +40,9 @@ def portal(corpus_data_dir, models_dir, tmp_path_factory):
     """The URL of `kb serve` on a copy of the corpus knowledge base (uploads must not touch the shared one)."""
     data_dir = tmp_path_factory.mktemp("portal") / "data"
     shutil.copytree(corpus_data_dir, data_dir, ignore=shutil.ignore_patterns("*.lock"))
+    for role in ROLES:  # made on the command line, as the first admin of a real install is
+        run_kb("user", "add", f"test-{role}", "--role", role, "--password-stdin", data_dir=data_dir,
+               models_dir=models_dir, input=password_of(role) + "\n")
     port = free_port()
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir)}
     env.pop("KB_DATABASE_URL", None)
@@ -77,9 +81,32 @@ def browser():
         browser.close()
 
 
+def password_of(role: str) -> str:
+    return f"test-{role}-test-password"
+
+
+def sign_in(page, portal: str, role: str) -> None:
+    """Sign in through the real form, as a person would."""
+    page.goto(f"{portal}/login")
+    page.fill("#username", f"test-{role}")
+    page.fill("#password", password_of(role))
+    page.click("form.login button[type=submit]")
+    page.wait_for_selector("header .who")
+
+
+def signed_in_context(browser, portal: str, role: str = "admin", **options):
+    """A browser context (its own cookies) signed in with `role`."""
+    options.setdefault("locale", "en-GB")
+    context = browser.new_context(**options)
+    page = context.new_page()
+    sign_in(page, portal, role)
+    page.close()
+    return context
+
+
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+def page(browser, portal):
+    context = signed_in_context(browser, portal, "admin", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     yield page
     context.close()
@@ -150,7 +177,7 @@ def test_a_result_leads_to_its_document_with_the_passage_marked(page, portal):
 
 
 def test_search_page_fits_a_phone_screen(browser, portal):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-TW", is_mobile=True)
+    context = signed_in_context(browser, portal, viewport={"width": 390, "height": 844}, locale="zh-TW", is_mobile=True)
     page = context.new_page()
     page.goto(f"{portal}/search?q=客戶資料品質")
     page.wait_for_selector(".results-list .result")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import CHROMIUM, browser, page, portal, shot  # noqa: F401 (fixtures)
+from tests.test_browser import CHROMIUM, browser, page, portal, shot, signed_in_context  # noqa: F401 (fixtures)
 from tests.test_cases import HEADER, ROWS, THAI_ROUTER, notes_csv
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
@@ -53,7 +53,7 @@ def test_an_agent_finds_an_english_resolution_for_a_thai_complaint_and_says_it_h
 
 
 def test_this_helped_works_without_javascript(browser, portal):
-    context = browser.new_context(locale="en-GB", java_script_enabled=False)
+    context = signed_in_context(browser, portal, "agent", java_script_enabled=False)
     page = context.new_page()
     english = find_similar(page, portal)
     doc_id = english.get_attribute("data-doc-id")
@@ -69,7 +69,8 @@ def test_this_helped_works_without_javascript(browser, portal):
 
 
 def test_similar_cases_fit_a_phone_screen(browser, portal):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="th-TH", is_mobile=True)
+    context = signed_in_context(browser, portal, "agent", viewport={"width": 390, "height": 844}, locale="th-TH",
+                                is_mobile=True)
     page = context.new_page()
     page.goto(f"{portal}/cases/similar")
     page.fill("#q", THAI_ROUTER)

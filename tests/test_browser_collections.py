@@ -7,20 +7,18 @@ fixture of tests/test_browser.py, started once for this module).
 from __future__ import annotations
 
 import io
-import json
-import urllib.request
 
 import docx
 import pytest
 
-from tests.test_browser import CHROMIUM, browser, page, portal, shot  # noqa: F401 - fixtures used by name
+from tests.test_browser import CHROMIUM, browser, page, portal, shot, signed_in_context  # noqa: F401 - fixtures used by name
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
 
 
-def api_get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.load(response)
+def api_get(page, url: str) -> dict:  # noqa: F811
+    """The JSON API as this page's signed-in user (the same cookies)."""
+    return page.request.get(url).json()
 
 
 def test_a_trainer_collects_orders_annotates_and_downloads_a_handout(page, portal, tmp_path):  # noqa: F811
@@ -63,7 +61,7 @@ def test_a_trainer_collects_orders_annotates_and_downloads_a_handout(page, porta
     saved = tmp_path / download.suggested_filename
     download.save_as(saved)
 
-    items = api_get(f"{portal}/api/v1/collections/{collection_id}")["items"]
+    items = api_get(page, f"{portal}/api/v1/collections/{collection_id}")["items"]
     assert [f"item-{i['id']}" for i in items] == [third, first, second]
     document = docx.Document(io.BytesIO(saved.read_bytes()))
     text = "\n".join(p.text for p in document.paragraphs)
@@ -76,7 +74,8 @@ def test_a_trainer_collects_orders_annotates_and_downloads_a_handout(page, porta
 
 
 def test_a_collection_fits_a_phone_screen(browser, portal):  # noqa: F811
-    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="th-TH", is_mobile=True)
+    context = signed_in_context(browser, portal, "trainer", viewport={"width": 390, "height": 844}, locale="th-TH",
+                                is_mobile=True)
     phone = context.new_page()
     phone.goto(f"{portal}/search?q=คุณภาพข้อมูลลูกค้า")
     phone.wait_for_selector("#collect-r1")

@@ -35,6 +35,7 @@ from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.search import EmptyQueryError
 from kb.store import CaseFeedback, Document, Note
+from tests.portal_client import signed_in
 from tests.test_api import check
 from webapp import create_app
 
@@ -92,7 +93,7 @@ def cases_app(cases_kb):
 
 @pytest.fixture
 def client(cases_app, kb):
-    return cases_app.test_client()
+    return signed_in(cases_app)
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def empty(make_kb):
     """(test client, knowledge base) on an empty knowledge base, for imports."""
     kb = make_kb()
     app = create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False})
-    return app.test_client(), kb
+    return signed_in(app), kb
 
 
 def doc_id_of(kb, note_id: str) -> int:
@@ -434,15 +435,15 @@ def test_api_similar_cases_errors_name_the_field(client, payload, code, named):
     assert body["error"]["code"] == code and named in body["error"]["message"]
 
 
-def test_api_this_helped_is_idempotent_per_client_and_can_be_removed(client, kb):
+def test_api_this_helped_is_idempotent_per_user_and_can_be_removed(client, cases_app, kb):
     doc_id = doc_id_of(kb, "N-2024-0036")
     path = "/api/v1/cases/{doc_id}/helped"
-    one = {"X-Client-Id": "crm-bot-1"}
-    first = check(client.post(f"/api/v1/cases/{doc_id}/helped", headers=one), path, "post")
-    again = check(client.post(f"/api/v1/cases/{doc_id}/helped", headers=one), path, "post")
-    other = check(client.post(f"/api/v1/cases/{doc_id}/helped", headers={"X-Client-Id": "crm-bot-2"}), path, "post")
+    other_agent = signed_in(cases_app, "agent", "second-agent")
+    first = check(client.post(f"/api/v1/cases/{doc_id}/helped"), path, "post")
+    again = check(client.post(f"/api/v1/cases/{doc_id}/helped"), path, "post")
+    other = check(other_agent.post(f"/api/v1/cases/{doc_id}/helped"), path, "post")
     assert (first["helped"], first["counted"], again["helped"], again["counted"], other["helped"]) == (1, True, 1, False, 2)
-    removed = check(client.delete(f"/api/v1/cases/{doc_id}/helped", headers=one), path, "delete")
+    removed = check(client.delete(f"/api/v1/cases/{doc_id}/helped"), path, "delete")
     assert (removed["helped"], removed["marked"]) == (1, False)
     similar = client.post("/api/v1/cases/similar", json={"text": "charged twice for my October bill"}).get_json()
     assert next(r["helped"] for r in similar["results"] if r["doc_id"] == doc_id) == 1

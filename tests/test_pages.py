@@ -9,6 +9,7 @@ import pytest
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
+from tests.portal_client import signed_in
 from tests.test_api import make_docx
 from webapp import create_app
 from webapp.i18n import compile_catalogs, locale_from_tag
@@ -38,12 +39,12 @@ def test_language_tags_map_to_our_locales(tag, locale):
     ("fr-FR,en;q=0.5", "en", "Find what our colleagues already know"),
 ])
 def test_interface_language_follows_the_browser(app, accept, lang, title):
-    html = app.test_client().get("/", headers={"Accept-Language": accept}).get_data(as_text=True)
+    html = signed_in(app).get("/", headers={"Accept-Language": accept}).get_data(as_text=True)
     assert f'<html lang="{lang}">' in html and heading(html) == title
 
 
 def test_language_switch_is_remembered(app):
-    client = app.test_client()
+    client = signed_in(app)
     client.get("/?ui=zh_Hant", headers={"Accept-Language": "en"})
     html = client.get("/ask", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert heading(html) == "提出問題" and '<html lang="zh-Hant">' in html
@@ -64,7 +65,7 @@ def test_every_catalog_translates_every_message():
 
 
 def test_home_lists_languages_kinds_and_recent_documents(app, corpus_kb):
-    html = app.test_client().get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    html = signed_in(app).get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     stats = corpus_kb.stats()
     assert f"{stats.documents} documents" in html
     for lang in ("th", "zh", "en"):
@@ -73,7 +74,7 @@ def test_home_lists_languages_kinds_and_recent_documents(app, corpus_kb):
 
 
 def test_thai_search_marks_thai_words_and_keeps_the_query_in_the_url(app):
-    client = app.test_client()
+    client = signed_in(app)
     html = client.get("/search?q=ลูกค้ารอสายนาน", headers={"Accept-Language": "th"}).get_data(as_text=True)
     snippets = re.findall(r'<p class="snippet" lang="th">(.*?)</p>', html, re.S)
     assert snippets and any("<mark>" in s for s in snippets)
@@ -84,7 +85,7 @@ def test_thai_search_marks_thai_words_and_keeps_the_query_in_the_url(app):
 
 
 def test_facets_filter_and_scope_only_mine(app):
-    client = app.test_client()
+    client = signed_in(app)
     html = client.get("/search?q=customer+complaint&kind=note", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert re.search(r'class="active-filters".*?note', html, re.S)
     assert re.findall(r'<span class="count">(\d+)</span>', html)
@@ -94,29 +95,29 @@ def test_facets_filter_and_scope_only_mine(app):
 
 
 def test_queries_and_texts_are_rendered_escaped(app):
-    html = app.test_client().get('/search?q=<script>alert(1)</script>"><img src=x onerror=alert(1)>').get_data(as_text=True)
+    html = signed_in(app).get('/search?q=<script>alert(1)</script>"><img src=x onerror=alert(1)>').get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;" in html
 
 
 def test_bad_filter_value_is_explained_on_the_page(app):
-    response = app.test_client().get("/search?q=x&from=yesterday", headers={"Accept-Language": "en"})
+    response = signed_in(app).get("/search?q=x&from=yesterday", headers={"Accept-Language": "en"})
     assert response.status_code == 400 and "from:" in response.get_data(as_text=True)
 
 
 def test_document_page_marks_the_passage_and_lists_other_languages(app, corpus_kb):
     hit = corpus_kb.search("permission marketing opt-in", k=1, lang="en").results[0]
-    html = app.test_client().get(f"/documents/{hit.doc_id}?passage={hit.chunk_id}&q=opt-in",
+    html = signed_in(app).get(f"/documents/{hit.doc_id}?passage={hit.chunk_id}&q=opt-in",
                                  headers={"Accept-Language": "en"}).get_data(as_text=True)
     passage = re.search(r'<mark class="passage" id="passage"[^>]*>(.*?)</mark>(?!<)', html, re.S)
     assert passage and "<mark>" in html
     related = re.search(r'<aside class="related".*?</aside>', html, re.S).group(0)
     assert re.search(r'lang="(th|zh)"', related)
-    assert app.test_client().get("/documents/999999").status_code == 404
+    assert signed_in(app).get("/documents/999999").status_code == 404
 
 
 def test_ask_page_shows_cited_passages(app):
-    html = app.test_client().get("/ask?q=如何处理客户投诉的电话等候时间过长?").get_data(as_text=True)
+    html = signed_in(app).get("/ask?q=如何处理客户投诉的电话等候时间过长?").get_data(as_text=True)
     assert html.count("<blockquote") >= 3 and 'href="/documents/' in html
 
 
@@ -124,7 +125,7 @@ def test_add_page_without_javascript_reports_each_file(tmp_path, models_dir, emb
     kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", models_dir=models_dir), embedder=embedder)
     try:
         app = create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False})
-        client = app.test_client()
+        client = signed_in(app)
         response = client.post("/add", headers={"Accept-Language": "en"}, content_type="multipart/form-data", data={
             "files": [(io.BytesIO(make_docx("Refund rule", "Refunds above 5,000 baht need a supervisor.")), "refund.docx"),
                       (io.BytesIO(b"junk"), "junk.exe")],

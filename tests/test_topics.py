@@ -16,6 +16,7 @@ from kb.topics import (
     topic_documents,
     topics_from_folders,
 )
+from tests.portal_client import signed_in
 from tests.test_api import check
 from webapp import create_app
 
@@ -91,7 +92,7 @@ def test_the_corpus_topics_exist_in_every_language(corpus_kb):
 @pytest.fixture
 def topic_client(topic_kb):
     kb, _ = topic_kb
-    return kb, create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False}).test_client()
+    return kb, signed_in(create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False}))
 
 
 def test_topics_api(topic_client):

@@ -34,18 +34,21 @@ def create_app(config: dict | None = None) -> Flask:
         KB_WARM_UP=True,
         JSON_SORT_KEYS=False,
     )
-    app.config.update(config or {})
-    settings: Settings = app.config.get("KB_SETTINGS") or Settings.from_env()
-    kb = app.config.get("KB_INSTANCE") or KnowledgeBase.open(settings)
+    config = config or {}
+    settings: Settings = config.get("KB_SETTINGS") or Settings.from_env()
+    kb = config.get("KB_INSTANCE") or KnowledgeBase.open(settings)
     app.extensions["kb"] = kb
 
-    from webapp import actor, api, cases, collections, errors, i18n, pages, topics
+    from webapp import admin, api, auth, cases, collections, errors, i18n, pages, security, topics
 
+    app.config.update(auth.config_defaults(kb.settings))
+    app.config.update(config)
     i18n.init_app(app)
     errors.init_app(app)
-    actor.init_app(app)
-    for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp,
-                      api.bp, cases.api, collections.api, topics.api, api.health):
+    auth.init_app(app)
+    security.init_app(app)
+    for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp, admin.bp,
+                      api.bp, cases.api, collections.api, topics.api, admin.api, api.health):
         app.register_blueprint(blueprint)
     if app.config["KB_WARM_UP"]:
         warm_up(kb)

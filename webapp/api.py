@@ -5,11 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request
 
 from indexer.uploads import add_pasted_text, ingest_upload
+from kb import audit
 from kb.answer import answer_question
 from kb.catalog import get_document, list_documents, related_documents
 from kb.documents import KINDS
 from kb.search import EmptyQueryError
 from webapp import get_kb
+from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.errors import error_response
 from webapp.openapi import openapi_document
 from webapp.params import LANGUAGES, BadParameter, int_param, search_params
@@ -30,9 +32,11 @@ def search():
     params = search_params(request.args)
     try:
         response = get_kb().search(params.query, k=params.k, mode=params.mode, filters=params.filters,
-                                   offset=params.offset, facets=request.args.get("facets") == "1")
+                                   offset=params.offset, facets=request.args.get("facets") == "1",
+                                   viewer=current_viewer())
     except EmptyQueryError as exc:
         return error_response(400, "empty_query", str(exc))
+    record_note_search(response)
     return jsonify(response.to_dict())
 
 
@@ -45,9 +49,10 @@ def ask():
     if not isinstance(question, str):
         return error_response(400, "bad_parameter", "question: a string is required")
     try:
-        result = answer_question(get_kb(), question)
+        result = answer_question(get_kb(), question, viewer=current_viewer())
     except EmptyQueryError as exc:
         return error_response(400, "empty_query", str(exc))
+    record_note_answer(get_kb(), result)
     return jsonify(result.to_dict())
 
 
@@ -62,12 +67,14 @@ def documents():
         raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
     limit = int_param(args, "limit", 20, 1, MAX_LIST)
     offset = int_param(args, "offset", 0, 0, 10**9)
-    docs, total = list_documents(get_kb(), limit=limit, offset=offset, kind=kind, lang=lang)
+    docs, total = list_documents(get_kb(), limit=limit, offset=offset, kind=kind, lang=lang,
+                                 viewer=current_viewer())
     return jsonify({"documents": [d.to_dict() for d in docs], "total": total, "limit": limit, "offset": offset})
 
 
 def _document_or_404(kb, doc_id: int):
-    view = get_document(kb, doc_id)
+    """The document as the caller may see it; 404 alike for a missing one and a forbidden one."""
+    view = get_document(kb, doc_id, current_viewer())
     if view is None:
         abort(error_response(404, "not_found", f"no document with id {doc_id}"))
     return view
@@ -76,12 +83,16 @@ def _document_or_404(kb, doc_id: int):
 @bp.get("/documents/<int:doc_id>")
 def document(doc_id: int):
     kb = get_kb()
-    body = _document_or_404(kb, doc_id).to_dict()
-    body["related"] = [r.to_dict() for r in related_documents(kb, doc_id, k=5)]
+    view = _document_or_404(kb, doc_id)
+    if view.note is not None:
+        record(audit.VIEW, f"document {doc_id}", note_id=view.note["note_id"])
+    body = view.to_dict()
+    body["related"] = [r.to_dict() for r in related_documents(kb, doc_id, k=5, viewer=current_viewer())]
     return jsonify(body)
 
 
 @bp.post("/documents")
+@require("edit")
 def upload():
     """Multipart files (field `files`, several allowed) or JSON {"text", "title", "lang", "tags"}."""
     kb = get_kb()
@@ -108,6 +119,7 @@ def upload():
 
 
 @bp.delete("/documents/<int:doc_id>")
+@require("edit")
 def delete(doc_id: int):
     kb = get_kb()
     removed = kb.delete([_document_or_404(kb, doc_id).summary.source])

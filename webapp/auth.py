@@ -16,6 +16,7 @@ are refused for the rest of the window.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 from functools import wraps
 from pathlib import Path
@@ -32,6 +33,8 @@ from wtforms.validators import DataRequired, Length
 
 from kb import accounts, audit
 from kb.access import Viewer
+from kb.config import Settings
+from kb.documents import NOTE
 from kb.store import AuditEntry, utcnow
 from webapp import get_kb
 from webapp.errors import error_response, wants_json
@@ -44,6 +47,7 @@ THROTTLE_WINDOW = dt.timedelta(minutes=15)
 THROTTLE_FAILURES = 5
 THROTTLE_FAILURES_PER_ADDRESS = 20
 LOGIN_FAILED = "login_failed"
+_NO = ("0", "false", "no", "off")
 # Endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "api.openapi"}
 
@@ -61,17 +65,25 @@ class SignedInUser(UserMixin):
         return self.account.can(permission)
 
 
+def config_defaults(settings: Settings) -> dict:
+    """Session and cookie settings (a caller's own config may override them)."""
+    secure = os.environ.get("KB_COOKIE_SECURE", "1").lower() not in _NO
+    return {
+        "SECRET_KEY": _secret_key(settings.data_dir),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Cookies go over HTTPS only, unless KB_COOKIE_SECURE=0 (a demo on http://127.0.0.1).
+        "SESSION_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PERMANENT_SESSION_LIFETIME": dt.timedelta(hours=12),
+        "WTF_CSRF_TIME_LIMIT": None,  # a form's token is valid as long as its session
+    }
+
+
 def init_app(app: Flask) -> None:
-    settings = get_kb().settings
-    app.config.setdefault("SECRET_KEY", _secret_key(settings.data_dir))
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_SECURE", settings.extra.get("cookie_secure", True))
-    app.config.setdefault("REMEMBER_COOKIE_HTTPONLY", True)
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", dt.timedelta(hours=12))
     # CSRF is checked in `guard`, where token-authenticated API calls are told apart.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
-    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid as long as the session
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
@@ -110,8 +122,6 @@ def role_names() -> dict[str, str]:
 
 def _secret_key(data_dir: Path) -> str:
     """KB_SECRET_KEY, else a random key kept in the data directory (so every worker and restart shares it)."""
-    import os
-
     if os.environ.get("KB_SECRET_KEY"):
         return os.environ["KB_SECRET_KEY"]
     path = data_dir / "secret_key"
@@ -186,6 +196,22 @@ def require(permission: str):
 def record(action: str, target: str = "", **details) -> None:
     """Add an entry to the audit log for the signed-in user."""
     audit.record(get_kb().store, current_actor(), action, target, details)
+
+
+def record_note_search(response) -> None:
+    """Log a search that looked for or found customer notes (searches of guidance alone are nobody's business)."""
+    notes = [r.doc_id for r in response.results if r.kind == NOTE]
+    if notes or response.filters.kind == NOTE:
+        record(audit.SEARCH, response.query, notes=notes)
+
+
+def record_note_answer(kb, answer) -> None:
+    """Log a question whose answer or consulted passages came from customer notes."""
+    table = kb.indexes.table
+    notes = [c.doc_id for c in answer.citations
+             if (info := table.docs.get(c.doc_id)) is not None and info.kind == NOTE]
+    if notes:
+        record(audit.ASK, answer.question, notes=notes)
 
 
 # -- signing in ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from indexer.note_import import (
     save_pending,
     stored_path,
 )
+from kb import audit
 from kb.cases import (
     MAX_SIMILAR,
     CaseFilters,
@@ -43,7 +44,8 @@ from kb.cases import (
 from kb.documents import NOTE_FIELDS, ReadError
 from kb.search import EmptyQueryError
 from webapp import get_kb
-from webapp.actor import actor_id
+from webapp.auth import current_actor as actor_id
+from webapp.auth import current_viewer, record, require
 from webapp.errors import error_response
 from webapp.params import BadParameter, int_param
 
@@ -88,6 +90,14 @@ def _page_number(raw: str | None) -> int:
         return 1
 
 
+@bp.before_request
+@api.before_request
+@require("notes")
+def only_with_access_to_notes():
+    """Cases are customer notes: value-chain partners never reach them."""
+    return None
+
+
 # -- pages ------------------------------------------------------------------------
 
 
@@ -98,7 +108,9 @@ def cases():
     error, items, total = None, [], 0
     try:
         filters = case_filters(request.args)
-        items, total = list_cases(kb, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        items, total = list_cases(kb, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+                                  viewer=current_viewer())
+        record(audit.SEARCH, "case list", **filters.to_dict())
     except BadParameter as exc:
         error, filters = str(exc), CaseFilters()
     return render_template("cases.html", cases=items, total=total, page=page, page_size=PAGE_SIZE,
@@ -108,9 +120,10 @@ def cases():
 @bp.route("/cases/<int:doc_id>")
 def case(doc_id: int):
     kb = get_kb()
-    found = get_case(kb, doc_id)
+    found = get_case(kb, doc_id, current_viewer())
     if found is None:
         abort(404)
+    record(audit.VIEW, f"case {doc_id}", note_id=found.note_id)
     marked = doc_id in voter_marks(kb, actor_id(), [doc_id])
     return render_template("case.html", case=found, marked=marked)
 
@@ -122,7 +135,7 @@ def similar():
     text = values.get("q", "")
     source_case = None
     if values.get("case", "").isdigit():  # "similar to this case": its complaint, itself left out
-        source_case = get_case(kb, int(values["case"]))
+        source_case = get_case(kb, int(values["case"]), current_viewer())
         if source_case and not text.strip():
             text = source_case.complaint
     error, results, filters = None, None, CaseFilters()
@@ -130,7 +143,9 @@ def similar():
         filters = case_filters(values)
         if text.strip():
             exclude = (source_case.doc_id,) if source_case else ()
-            results = similar_cases(kb, text, k=SIMILAR_ON_PAGE, filters=filters, exclude=exclude)
+            results = similar_cases(kb, text, k=SIMILAR_ON_PAGE, filters=filters, exclude=exclude,
+                                    viewer=current_viewer())
+            record(audit.SIMILAR, text[:200], results=len(results))
         elif request.method == "POST":
             error = _("Paste or type the customer's complaint.")
     except EmptyQueryError:
@@ -227,14 +242,18 @@ def api_list():
     args = request.args
     limit = int_param(args, "limit", 20, 1, MAX_LIST)
     offset = int_param(args, "offset", 0, 0, 10**9)
-    items, total = list_cases(get_kb(), case_filters(args), limit=limit, offset=offset)
+    items, total = list_cases(get_kb(), case_filters(args), limit=limit, offset=offset, viewer=current_viewer())
+    record(audit.SEARCH, "case list", **case_filters(args).to_dict())
     return jsonify({"cases": [c.to_dict() for c in items], "total": total, "limit": limit, "offset": offset})
 
 
 @api.get("/<int:doc_id>")
 def api_case(doc_id: int):
-    found = get_case(get_kb(), doc_id)
-    return jsonify(found.to_dict()) if found else _not_found(doc_id)
+    found = get_case(get_kb(), doc_id, current_viewer())
+    if found is None:
+        return _not_found(doc_id)
+    record(audit.VIEW, f"case {doc_id}", note_id=found.note_id)
+    return jsonify(found.to_dict())
 
 
 @api.post("/similar")
@@ -250,7 +269,8 @@ def api_similar():
         raise BadParameter("k", f"a whole number between 1 and {MAX_SIMILAR} is required")
     filters = case_filters(payload)
     try:
-        results = similar_cases(get_kb(), text, k=k, filters=filters)
+        results = similar_cases(get_kb(), text, k=k, filters=filters, viewer=current_viewer())
+        record(audit.SIMILAR, text[:200], results=len(results))
     except EmptyQueryError as exc:
         return error_response(400, "empty_query", str(exc))
     return jsonify({"results": [c.to_dict() for c in results], "filters": filters.to_dict()})

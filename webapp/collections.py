@@ -28,7 +28,10 @@ from flask import (
 )
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
 
+from kb import audit
 from kb.collections import (
     LANGUAGES,
     MAX_WHOLE_DOCUMENT_CHARS,
@@ -50,8 +53,10 @@ from kb.collections import (
     update_collection,
 )
 from kb.handouts import HandoutLabels, build_handout, to_docx, to_markdown
+from kb.store import Collection
 from webapp import get_kb
-from webapp.actor import actor_id
+from webapp.auth import current_actor as actor_id
+from webapp.auth import current_viewer, record
 from webapp.errors import error_response
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.params import BadParameter
@@ -79,6 +84,7 @@ def export_response(view: CollectionView, fmt: str | None) -> Response:
     if fmt not in EXPORT_FORMATS:
         raise BadParameter("format", f"unknown value {fmt!r} (expected one of: {', '.join(EXPORT_FORMATS)})")
     content_type, extension = EXPORT_FORMATS[fmt]
+    record(audit.EXPORT, f"collection {view.id}", format=fmt, items=len(view.items))
     handout = build_handout(
         view,
         document_url=lambda doc_id: url_for("pages.document", doc_id=doc_id, _external=True),
@@ -141,6 +147,50 @@ def with_share_url(body: dict, view: CollectionView) -> dict:
     return body
 
 
+# -- who may use which collection ------------------------------------------------------
+
+SHARED_ENDPOINTS = {"collections.shared", "collections.shared_export"}
+
+
+def my_collections_owner() -> str | None:
+    """Whose collections this user works on: their own; an admin's, everyone's (None)."""
+    return None if current_user.can("users") else actor_id()
+
+
+def owns(collection_id: int) -> bool:
+    owner = my_collections_owner()
+    if owner is None:
+        return True
+    with get_kb().store.session() as s:
+        return s.scalar(select(Collection.owner).where(Collection.id == collection_id)) == owner
+
+
+@bp.before_request
+@api.before_request
+def check_access():
+    """Collections are for roles with the `collections` permission, each working on their own.
+
+    A share link is the one way to let someone else read one (any signed-in
+    user; they see only the items their role may see). Anyone else's
+    collection answers 404, as a missing one does.
+    """
+    if not current_user.is_authenticated or request.endpoint in SHARED_ENDPOINTS:
+        return None
+    if not current_user.can("collections"):
+        if request.blueprint == api.name:
+            return error_response(403, "forbidden", "your role cannot make collections; open a share link instead")
+        abort(403)
+    collection_id = (request.view_args or {}).get("collection_id")
+    if collection_id is None and request.endpoint == "collections.add_from_page":
+        raw = request.form.get("collection", "")
+        collection_id = int(raw) if raw.isdigit() else None
+    if collection_id is not None and not owns(collection_id):
+        if request.blueprint == api.name:
+            return error_response(404, "not_found", f"no collection with id {collection_id}")
+        abort(404)
+    return None
+
+
 # -- the one-click "Add to collection" control (search, answers, documents) -----------
 
 
@@ -158,12 +208,12 @@ class CollectionChoices:
 
     def __init__(self) -> None:
         kb = get_kb()
-        self.collections = list_collections(kb)
+        self.collections = list_collections(kb, my_collections_owner())
         remembered = request.cookies.get(CURRENT_COOKIE, "")
         self.current = next((c for c in self.collections if str(c.id) == remembered), None)
         if self.current is None:  # this browser's most recently changed one; else "New collection"
             self.current = next((c for c in self.collections if c.owner == actor_id()), None)
-        items = get_collection(kb, self.current.id).items if self.current else []
+        items = get_collection(kb, self.current.id, current_viewer()).items if self.current else []
         self._held = {(i.doc_id, i.start, i.end) for i in items}
 
     def holds(self, doc_id: int, start: int | None, end: int | None) -> bool:
@@ -190,13 +240,13 @@ def add_from_page():
             collection_id = create_collection(kb, name, lang=CONTENT_LANGUAGE[select_locale()],
                                               owner=actor_id()).id
             try:
-                add_item(kb, collection_id, doc_id, chunk_id, start, end)
+                add_item(kb, collection_id, doc_id, chunk_id, start, end, viewer=current_viewer())
             except (CollectionError, NotFoundError):
                 delete_collection(kb, collection_id)  # nothing is left behind by a failed add
                 raise
         else:
             collection_id = _form_int("collection", required=True)
-            add_item(kb, collection_id, doc_id, chunk_id, start, end)
+            add_item(kb, collection_id, doc_id, chunk_id, start, end, viewer=current_viewer())
     except (CollectionError, BadParameter) as exc:
         return render_template("error.html", code=400, message=str(exc)), 400
     except NotFoundError as exc:
@@ -249,7 +299,7 @@ def collections():
             response = redirect(url_for("collections.collection", collection_id=view.id), code=303)
             remember_current(response, view.id)
             return response
-    return render_template("collections.html", collections=list_collections(kb), error=error, values=values,
+    return render_template("collections.html", collections=list_collections(kb, my_collections_owner()), error=error, values=values,
                            languages=LANGUAGES), 400 if error else 200
 
 
@@ -261,14 +311,14 @@ def _field_message(exc: CollectionError) -> str:
 
 def _collection_or_404(collection_id: int) -> CollectionView:
     try:
-        return get_collection(get_kb(), collection_id)
+        return get_collection(get_kb(), collection_id, current_viewer())
     except NotFoundError:
         abort(404)
 
 
 def render_collection(view: CollectionView, editable: bool, error: str | None = None, status: int = 200):
     kb = get_kb()
-    parallels = parallel_passages(kb, view.items)
+    parallels = parallel_passages(kb, view.items, viewer=current_viewer())
     held = {(i.doc_id, i.start, i.end) for i in view.items}
     if editable:
         exports = {fmt: url_for("collections.export", collection_id=view.id, format=fmt) for fmt in EXPORT_FORMATS}
@@ -374,7 +424,7 @@ def export(collection_id: int):
 @bp.get("/shared/<token>")
 def shared(token: str):
     try:
-        view = shared_collection(get_kb(), token)
+        view = shared_collection(get_kb(), token, current_viewer())
     except NotFoundError:
         abort(404)
     return render_collection(view, editable=False)
@@ -383,7 +433,7 @@ def shared(token: str):
 @bp.get("/shared/<token>/export")
 def shared_export(token: str):
     try:
-        view = shared_collection(get_kb(), token)
+        view = shared_collection(get_kb(), token, current_viewer())
     except NotFoundError:
         abort(404)
     return _export_page(view)
@@ -443,7 +493,7 @@ def _integer(payload: dict, name: str, required: bool = False) -> int | None:
 def _collection_body(view: CollectionView, parallel: bool = False) -> dict:
     body = with_share_url(view.to_dict(), view)
     if parallel:
-        found = parallel_passages(get_kb(), view.items)
+        found = parallel_passages(get_kb(), view.items, viewer=current_viewer())
         for item in body["items"]:
             item["parallel"] = [p.to_dict() for p in found.get(item["id"], [])]
     return body
@@ -459,7 +509,7 @@ def api_create():
 
 @api.get("")
 def api_list():
-    return jsonify({"collections": [with_share_url(c.to_dict(items=False), c) for c in list_collections(get_kb())]})
+    return jsonify({"collections": [with_share_url(c.to_dict(items=False), c) for c in list_collections(get_kb(), my_collections_owner())]})
 
 
 @api.get("/<int:collection_id>")
@@ -467,7 +517,7 @@ def api_get(collection_id: int):
     parallel = request.args.get("parallel", "")
     if parallel not in ("", "0", "1"):
         raise BadParameter("parallel", "use 1 to include each item's parallel passages, or 0")
-    return jsonify(_collection_body(get_collection(get_kb(), collection_id), parallel == "1"))
+    return jsonify(_collection_body(get_collection(get_kb(), collection_id, current_viewer()), parallel == "1"))
 
 
 @api.patch("/<int:collection_id>")
@@ -489,7 +539,7 @@ def api_add_item(collection_id: int):
     payload = _payload(ITEM_FIELDS, '{"doc_id": 12, "chunk_id": 345}')
     outcome = add_item(get_kb(), collection_id, _integer(payload, "doc_id", required=True),
                        _integer(payload, "chunk_id"), _integer(payload, "start"), _integer(payload, "end"),
-                       payload.get("annotation"))
+                       payload.get("annotation"), viewer=current_viewer())
     return jsonify(outcome.item.to_dict()), 201 if outcome.created else 200
 
 
@@ -526,5 +576,5 @@ def api_unshare(collection_id: int):
 
 @api.get("/<int:collection_id>/export")
 def api_export(collection_id: int):
-    return export_response(get_collection(get_kb(), collection_id), request.args.get("format"))
+    return export_response(get_collection(get_kb(), collection_id, current_viewer()), request.args.get("format"))
 

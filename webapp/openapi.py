@@ -90,6 +90,9 @@ SCHEMAS = {
         "description": "the topic's guidance by main language"}}),
     "DocumentTopics": _object({"doc_id": INTEGER, "topics": {"type": "array", "items": STRING}}),
     "Health": _object({"status": STRING}),
+    "AuditLog": _object({"entries": {"type": "array", "items": _object({
+        "id": INTEGER, "at": STRING, "actor": STRING, "action": STRING, "target": STRING,
+        "details": {"type": "object"}})}, "total": INTEGER, "limit": INTEGER, "offset": INTEGER}),
     "Ready": _object({"status": STRING, "documents": INTEGER, "chunks": INTEGER, "vectors": INTEGER,
                       "keyword_chunks": INTEGER}),
 }
@@ -300,7 +303,7 @@ CASE_PATHS = {
         "responses": {"200": _json(_ref("SimilarCases"), "the most similar cases"), "400": ERROR},
     }},
     "/api/v1/cases/{doc_id}/helped": {
-        "post": {"summary": "Say the case's resolution helped (once per client: X-Client-Id or the cookie)",
+        "post": {"summary": "Say the case's resolution helped (once per user)",
                  "parameters": [DOC_ID], "responses": _HELPED},
         "delete": {"summary": "Take back your \"this helped\"", "parameters": [DOC_ID], "responses": _HELPED},
     },
@@ -323,7 +326,7 @@ CASE_PATHS = {
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict:
-    return {
+    return _with_security({
         "openapi": "3.1.0",
         "info": {"title": "CRM knowledge hub", "version": "1",
                  "description": "Search, ask and manage multilingual (Thai, Chinese, English) CRM knowledge."},
@@ -400,6 +403,35 @@ def openapi_document() -> dict:
                                 "responses": {"200": _json(_ref("Ready"), "ready"),
                                               "503": _json({"oneOf": [_ref("Ready"), _ref("Error")]},
                                                            "not ready")}}},
+            "/api/v1/audit": {"get": {
+                "summary": "The audit log, newest first (admins only; nobody can change it)",
+                "parameters": [_query("limit", "1-1000, default 100", INTEGER), _query("offset", "", INTEGER),
+                               _query("actor", "only this actor, e.g. user:somchai"),
+                               _query("action", "only this action: search, view, export, similar, ask, login...")],
+                "responses": {"200": _json(_ref("AuditLog"), "one page of entries"), "400": ERROR},
+            }},
         },
-        "components": {"schemas": SCHEMAS},
-    }
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "token": {"type": "http", "scheme": "bearer",
+                      "description": "a personal API token, made on the portal's account page"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "session",
+                        "description": "the portal's session; state-changing calls then need an X-CSRFToken header"},
+        }},
+    })
+
+
+# Reached without signing in; everything else needs a token or a session.
+PUBLIC_PATHS = {"/api/v1/openapi.json", "/healthz", "/readyz"}
+
+
+def _with_security(document: dict) -> dict:
+    """Every protected operation: its security, and the 401 and 403 answers it can give."""
+    document["security"] = [{"token": []}, {"session": []}]
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+                continue
+            operation["responses"].setdefault("401", _json(_ref("Error"), "not signed in (no valid token or session)"))
+            operation["responses"].setdefault("403", _json(_ref("Error"), "your role may not do this"))
+    return document

@@ -9,11 +9,13 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from indexer.uploads import add_pasted_text, ingest_upload
+from kb import audit
 from kb.answer import answer_question
-from kb.catalog import PassageSpan, get_document, list_documents, related_documents
+from kb.catalog import PassageSpan, counts, get_document, list_documents, related_documents
 from kb.search import EmptyQueryError
 from kb.snippets import merge_spans
 from webapp import get_kb
+from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.params import LANGUAGES, BadParameter, search_params
 
@@ -58,8 +60,10 @@ def kind_names() -> dict[str, str]:
 @bp.route("/")
 def home():
     kb = get_kb()
-    stats = kb.stats()
-    recent, total = list_documents(kb, limit=RECENT)
+    viewer = current_viewer()
+    kb.refresh()
+    stats = counts(kb, viewer)
+    recent, total = list_documents(kb, limit=RECENT, viewer=viewer)
     return render_template("home.html", stats=stats, recent=recent, total=total)
 
 
@@ -77,7 +81,8 @@ def search():
             params.filters = replace(params.filters, lang=CONTENT_LANGUAGE[select_locale()])
         if params.query.strip():
             response = kb.search(params.query, k=params.k, mode=params.mode, filters=params.filters,
-                                 offset=params.offset, facets=True)
+                                 offset=params.offset, facets=True, viewer=current_viewer())
+            record_note_search(response)
     except EmptyQueryError:
         error = _("Type a few words to search for.")
     except BadParameter as exc:
@@ -102,16 +107,19 @@ def document(doc_id: int):
 def render_document(doc_id: int, status: int = 200, **extra):
     """The document page (404 when there is no such document); `extra` goes to the template."""
     kb = get_kb()
-    view = get_document(kb, doc_id)
+    viewer = current_viewer()
+    view = get_document(kb, doc_id, viewer)
     if view is None:
         abort(404)
+    if view.note is not None:
+        record(audit.VIEW, f"document {doc_id}", note_id=view.note["note_id"])
     chunk_id = request.args.get("passage", type=int)
     passage = next((p for p in view.passages if p.chunk_id == chunk_id), None)
     start, end = request.args.get("start", type=int), request.args.get("end", type=int)
     if start is not None and end is not None and 0 <= start < end <= len(view.text):
         passage = PassageSpan(chunk_id or 0, start, end, view.summary.lang)  # an answer's exact sentences
     pieces = _document_pieces(kb, view.text, passage, request.args.get("q", ""))
-    related = related_documents(kb, doc_id, k=5)
+    related = related_documents(kb, doc_id, k=5, viewer=viewer)
     return render_template("document.html", doc=view, pieces=pieces, passage=passage, related=related,
                            **extra), status
 
@@ -133,13 +141,15 @@ def ask():
     result, error = None, None
     if question.strip():
         try:
-            result = answer_question(kb, question)
+            result = answer_question(kb, question, viewer=current_viewer())
+            record_note_answer(kb, result)
         except EmptyQueryError:
             error = _("Type a question.")
     return render_template("ask.html", question=question, result=result, error=error)
 
 
 @bp.route("/add", methods=["GET", "POST"])
+@require("edit")
 def add():
     kb = get_kb()
     outcomes = []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
+from kb.catalog import get_document
 from kb.topics import TopicError, list_topics, set_document_topics, topic_documents
 from webapp import get_kb
+from webapp.auth import current_viewer, require
 from webapp.errors import error_response
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.pages import render_document
@@ -30,24 +32,29 @@ def _lang_arg() -> str | None:
 
 @bp.route("/topics")
 def topics():
-    return render_template("topics.html", topics=list_topics(get_kb()), order=_languages_first(LANGUAGES))
+    return render_template("topics.html", topics=list_topics(get_kb(), viewer=current_viewer()),
+                           order=_languages_first(LANGUAGES))
 
 
 @bp.route("/topics/<tag>")
 def topic(tag: str):
     kb = get_kb()
     lang = request.args.get("lang") if request.args.get("lang") in LANGUAGES else None
-    by_lang = topic_documents(kb, tag, lang)
+    viewer = current_viewer()
+    by_lang = topic_documents(kb, tag, lang, viewer=viewer)
     if not by_lang and not lang:
         abort(404)
-    counts = {t.tag: t for t in list_topics(kb)}.get(tag)
+    counts = {t.tag: t for t in list_topics(kb, viewer=viewer)}.get(tag)
     return render_template("topic.html", tag=tag, by_lang=by_lang, order=_languages_first(by_lang),
                            lang=lang, counts=counts)
 
 
 @bp.post("/documents/<int:doc_id>/topics")
+@require("edit")
 def edit_topics(doc_id: int):
     kb = get_kb()
+    if get_document(kb, doc_id, current_viewer()) is None:
+        abort(404)
     raw = [t for t in request.form.get("topics", "").replace(";", ",").split(",") if t.strip()]
     try:
         saved = set_document_topics(kb, doc_id, raw)
@@ -60,19 +67,22 @@ def edit_topics(doc_id: int):
 
 @api.get("/topics")
 def api_topics():
-    return jsonify({"topics": [t.to_dict() for t in list_topics(get_kb())]})
+    return jsonify({"topics": [t.to_dict() for t in list_topics(get_kb(), viewer=current_viewer())]})
 
 
 @api.get("/topics/<tag>")
 def api_topic(tag: str):
-    by_lang = topic_documents(get_kb(), tag, _lang_arg())
+    by_lang = topic_documents(get_kb(), tag, _lang_arg(), viewer=current_viewer())
     if not by_lang and not request.args.get("lang"):
         return error_response(404, "not_found", f"no guidance has the topic {tag!r}")
     return jsonify({"tag": tag, "documents": {lang: [d.to_dict() for d in docs] for lang, docs in by_lang.items()}})
 
 
 @api.put("/documents/<int:doc_id>/topics")
+@require("edit")
 def api_set_topics(doc_id: int):
+    if get_document(get_kb(), doc_id, current_viewer()) is None:
+        return error_response(404, "not_found", f"no document with id {doc_id}")
     payload = request.get_json(silent=True)
     topics = payload.get("topics") if isinstance(payload, dict) else None
     if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):

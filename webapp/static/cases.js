@@ -4,6 +4,10 @@
 (function () {
   "use strict";
   if (!window.fetch) { return; }
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
 
   function update(form, body) {
     var button = form.querySelector(".helped-button");
@@ -29,7 +33,7 @@
     fetch(form.dataset.api, {
       method: pressed ? "DELETE" : "POST",
       credentials: "same-origin",
-      headers: { "Accept": "application/json" }
+      headers: { "Accept": "application/json", "X-CSRFToken": csrfToken() }
     }).then(function (response) {
       if (!response.ok) { throw new Error("HTTP " + response.status); }
       return response.json();

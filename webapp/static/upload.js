@@ -41,6 +41,8 @@
     return new Promise(function (resolve) {
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.dataset.api);
+      var csrf = document.querySelector('meta[name="csrf-token"]');
+      if (csrf) { xhr.setRequestHeader("X-CSRFToken", csrf.getAttribute("content")); }
       if (isJson) { xhr.setRequestHeader("Content-Type", "application/json"); }
       xhr.upload.onprogress = function (e) { if (e.lengthComputable) { view.bar.value = Math.round(100 * e.loaded / e.total); } };
       xhr.onload = function () {
