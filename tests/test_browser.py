@@ -213,3 +213,25 @@ def test_an_employee_browses_a_topic_in_every_language(page, portal):
     page.wait_for_url("**/documents/**")
     assert page.locator(".doc-meta a.term[href$='/topics/data-quality']").count() == 1
     assert page.locator(".related li").count() > 0, "the same guidance in the other languages"
+
+
+XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 1">'
+
+
+def test_script_stored_in_a_document_or_typed_as_a_query_never_runs(page, portal):
+    page.goto(f"{portal}/add?ui=en")
+    page.fill("#title", f"Escalation rules {XSS}")
+    page.fill("#text", f"Quarantine escalation rules for xsscanary outages. {XSS} Call the duty desk.")
+    page.click("#add-form button[type=submit]")
+    page.wait_for_selector(".outcome.added", timeout=120_000)
+    page.goto(f"{portal}/search?q=xsscanary+quarantine+{XSS}")
+    first = page.locator(".results-list .result h3 a").first
+    assert "<script>" in first.inner_text(), "the title is shown as text"
+    assert page.evaluate("window.__xss") is None
+    first.click()
+    page.wait_for_url("**/documents/**")
+    assert "<img src=x" in page.locator(".doc-text").inner_text()
+    assert page.evaluate("window.__xss") is None
+    for url in (f"/ask?q={XSS}+xsscanary+escalation", f"/topics/{XSS}", f"/cases/similar?q={XSS}"):
+        page.goto(portal + url)
+        assert page.evaluate("window.__xss") is None, url
