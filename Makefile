@@ -20,8 +20,10 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/kb ingest corpus/
+	@echo "demo accounts (one per role):"
+	$(BIN)/kb user demo
 	@echo "portal: http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"
-	$(BIN)/kb serve --port $(PORT)
+	KB_COOKIE_SECURE=0 $(BIN)/kb serve --port $(PORT)
 
 serve: setup
 	$(BIN)/kb serve --port $(PORT)
