@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/answers.py
+	$(BIN)/python bench/workflows.py
 
 # After changing the interface's messages: extract them and merge them into each catalog.
 i18n: setup

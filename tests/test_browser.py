@@ -6,6 +6,7 @@ Skipped where chromium is not installed (`.ci/run` installs it).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -40,9 +41,14 @@ def portal(corpus_data_dir, models_dir, tmp_path_factory):
     """The URL of `kb serve` on a copy of the corpus knowledge base (uploads must not touch the shared one)."""
     data_dir = tmp_path_factory.mktemp("portal") / "data"
     shutil.copytree(corpus_data_dir, data_dir, ignore=shutil.ignore_patterns("*.lock"))
-    for role in ROLES:  # made on the command line, as the first admin of a real install is
-        run_kb("user", "add", f"test-{role}", "--role", role, "--password-stdin", data_dir=data_dir,
-               models_dir=models_dir, input=password_of(role) + "\n")
+    # Made on the command line, as the first admin of a real install is (the copied corpus
+    # knowledge base may hold some already: other tests sign in to it with the same passwords).
+    listed = run_kb("user", "list", "--json", data_dir=data_dir, models_dir=models_dir).stdout
+    existing = {u["username"] for u in json.loads(listed)["users"]}
+    for role in ROLES:
+        if f"test-{role}" not in existing:
+            run_kb("user", "add", f"test-{role}", "--role", role, "--password-stdin", data_dir=data_dir,
+                   models_dir=models_dir, input=password_of(role) + "\n")
     port = free_port()
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir)}
     env.pop("KB_DATABASE_URL", None)
@@ -199,7 +205,9 @@ def test_keyboard_users_can_skip_to_the_content_and_every_field_has_a_label(page
     assert labels
 
 
-def test_an_employee_browses_a_topic_in_every_language(page, portal):
+def test_an_employee_browses_a_topic_in_every_language(browser, portal):
+    context = signed_in_context(browser, portal, "employee", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
     page.goto(f"{portal}/?ui=zh_Hans")
     page.click("header nav >> text=主题")
     page.wait_for_url("**/topics")
@@ -213,6 +221,7 @@ def test_an_employee_browses_a_topic_in_every_language(page, portal):
     page.wait_for_url("**/documents/**")
     assert page.locator(".doc-meta a.term[href$='/topics/data-quality']").count() == 1
     assert page.locator(".related li").count() > 0, "the same guidance in the other languages"
+    context.close()
 
 
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 1">'

@@ -332,3 +332,19 @@ def test_uploads_are_checked_by_content_and_stored_under_safe_names(app, portal_
     assert re.search(r"larger than the limit", big.get_json()["error"]["message"])
     assert SPEC["paths"]["/api/v1/documents"]["post"]["responses"]["413"]
     _ = sign_in  # the real sign-in form is what every client above went through
+
+
+def test_tokens_are_made_on_the_account_page_shown_once_and_revoked_there(app, portal_kb):
+    trainer = signed_in(app, "trainer", "token-maker")
+    made = trainer.post("/account/tokens", data={"name": "handout script"})
+    html = made.get_data(as_text=True)
+    token = re.search(r'id="new-token-value"[^>]*value="(kbt_[^"]+)"', html).group(1)
+    assert made.status_code == 201 and token not in trainer.get("/account").get_data(as_text=True)
+    program = app.test_client()
+    assert program.get("/api/v1/collections", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    token_id = re.search(r'/account/tokens/(\d+)/revoke', html).group(1)
+    assert trainer.post(f"/account/tokens/{token_id}/revoke").status_code == 303
+    assert program.get("/api/v1/collections", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    other = signed_in(app, "employee", "someone-else")
+    assert other.post(f"/account/tokens/{token_id}/revoke").status_code == 404
+    assert trainer.post("/account/tokens", data={"name": "  "}).status_code == 400
