@@ -84,7 +84,8 @@ def _phone_numbers(text: str) -> list[PiiSpan]:
             digits = sum(ch.isdigit() for ch in raw)
             # Without a country code a phone number has at most 12 digits; longer runs are IDs or cards.
             plausible = MIN_PHONE_DIGITS <= digits and (digits <= MAX_LOCAL_PHONE_DIGITS or raw.startswith("+"))
-            if plausible and not _ISO_DATE.match(raw) and not _inside_longer_number(text, match.start, match.end):
+            if (plausible and not _ISO_DATE.match(raw) and not _inside_longer_number(text, match.start, match.end)
+                    and not _part_of_identifier(text, match.start, match.end)):
                 spans.add(PiiSpan(match.start, match.end, PHONE))
     return list(spans)
 
@@ -94,6 +95,16 @@ def _inside_longer_number(text: str, start: int, end: int) -> bool:
     before = text[max(start - 2, 0) : start]
     after = text[end : end + 2]
     return bool(re.search(r"\d[ -]?$", before) or re.match(r"^[ -]?\d", after))
+
+
+def _part_of_identifier(text: str, start: int, end: int) -> bool:
+    """Digits glued to Latin letters, like a note id "N-2024-0036" or a model "FW-7731-B": a code, not a phone.
+
+    Only Latin letters: Thai and Chinese are written without spaces, so "โทร0912345678" is a phone.
+    """
+    before = text[max(start - 2, 0) : start]
+    after = text[end : end + 2]
+    return bool(re.search(r"[A-Za-z][-_/]?$", before) or re.match(r"^[-_/]?[A-Za-z]", after))
 
 
 def _known_values(text: str, known: Iterable[tuple[str, str]]) -> list[PiiSpan]:

@@ -13,6 +13,8 @@ from tests.conftest import CORPUS
 
 @pytest.mark.parametrize("text, value, kind", [
     ("โทรกลับเบอร์ 091-337-6685 ด้วยค่ะ", "091-337-6685", PHONE),
+    ("โทร0913376685ด่วน", "0913376685", PHONE),
+    ("电话13912345678谢谢", "13912345678", PHONE),
     ("ติดต่อ 02-739-1250", "02-739-1250", PHONE),
     ("Thai mobile +66 91 337 6685.", "+66 91 337 6685", PHONE),
     ("联系我 17679883098", "17679883098", PHONE),
@@ -38,6 +40,8 @@ def test_personal_data_is_found_in_every_format(text, value, kind):
     "Router model SH-210 firmware 3.2.1 rebooted 4 times",
     "card 4111 1111 1111 1112 is not a valid card number",   # fails the check digit
     "ID 1101700230706",                                      # fails the Thai ID check digit
+    "N-2024-0036 · FiberNet 500: router drops",              # a note id
+    "firmware FW-7731-B and ticket TCK-20240102-77",         # codes
 ])
 def test_ordinary_numbers_are_left_alone(text):
     assert find_personal_data(text) == []
@@ -83,4 +87,5 @@ def test_no_customers_contact_details_survive_masking_in_the_bundled_notes():
                 assert not value or value not in masked, (row["id"], field)
             if field == "resolution":
                 assert spans == [], (row["id"], "resolutions hold no personal data")
+        assert find_personal_data(f"{row['id']} · {row['product']}: ") == [], "note ids and products are no phones"
     assert flagged >= 15  # the corpus README: complaints that quote phones, e-mails, two IDs and two cards
