@@ -167,14 +167,19 @@ def clean_name(value) -> str:
     return value
 
 
-def clean_description(value) -> str:
+def _clean_text(value, field: str, limit: int) -> str:
+    """Optional free text (a description, an annotation): trimmed, at most `limit` characters."""
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise CollectionError("description", "must be text")
-    if len(value) > MAX_DESCRIPTION_CHARS:
-        raise CollectionError("description", f"at most {MAX_DESCRIPTION_CHARS} characters")
+        raise CollectionError(field, "must be text")
+    if len(value) > limit:
+        raise CollectionError(field, f"at most {limit} characters")
     return value.strip()
+
+
+def clean_description(value) -> str:
+    return _clean_text(value, "description", MAX_DESCRIPTION_CHARS)
 
 
 def clean_lang(value) -> str:
@@ -187,13 +192,7 @@ def clean_lang(value) -> str:
 
 
 def clean_annotation(value) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise CollectionError("annotation", "must be text")
-    if len(value) > MAX_ANNOTATION_CHARS:
-        raise CollectionError("annotation", f"at most {MAX_ANNOTATION_CHARS} characters")
-    return value.strip()
+    return _clean_text(value, "annotation", MAX_ANNOTATION_CHARS)
 
 
 # -- collections --------------------------------------------------------------------

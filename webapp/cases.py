@@ -228,10 +228,6 @@ def import_mapping(token: str):
 # -- API --------------------------------------------------------------------------
 
 
-@api.errorhandler(BadParameter)
-def bad_parameter(exc: BadParameter):
-    return error_response(400, "bad_parameter", str(exc))
-
 
 def _not_found(doc_id: int):
     return error_response(404, "not_found", f"no case with id {doc_id} (only customer notes are cases)")

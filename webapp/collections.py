@@ -454,10 +454,6 @@ def _bad_value(exc: CollectionError):
     return error_response(400, "bad_parameter", str(exc))
 
 
-@api.errorhandler(BadParameter)
-def _bad_parameter(exc: BadParameter):
-    return error_response(400, "bad_parameter", str(exc))
-
 
 @api.errorhandler(NotFoundError)
 def _not_found(exc: NotFoundError):
