@@ -409,19 +409,20 @@ class KnowledgeBase:
     def search(
         self, query: str, k: int = 10, lang: str | None = None, kind: str | None = None, *,
         mode: str = "hybrid", filters: SearchFilters | None = None, offset: int = 0, group: bool = True,
-        facets: bool = False, viewer: Viewer = OPERATOR,
+        facets: bool = False, viewer: Viewer = OPERATOR, snippets: bool = True,
     ) -> SearchResponse:
         """Passages about `query`, in any language, one result per document unless `group=False`.
 
         `lang` and `kind` are shorthands for the same fields of `filters`;
-        `viewer` limits the results to what that reader may see, masked for them.
+        `viewer` limits the results to what that reader may see, masked for them;
+        `snippets=False` leaves each passage's snippet empty (for callers that read whole passages).
         """
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
         filters = replace(filters or SearchFilters(), **{
             name: value for name, value in (("lang", lang), ("kind", kind)) if value is not None
         })
-        return run_search(self, SearchRequest(query, k, offset, mode, filters, group, facets, viewer))
+        return run_search(self, SearchRequest(query, k, offset, mode, filters, group, facets, viewer, snippets))
 
     def stats(self) -> Stats:
         self.refresh()

@@ -70,6 +70,7 @@ class SearchRequest:
     group: bool = True
     facets: bool = False  # count the candidates per language, kind, product, status, channel and tag
     viewer: Viewer = OPERATOR  # who reads the results: what they may see, and whether personal data is masked
+    snippets: bool = True  # answers read whole passages and skip the snippets (the slowest part of a search)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -222,7 +223,8 @@ def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
     response.has_more = len(groups) > request.offset + request.k
     started = clock()
     response.results = _materialize(kb, page, dense, keyword, parts, set(terms),
-                                    mask_personal_data=not request.viewer.sees_personal_data)
+                                    mask_personal_data=not request.viewer.sees_personal_data,
+                                    snippets=request.snippets)
     timings["fetch"] = clock() - started
     if request.facets:
         response.facets = indexes.table.facet_counts(fused[0][indexes.table.contains(fused[0])])
@@ -388,9 +390,9 @@ def _group(kb, fused: tuple[np.ndarray, np.ndarray], group: bool, wanted: int) -
 
 def _materialize(
     kb, page: list[_Group], dense: _Ranking, keyword: _Ranking, parts: dict[int, tuple[float, float]],
-    terms: set[str], mask_personal_data: bool = False,
+    terms: set[str], mask_personal_data: bool = False, snippets: bool = True,
 ) -> list[SearchResult]:
-    """Texts, snippets and explanations for the page's results (one database round trip)."""
+    """Texts, snippets (unless not wanted) and explanations for the page's results (one database round trip)."""
     if not page:
         return []
     wanted = [cid for g in page for cid, _ in g.chunks[: 1 + MAX_PASSAGES]]
@@ -410,7 +412,7 @@ def _materialize(
             row = rows.get(chunk_id)
             if row is None:  # deleted since the indexes were synced
                 continue
-            snippet = make_snippet(row.text, row.lang, terms, kb.analyzer)
+            snippet = make_snippet(row.text, row.lang, terms, kb.analyzer) if snippets else Snippet("")
             passages.append(Passage(chunk_id, row.lang, row.start, row.end, row.text, score, snippet))
         if not passages:
             continue
