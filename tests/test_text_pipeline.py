@@ -19,7 +19,7 @@ import pytest
 from kb.chunking import ChunkSpec, chunk_text
 from kb.cleaning import clean_text, load_boilerplate_rules, normalize_text
 from kb.languages import SUPPORTED_LANGUAGES, detect_language
-from kb.sentences import Run, language_runs, split_sentences
+from kb.sentences import THAI_SENTENCE_MAX, Run, join_thai_clauses, language_runs, split_sentences
 
 THAI = re.compile(r"[\u0e00-\u0e7f]")
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -487,6 +487,27 @@ def test_thai_sentences_use_crfcut_and_break_at_bullets_and_newlines():
         "•มุ่งเน้นไปที่ลูกค้าและการพัฒนาความภักดีของลูกค้า",
     ]
     assert len(sentences) >= 4  # crfcut cuts the last line at least once
+
+
+def test_thai_clauses_join_into_sentences_for_quoting():
+    answer = "เพย์ตัน แมนนิง เป็นควอเตอร์แบ็กที่อายุมากที่สุดที่เคยเล่นในซูเปอร์โบว์ล โดยมีอายุ 39 ปี"
+    pieces = split_sentences(answer, "th")
+    assert len(pieces) >= 2  # crfcut cuts at the spaces
+    # The clause opened by "โดย" continues the sentence: quoted together, the age comes with it.
+    assert [answer[a:b] for a, b in join_thai_clauses(answer, pieces)] == [answer]
+
+
+def test_thai_clause_joining_stops_at_lines_and_at_the_length_limit():
+    text = "ลูกค้าโทรมา\nโดยขอคืนสินค้า"
+    assert join_thai_clauses(text, [(0, 11), (12, len(text))]) == [(0, 11), (12, len(text))]
+    long_clause = "ก" * (THAI_SENTENCE_MAX - 20)
+    text = f"สั้น {long_clause}"
+    spans = [(0, 4), (5, len(text))]
+    assert join_thai_clauses(text, spans) == [(0, len(text))]  # a short clause joins the next one
+    text = f"{long_clause} และอีกประโยคหนึ่งที่ยาวพอสมควร"
+    spans = [(0, len(long_clause)), (len(long_clause) + 1, len(text))]
+    assert join_thai_clauses(text, spans) == spans  # together they would pass THAI_SENTENCE_MAX
+    assert join_thai_clauses("", []) == []
 
 
 def test_chinese_sentences_end_at_chinese_punctuation_with_closing_quotes():
