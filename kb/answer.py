@@ -1,18 +1,21 @@
 """Answers with citations: the one or two sentences of our own knowledge that answer a question.
 
 Nothing is generated. Hybrid search finds the best passages; each is split
-into sentences (per language); every run of one or two consecutive sentences
-is scored by how much of the question's keyword weight (BM25 idf) it holds,
-how close its passage is in meaning to the question (the only evidence across
-languages, where keywords cannot match), and the rank of its passage. The best run is the answer, quoted exactly, with the
-character offsets of each sentence in its document. Below a confidence
-threshold, calibrated on XQuAD with each question's own paragraph removed
-(bench/answers.py), the answer is "not in the knowledge base" and the closest
-passages are shown instead.
+into sentences (per language; Thai clauses joined into sentences); every run
+of one or two consecutive sentences is scored by how much of the question's
+keyword weight (BM25 idf) it holds, how close its passage is in meaning to
+the question (the only evidence across languages, where keywords cannot
+match), and the rank of its passage. The best run is the answer, quoted
+exactly, with the character offsets of each sentence in its document. The
+confidence is a logistic function of the evidence, fitted on XQuAD against
+questions whose own paragraph was removed (bench/answers.py --fit); below its
+threshold the answer is "not in the knowledge base" and the closest passages
+are shown instead.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,7 +25,7 @@ import numpy as np
 
 from kb.access import OPERATOR, Viewer
 from kb.search import SearchResult
-from kb.sentences import split_sentences
+from kb.sentences import join_thai_clauses, split_sentences
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase
@@ -30,14 +33,27 @@ if TYPE_CHECKING:
 # Passages whose sentences compete, and the longest answer, in sentences.
 PASSAGES = 3
 MAX_SENTENCES = 2
-# A second sentence joins only if it adds at least this share of the question's keyword weight.
+# A second sentence joins only if it adds at least this share of the question's keyword weight,
+# or if the first is shorter than SHORT_SENTENCE and the two together fit in SHORT_PAIR characters
+# (a short sentence that names the subject is often followed by the one that answers).
 EXTEND_MIN_GAIN = 0.15
+SHORT_SENTENCE = 120
+SHORT_PAIR = 300
 # Score of a run: keyword coverage, plus meaning where keywords cannot reach, plus passage rank.
 RANK_WEIGHT = 0.15
 MEANING_WEIGHT = 1.0
-# Below this confidence there is no answer. bench/answers.py: at 0.6, 27% of questions whose paragraph
-# was removed still got a (wrong) answer, against 85% at 0.35; same-language hit rate 0.68 against 0.74.
-MIN_CONFIDENCE = 0.6
+# Confidence is a logistic function of four pieces of evidence (see `_evidence`), fitted by
+# `bench/answers.py --fit` on XQuAD: answers that hold the gold text against answers to questions
+# whose paragraph was removed in every language. The intercept is shifted so that MIN_CONFIDENCE = 0.5
+# is the threshold at which 28% of those unanswerable questions still get an answer (the target is 30%).
+CONFIDENCE_WEIGHTS = {"coverage": 4.032, "passage_coverage": 3.939, "cosine": 6.167, "margin": 3.492}
+CONFIDENCE_INTERCEPT = -6.763
+# An answer in another language than the question has no keyword evidence (other scripts), so it is
+# judged on meaning alone, with weights fitted on questions whose own-language paragraph was removed
+# while its parallels in the other languages stayed.
+CROSS_LANGUAGE_WEIGHTS = {"cosine": 3.432, "margin": 0.686}
+CROSS_LANGUAGE_INTERCEPT = -1.570
+MIN_CONFIDENCE = 0.5
 # An answer must say something the question does not: at least this many terms of its own
 # (a sentence that repeats the question is context for the next one, not an answer).
 MIN_NEW_TERMS = 3
@@ -73,6 +89,7 @@ class Answer:
     citations: list[Citation]  # the answer's source first, then the other passages consulted
     in_question_language: Citation | None = None  # the best passage in the asker's language, when the answer is not
     timings: dict[str, float] = field(default_factory=dict)
+    evidence: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
 
     def to_dict(self) -> dict:
         return {
@@ -80,6 +97,7 @@ class Answer:
             "question_lang": self.question_lang,
             "citations": [c.to_dict() for c in self.citations],
             "in_question_language": self.in_question_language.to_dict() if self.in_question_language else None,
+            "evidence": {name: round(value, 4) for name, value in self.evidence.items()},
         }
 
 
@@ -89,8 +107,10 @@ class _Run:
     rank: int
     start: int  # offsets in the chunk text
     end: int
-    coverage: float
-    meaning: float
+    coverage: float  # of the question's keyword weight, by the run
+    passage_coverage: float  # by the whole passage
+    cosine: float  # of the question and the passage (language-centered vectors)
+    meaning: float  # the cosine as evidence, 0 to 1 (see `_meaning`)
     score: float
 
 
@@ -98,7 +118,7 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
                     viewer: Viewer = OPERATOR) -> Answer:
     """The best one or two sentences for `question` from what `viewer` may see, or no answer below the threshold."""
     started = time.perf_counter()
-    response = kb.search(question, k=PASSAGES + 2, viewer=viewer)
+    response = kb.search(question, k=PASSAGES + 2, viewer=viewer, snippets=False)
     timings = {"search": time.perf_counter() - started}
     results = response.results
     question_terms = response.query_terms
@@ -112,7 +132,9 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
         sentences, sentence_terms = _sentences(kb, result)
         headings = [_is_heading(result.text, span) for span in sentences]
         split[result.chunk_id] = (sentences, sentence_terms, headings)
-        meaning = _meaning(kb, query_vector, result)
+        cosine = _cosine(kb, query_vector, result)
+        meaning = _meaning(cosine)
+        passage_coverage = _coverage(set().union(*sentence_terms), weights, total_weight)
         for i in range(len(sentences)):
             for size in range(1, MAX_SENTENCES + 1):
                 if i + size > len(sentences):
@@ -125,14 +147,16 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
                 coverage = _coverage(terms, weights, total_weight)
                 if size > 1 and not context:
                     alone = max(_coverage(sentence_terms[j], weights, total_weight) for j in range(i, i + size))
-                    if coverage - alone < EXTEND_MIN_GAIN:
+                    short = (sentences[i][1] - sentences[i][0] < SHORT_SENTENCE
+                             and sentences[i + size - 1][1] - sentences[i][0] <= SHORT_PAIR)
+                    if coverage - alone < EXTEND_MIN_GAIN and not short:
                         continue
                 start = sentences[i + 1][0] if context else sentences[i][0]
                 end = sentences[i + size - 1][1]
                 if end - start > MAX_ANSWER_CHARS or not (set().union(*sentence_terms[i + int(context) : i + size]) - asked):
                     continue
                 score = coverage + MEANING_WEIGHT * meaning + RANK_WEIGHT / (1 + rank)
-                runs.append(_Run(result, rank, start, end, coverage, meaning, score))
+                runs.append(_Run(result, rank, start, end, coverage, passage_coverage, cosine, meaning, score))
     timings["sentences"] = time.perf_counter() - started - timings["search"]
     consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in results]
     in_own_language = next((c for c in consulted if c.lang == response.query_lang), None)
@@ -144,21 +168,27 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
         closest = _closest_sentences(kb, query_vector, best.result, sentences, headings)
         if closest:
             best.start, best.end = closest
-    confidence = _confidence(best, results)
+    evidence = _evidence(best, results)
+    confidence = _confidence(evidence, cross_language=best.result.lang != response.query_lang)
     threshold = MIN_CONFIDENCE if min_confidence is None else min_confidence
     if confidence < threshold:
-        return Answer(question, response.query_lang, None, None, confidence, consulted, None, timings)
+        return Answer(question, response.query_lang, None, None, confidence, consulted, None, timings, evidence)
     quoted = best.result.text[best.start : best.end]
     offset = best.result.best.start
     cited = _citation(best.result, offset + best.start, offset + best.end, quoted)
     others = [c for c in consulted if c.chunk_id != cited.chunk_id]
     own = in_own_language if cited.lang != response.query_lang else None
-    return Answer(question, response.query_lang, quoted, cited.lang, confidence, [cited, *others], own, timings)
+    return Answer(question, response.query_lang, quoted, cited.lang, confidence, [cited, *others], own, timings,
+                  evidence)
 
 
 @lru_cache(maxsize=4096)
 def _split(text: str, lang: str) -> tuple[tuple[int, int], ...]:
-    return tuple(split_sentences(text, lang)) or ((0, len(text)),)
+    """Sentence spans of a passage; Thai clauses joined into sentences (see `join_thai_clauses`)."""
+    spans = split_sentences(text, lang)
+    if lang == "th":
+        spans = join_thai_clauses(text, spans)
+    return tuple(spans) or ((0, len(text)),)
 
 
 def _sentences(kb: KnowledgeBase, result: SearchResult) -> tuple[tuple[tuple[int, int], ...], list[set[str]]]:
@@ -178,17 +208,20 @@ def _query_vector(kb: KnowledgeBase, query: str, query_lang: str) -> np.ndarray 
     return kb.indexes.center_query(kb.embedder.encode_query(query), query_lang)
 
 
-def _meaning(kb: KnowledgeBase, query_vector: np.ndarray | None, result: SearchResult) -> float:
-    """How close the passage is in meaning to the question, 0 to 1 (cosine of language-centered vectors).
+def _cosine(kb: KnowledgeBase, query_vector: np.ndarray | None, result: SearchResult) -> float:
+    """Cosine of the question's and the passage's language-centered vectors; 0 without centroids.
 
-    The only evidence a passage in another language can have. Without
-    language centering (a knowledge base too small to have centroids) every
-    cosine of this model lies between 0.7 and 0.9 whatever the texts say, so
-    meaning then counts for nothing.
+    Without language centering (a knowledge base too small to have centroids)
+    every cosine of this model lies between 0.7 and 0.9 whatever the texts
+    say, so meaning then counts for nothing.
     """
     if query_vector is None or kb.indexes.centroids.overall is None:
         return 0.0
-    cosine = float(np.dot(query_vector, kb.indexes.vectors.reconstruct(result.chunk_id)))
+    return float(np.dot(query_vector, kb.indexes.vectors.reconstruct(result.chunk_id)))
+
+
+def _meaning(cosine: float) -> float:
+    """How close the passage is in meaning to the question, 0 to 1: the only evidence across languages."""
     return min(1.0, max(0.0, cosine / MEANING_FULL))
 
 
@@ -212,14 +245,25 @@ def _is_heading(text: str, span: tuple[int, int]) -> bool:
     return line_starts and line_ends and end - start <= 80 and text[end - 1] not in ".!?。！？:："
 
 
-def _confidence(best: _Run, results: list[SearchResult]) -> float:
-    """0 to 1: keyword coverage (or meaning, across languages) of the answer, and how clearly its passage won."""
-    evidence = max(best.coverage, best.meaning)
+def _evidence(best: _Run, results: list[SearchResult]) -> dict[str, float]:
+    """What the confidence is computed from: keyword coverage of the answer and of its passage, the passage's
+    cosine with the question, and how clearly the best passage won (its lead over the second, relative)."""
     margin = 1.0
     if len(results) > 1 and results[0].score > 0:
         margin = min(1.0, max(0.0, (results[0].score - results[1].score) / abs(results[0].score)))
-    lead = 1.0 if best.rank == 0 else 0.7
-    return float(min(1.0, lead * (0.8 * evidence + 0.2 * margin)))
+    return {"coverage": best.coverage, "passage_coverage": best.passage_coverage, "cosine": best.cosine,
+            "margin": margin}
+
+
+def _confidence(evidence: dict[str, float], cross_language: bool) -> float:
+    """0 to 1, logistic in the evidence; MIN_CONFIDENCE (0.5) is the calibrated threshold.
+
+    Across languages keywords cannot match, so such answers have weights of their own (meaning and lead).
+    """
+    weights, intercept = ((CROSS_LANGUAGE_WEIGHTS, CROSS_LANGUAGE_INTERCEPT) if cross_language
+                          else (CONFIDENCE_WEIGHTS, CONFIDENCE_INTERCEPT))
+    z = intercept + sum(weight * evidence[name] for name, weight in weights.items())
+    return float(1.0 / (1.0 + math.exp(-z)))
 
 
 def _citation(result: SearchResult, start: int, end: int, text: str) -> Citation:

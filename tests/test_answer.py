@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
 
 from indexer.pipeline import ingest_paths
-from kb.answer import answer_question
+from kb.answer import CONFIDENCE_INTERCEPT, CONFIDENCE_WEIGHTS, answer_question
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from tests.conftest import CORPUS, run_kb
@@ -23,6 +24,12 @@ TH_CALLBACK = (
 TH_OTHER = (
     "การอบรมพนักงานใหม่\n\nพนักงานใหม่ทุกคนต้องเข้าร่วมเวิร์กช็อปเรื่องการใช้ระบบ CRM เป็นเวลาสามวัน "
     "ผู้ฝึกสอนใช้กรณีศึกษาจริงจากบันทึกลูกค้าที่ลบข้อมูลส่วนบุคคลออกแล้ว"
+)
+TH_HISTORY = (
+    "การเก็บประวัติการร้องเรียน\n\n"
+    "ทุกครั้งที่ลูกค้าร้องเรียน เจ้าหน้าที่บันทึกรายละเอียดลงในระบบ CRM ทันที "
+    "บริษัทเก็บบันทึกการร้องเรียนไว้ในระบบ CRM ที่ทุกฝ่ายเปิดดูได้ โดยมีอายุการเก็บห้าปี "
+    "ฝ่ายกฎหมายตรวจสอบการลบข้อมูลที่หมดอายุทุกไตรมาส"
 )
 EN_RETENTION = (
     "Keeping call recordings\n\n"
@@ -51,6 +58,7 @@ def small_kb(tmp_path_factory, models_dir, embedder):
                             embedder=embedder)
     ingest_paths(kb, [filler], progress=False)
     kb.add_documents([guidance("th-callback.md", TH_CALLBACK), guidance("th-training.md", TH_OTHER),
+                      guidance("th-history.md", TH_HISTORY),
                       guidance("en-retention.md", EN_RETENTION), guidance("en-workshop.md", EN_OTHER)])
     yield kb
     kb.close()
@@ -69,6 +77,14 @@ def test_thai_question_is_answered_from_thai_guidance_with_its_citation(small_kb
     assert result.answer is not None and "โทรกลับภายในสองชั่วโมง" in result.answer
     assert result.lang == "th" and result.citations[0].source == "/docs/th-callback.md"
     assert result.in_question_language is None  # the answer is in the asker's language already
+    assert_quoted_exactly(small_kb, result)
+
+
+def test_thai_answer_keeps_the_clause_that_continues_its_sentence(small_kb):
+    # crfcut cuts the sentence before "โดย...", and the retention period is in that clause.
+    result = answer_question(small_kb, "บริษัทเก็บบันทึกการร้องเรียนไว้ในระบบ CRM นานเท่าไร")
+    assert result.answer is not None and "ห้าปี" in result.answer
+    assert result.citations[0].source == "/docs/th-history.md"
     assert_quoted_exactly(small_kb, result)
 
 
@@ -111,5 +127,8 @@ def test_kb_ask_prints_the_answer_and_its_source(corpus_data_dir, models_dir, tm
     assert lines[0]["answer"] and lines[0]["citations"][0]["source"].endswith("change-leadership.md")
     assert {"answer", "lang", "confidence", "citations"} <= set(lines[0])
     assert {"doc_id", "chunk_id", "title", "source", "start", "end", "text"} <= set(lines[0]["citations"][0])
+    assert set(lines[0]["evidence"]) == set(CONFIDENCE_WEIGHTS)  # what the confidence was computed from
+    z = CONFIDENCE_INTERCEPT + sum(w * lines[0]["evidence"][n] for n, w in CONFIDENCE_WEIGHTS.items())
+    assert lines[0]["confidence"] == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-3)
     assert lines[1]["error"]["code"] == "empty_query"
     assert lines[2]["answer"] is None and lines[2]["citations"]

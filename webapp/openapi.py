@@ -60,6 +60,9 @@ SCHEMAS = {
                       "description": "the answer's source first (its exact offsets), then the passages consulted"},
         "in_question_language": {"oneOf": [_ref("Citation"), {"type": "null"}],
                                  "description": "when the answer is in another language: the best passage in the asker's"},
+        "evidence": {"type": "object", "additionalProperties": NUMBER,
+                     "description": "what the confidence was computed from: keyword coverage of the answer and of "
+                                    "its passage, the passage's cosine with the question, its lead over the next"},
     }),
     "DocumentSummary": _object({
         "id": INTEGER, "title": STRING, "source": STRING, "kind": {"enum": ["guidance", "note"]},
