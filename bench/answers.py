@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
-from retrieval import LANGS, build_xquad_kb, find_xquad  # noqa: E402
+from retrieval import LANGS, build_xquad_kb, find_xquad, xquad_doc_ids  # noqa: E402
 
 import kb.answer as answer_module  # noqa: E402
 from indexer.pipeline import ingest_paths  # noqa: E402
@@ -117,9 +117,7 @@ def ask_with_paragraphs_removed(kb, questions, golds, doc_ids, docs_by_key, own_
         records.extend(ask(kb, item, golds, doc_ids) for item in items)
         kb.add_documents(docs)
         kb.refresh()
-        for doc_id, info in kb.indexes.table.docs.items():  # put back under new ids
-            _, lang, index = info.source.split("/")
-            doc_ids[(lang, int(index))] = doc_id
+        doc_ids.update(xquad_doc_ids(kb))  # put back under new ids
     return records
 
 
@@ -141,7 +139,7 @@ def corpus_answer_time(kb) -> None:
           + ", ".join(f"{stage} {1000 * value:.1f} ms" for stage, value in stages.items()))
 
 
-def fit_logistic(label: str, names: list[str], positives: list[dict], negatives: list[dict]) -> None:
+def fit_logistic(label: str, prefix: str, names: list[str], positives: list[dict], negatives: list[dict]) -> None:
     """Print weights (intercept shifted so that 0.5 lets MAX_UNANSWERED of the negatives through) and the
     share of positives kept at that cut, cross-validated in 5 folds grouped by paragraph."""
     from sklearn.linear_model import LogisticRegression
@@ -166,7 +164,6 @@ def fit_logistic(label: str, names: list[str], positives: list[dict], negatives:
     weights = ", ".join(f'"{n}": {w:.3f}' for n, w in zip(names, model.coef_[0], strict=True))
     print(f"\n{label}: {len(positives)} right answers against {len(negatives)} wrong ones; cross-validated, "
           f"{kept.mean():.3f} of the right answers kept with {MAX_UNANSWERED:.0%} of the wrong ones")
-    prefix = "CROSS_LANGUAGE" if label.startswith("across") else "CONFIDENCE"
     print(f"{prefix}_WEIGHTS = {{{weights}}}\n{prefix}_INTERCEPT = {intercept:.3f}")
 
 
@@ -174,10 +171,10 @@ def fit_confidence(answerable: list[dict], unanswerable: list[dict], elsewhere: 
     """Both confidence models fitted again on this run's evidence (see kb.answer)."""
     same = [r for r in answerable if r["hit"] and not r["cross_language"]]
     same_wrong = [r for r in unanswerable if r["answered"] and not r["cross_language"]]
-    fit_logistic("same language", list(answer_module.CONFIDENCE_WEIGHTS), same, same_wrong)
+    fit_logistic("same language", "CONFIDENCE", list(answer_module.CONFIDENCE_WEIGHTS), same, same_wrong)
     cross = [r for r in elsewhere if r["hit"] and r["cross_language"]]
     cross_wrong = [r for r in unanswerable + elsewhere if r["cross_language"] and not r["hit"]]
-    fit_logistic("across languages", list(answer_module.CROSS_LANGUAGE_WEIGHTS), cross, cross_wrong)
+    fit_logistic("across languages", "CROSS_LANGUAGE", list(answer_module.CROSS_LANGUAGE_WEIGHTS), cross, cross_wrong)
 
 
 def main() -> None:
@@ -204,12 +201,10 @@ def main() -> None:
                 language=lang, metadata=dict(view.meta or {}))
         unanswerable = ask_with_paragraphs_removed(kb, questions, golds, doc_ids, docs_by_key, False)
         elsewhere = ask_with_paragraphs_removed(kb, questions, golds, doc_ids, docs_by_key, True)
-        if args.corpus_data_dir:
-            corpus = KnowledgeBase.open(Settings(data_dir=args.corpus_data_dir, models_dir=args.models_dir),
-                                        embedder=kb.embedder)
-        else:
-            corpus = KnowledgeBase.open(Settings(data_dir=Path(raw_tmp) / "corpus", models_dir=args.models_dir),
-                                        embedder=kb.embedder)
+        corpus = KnowledgeBase.open(
+            Settings(data_dir=args.corpus_data_dir or Path(raw_tmp) / "corpus", models_dir=args.models_dir),
+            embedder=kb.embedder)
+        if not args.corpus_data_dir:
             ingest_paths(corpus, [REPO / "corpus"], progress=False)
         corpus_answer_time(corpus)
         corpus.close()

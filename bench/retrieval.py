@@ -81,11 +81,16 @@ def build_xquad_kb(directory: Path, models_dir: Path, tmp: Path) -> tuple[Knowle
     kb.save_index()
     print(f"built XQuAD knowledge base: {len(docs)} paragraphs, {kb.stats().chunks} chunks "
           f"in {time.perf_counter() - started:.0f} s")
+    return kb, {"questions": questions, "doc_ids": xquad_doc_ids(kb)}
+
+
+def xquad_doc_ids(kb: KnowledgeBase) -> dict[tuple[str, int], int]:
+    """(language, paragraph index) -> document id, read from the sources build_xquad_kb gives them."""
     doc_ids = {}
     for doc_id, info in kb.indexes.table.docs.items():
         _, lang, index = info.source.split("/")
         doc_ids[(lang, int(index))] = doc_id
-    return kb, {"questions": questions, "doc_ids": doc_ids}
+    return doc_ids
 
 
 def evaluate(kb: KnowledgeBase, data: dict, mode: str, pair_langs: bool) -> dict[str, tuple[float, float, float]]:

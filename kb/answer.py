@@ -110,7 +110,6 @@ class _Run:
     coverage: float  # of the question's keyword weight, by the run
     passage_coverage: float  # by the whole passage
     cosine: float  # of the question and the passage (language-centered vectors)
-    meaning: float  # the cosine as evidence, 0 to 1 (see `_meaning`)
     score: float
 
 
@@ -156,7 +155,7 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
                 if end - start > MAX_ANSWER_CHARS or not (set().union(*sentence_terms[i + int(context) : i + size]) - asked):
                     continue
                 score = coverage + MEANING_WEIGHT * meaning + RANK_WEIGHT / (1 + rank)
-                runs.append(_Run(result, rank, start, end, coverage, passage_coverage, cosine, meaning, score))
+                runs.append(_Run(result, rank, start, end, coverage, passage_coverage, cosine, score))
     timings["sentences"] = time.perf_counter() - started - timings["search"]
     consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in results]
     in_own_language = next((c for c in consulted if c.lang == response.query_lang), None)
