@@ -31,12 +31,22 @@ _CLAUSE_END = frozenset(",;:、，；：)）]】」』")
 
 @dataclass(frozen=True)
 class ChunkSpec:
-    """`text[start:end]` is the chunk; `token_count` is what the embedder will see."""
+    """`text[start:end]` is the chunk; `token_count` is what the embedder will see.
+
+    `sentences` are the spans (in the document's text) of the sentences, or
+    pieces of over-long sentences, the chunk is made of: found once here, so a
+    search result's snippet need not segment the chunk again.
+    """
 
     start: int
     end: int
     lang: str
     token_count: int
+    sentences: tuple[tuple[int, int], ...] = ()
+
+    def relative_sentences(self) -> list[tuple[int, int]]:
+        """The sentence spans as offsets into the chunk's own text."""
+        return [(s - self.start, e - self.start) for s, e in self.sentences]
 
 
 @dataclass
@@ -179,16 +189,14 @@ def chunk_text(
         raise ValueError(
             f"max_tokens={max_tokens} leaves no room: every chunk costs {overhead} tokens of overhead"
         )
-    # A run that fits in one chunk is that chunk: no need to find its sentences
-    # (most customer notes and short documents; segmentation is the costly part).
+    # A run that fits in one chunk is that chunk (most customer notes and short
+    # documents): its sentences are found for snippets, but need no token counts.
+    per_run = [split_sentences(text, run.lang, run.start, run.end) for run in runs]
     results: list[list[ChunkSpec] | None] = [
-        [ChunkSpec(run.start, run.end, run.lang, tokens)] if tokens <= max_tokens else None
-        for run, tokens in zip(runs, run_tokens, strict=True)
+        [ChunkSpec(run.start, run.end, run.lang, tokens, tuple(spans))] if tokens <= max_tokens else None
+        for run, tokens, spans in zip(runs, run_tokens, per_run, strict=True)
     ]
-    per_run = [
-        [] if results[i] is not None else split_sentences(text, run.lang, run.start, run.end)
-        for i, run in enumerate(runs)
-    ]
+    per_run = [[] if results[i] is not None else spans for i, spans in enumerate(per_run)]
     flat = [span for spans in per_run for span in spans]
     sentence_counts = count_tokens([text[s:e] for s, e in flat]) if flat else []
     sentence_tokens = iter(max(c - overhead, 0) + follow for c in sentence_counts)
@@ -200,16 +208,18 @@ def chunk_text(
         todo = [i for i, result in enumerate(results) if result is None]
         if not todo:
             break
-        candidates: dict[int, list[tuple[int, int]]] = {}
+        candidates: dict[int, list[tuple[_Unit, ...]]] = {}
         for i in todo:
             units = _units_for_run(text, run_sentences[i], runs[i].lang, budgets[i])
-            candidates[i] = [
-                (units[a].start, units[b].end) for a, b in _pack(units, budgets[i], overlap_sentences)
-            ]
-        spans = [span for i in todo for span in candidates[i]]
+            candidates[i] = [tuple(units[a : b + 1]) for a, b in _pack(units, budgets[i], overlap_sentences)]
+        spans = [(group[0].start, group[-1].end) for i in todo for group in candidates[i]]
         verified = iter(count_tokens([text[s:e] for s, e in spans]))
         for i in todo:
-            chunks = [ChunkSpec(s, e, runs[i].lang, next(verified)) for s, e in candidates[i]]
+            chunks = [
+                ChunkSpec(group[0].start, group[-1].end, runs[i].lang, next(verified),
+                          tuple((u.start, u.end) for u in group))
+                for group in candidates[i]
+            ]
             worst = max(c.token_count for c in chunks)
             if worst <= max_tokens:
                 results[i] = chunks
@@ -233,7 +243,7 @@ def _force_fit(
         retry = []
         for (s, e), count in zip(spans, counts, strict=True):
             if count <= max_tokens:
-                done.append(ChunkSpec(s, e, lang, count))
+                done.append(ChunkSpec(s, e, lang, count, ((s, e),)))
             elif e - s <= 1:
                 raise ValueError(f"max_tokens={max_tokens} cannot hold even {text[s:e]!r} ({count} tokens)")
             else:

@@ -369,7 +369,7 @@ class KnowledgeBase:
             {
                 "document_id": doc_id, "ordinal": k, "start": c.start, "end": c.end, "lang": c.lang,
                 "token_count": c.token_count, "text": prep.text[c.start : c.end], "vector": vector_to_bytes(v),
-                "terms": " ".join(terms),
+                "terms": " ".join(terms), "sentences": c.relative_sentences(),
             }
             for doc_id, (prep, vectors) in zip(doc_ids, items, strict=True)
             for k, (c, v, terms) in enumerate(zip(prep.chunks, vectors, prep.terms, strict=True))

@@ -354,12 +354,14 @@ class _ChunkRow:
     lang: str
     start: int
     end: int
+    sentences: list | None
 
 
 def _masked(row) -> _ChunkRow:
-    """A chunk row whose text has its document's personal data replaced by labels."""
+    """A chunk row whose text has its document's personal data replaced by labels (same length: spans hold)."""
     spans = [PiiSpan.from_dict(d) for d in row.personal_data or []]
-    return _ChunkRow(row.id, mask(row.text, spans, row.start) if spans else row.text, row.lang, row.start, row.end)
+    text = mask(row.text, spans, row.start) if spans else row.text
+    return _ChunkRow(row.id, text, row.lang, row.start, row.end, row.sentences)
 
 
 @dataclass
@@ -396,7 +398,7 @@ def _materialize(
     if not page:
         return []
     wanted = [cid for g in page for cid, _ in g.chunks[: 1 + MAX_PASSAGES]]
-    columns = [Chunk.id, Chunk.text, Chunk.lang, Chunk.start, Chunk.end]
+    columns = [Chunk.id, Chunk.text, Chunk.lang, Chunk.start, Chunk.end, Chunk.sentences]
     with kb.store.session() as s:
         if mask_personal_data:
             stmt = select(*columns, Document.personal_data).join(Document, Document.id == Chunk.document_id)
@@ -412,7 +414,10 @@ def _materialize(
             row = rows.get(chunk_id)
             if row is None:  # deleted since the indexes were synced
                 continue
-            snippet = make_snippet(row.text, row.lang, terms, kb.analyzer) if snippets else Snippet("")
+            snippet = Snippet("")
+            if snippets:  # the sentences found at ingest, where the chunk has them
+                sentences = [tuple(span) for span in row.sentences] if row.sentences else None
+                snippet = make_snippet(row.text, row.lang, terms, kb.analyzer, sentences=sentences)
             passages.append(Passage(chunk_id, row.lang, row.start, row.end, row.text, score, snippet))
         if not passages:
             continue

@@ -95,6 +95,9 @@ class Chunk(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     # Keyword-index terms, space-separated, as kb.keywords.Analyzer made them.
     terms: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # [[start, end], ...] of its sentences, in the chunk's text, found at ingest for snippets;
+    # None for chunks stored before they were kept (their snippets segment the text again).
+    sentences: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
     document: Mapped[Document] = relationship(back_populates="chunks")
 

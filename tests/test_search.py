@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select, update
 
 from kb.chunk_table import SearchFilters
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.search import MAX_QUERY_CHARS, MODES, EmptyQueryError, clean_query
+from kb.store import Chunk
 from tests.test_knowledge_base import EN, TH, ZH, guidance, note
 
 CANTEEN_EN = "Our canteen serves lunch from noon. Bring your own cup and return trays to the rack."
@@ -100,6 +102,37 @@ def test_results_are_grouped_per_document_with_more_passages(make_kb):
     assert long_hit.more_count >= 3 and long_hit.more
     passages = kb.search("business units cooperation", k=20, group=False).results
     assert sum(h.source == "/docs/long.md" for h in passages) == 1 + long_hit.more_count
+
+
+def test_snippets_are_cut_at_the_sentences_found_at_ingest_and_older_chunks_get_the_same(make_kb):
+    kb = make_kb()
+    steps = " ".join(f"Step {n} of the refund procedure is written down in the manual." for n in range(1, 9))
+    kb.add_documents([guidance("refund.md", steps + " Escalate a disputed chargeback to the finance team within "
+                               "two days. " + steps), guidance("th.md", TH)])
+    with kb.store.session() as s:
+        stored = s.execute(select(Chunk.id, Chunk.text, Chunk.sentences)).all()
+    for _, text, spans in stored:
+        assert spans, "every chunk keeps its sentences"
+        assert all(0 <= a < b <= len(text) and text[a:b] == text[a:b].strip() for a, b in spans)
+    query = "disputed chargeback finance"
+
+    def first_snippet():
+        return kb.search(query, k=1).results[0].best.snippet
+
+    found = first_snippet()
+    text, spans = next((text, spans) for _, text, spans in stored if "chargeback" in text)
+    assert "Escalate a disputed chargeback" in found.text
+    assert found.start in {a for a, _ in spans}, "the snippet begins where a sentence does"
+    # Chunks stored before their sentences were kept segment again, to the same snippet.
+    with kb.store.session() as s:
+        s.execute(update(Chunk).values(sentences=None))
+    assert first_snippet() == found
+    # And the stored sentences are the ones used: one span for the whole text cuts around the matches instead.
+    with kb.store.session() as s:
+        for chunk_id, text, _ in stored:
+            s.execute(update(Chunk).where(Chunk.id == chunk_id).values(sentences=[[0, len(text)]]))
+    cut = first_snippet()
+    assert "disputed chargeback" in cut.text and cut.start not in {a for a, _ in spans}
 
 
 @pytest.mark.parametrize("mode", MODES)

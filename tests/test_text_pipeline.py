@@ -118,6 +118,8 @@ def assert_chunk_invariants(text: str, chunks: list[ChunkSpec], count, max_token
         inside = [r for r in runs if r.start <= chunk.start and chunk.end <= r.end]
         assert len(inside) == 1 and inside[0].lang == chunk.lang, "chunk crosses a language run"
         covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
+        assert chunk.sentences, "a chunk keeps the sentences it is made of"
+        assert_spans_cover(text, list(chunk.sentences), chunk.start, chunk.end)
     assert all(covered[i] or text[i].isspace() for i in range(len(text))), "text not in any chunk"
     assert [c.token_count for c in chunks] == count([text[c.start : c.end] for c in chunks])
     for a, b in zip(chunks, chunks[1:], strict=False):
@@ -568,6 +570,20 @@ def test_seed_chunks_overlap_by_exactly_one_sentence_or_not_at_all(cleaned, mode
         for a, b in zip(chunks, chunks[1:], strict=False):
             if run_of(runs, a) == run_of(runs, b) and b.start < a.end:
                 assert (b.start, a.end) in sentences[run_of(runs, a)], "overlap must be one whole sentence"
+
+
+def test_chunk_sentences_are_the_sentences_of_their_run_or_pieces_of_one(cleaned, model_counter):
+    for text in cleaned.values():
+        runs = language_runs(text)
+        sentences = {run: split_sentences(text, run.lang, run.start, run.end) for run in runs}
+        for chunk in chunk_text(text, model_counter):
+            whole = sentences[run_of(runs, chunk)]
+            for s, e in chunk.sentences:
+                assert any(a <= s and e <= b for a, b in whole), f"{text[s:e]!r} is not inside one sentence"
+            relative = chunk.relative_sentences()
+            assert [text[chunk.start : chunk.end][a:b] for a, b in relative] == [
+                text[s:e] for s, e in chunk.sentences
+            ]
 
 
 def test_consecutive_chunks_share_exactly_one_sentence():
