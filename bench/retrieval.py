@@ -153,7 +153,7 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
     from kb.store import Chunk, Document, vector_to_bytes
 
     with source.store.session() as s:
-        rows = s.execute(select(Chunk.text, Chunk.lang, Chunk.vector, Chunk.terms)).all()
+        rows = s.execute(select(Chunk.text, Chunk.lang, Chunk.vector, Chunk.terms, Chunk.sentences)).all()
     rng = np.random.default_rng(7)
     settings = Settings(data_dir=tmp / "synthetic", models_dir=models_dir)
     kb = KnowledgeBase.open(settings, embedder=source.embedder)
@@ -180,6 +180,7 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
                     "document_id": doc_ids[i // per_doc], "ordinal": i % per_doc, "start": 0, "end": 0,
                     "lang": base.lang, "token_count": 200, "text": base.text,
                     "vector": vector_to_bytes(vector / np.linalg.norm(vector)), "terms": " ".join(sample),
+                    "sentences": base.sentences,
                 })
             s.execute(insert(Chunk), chunks)
     print(f"\nsynthetic knowledge base: {n_chunks} chunks written in {time.perf_counter() - started:.0f} s")
