@@ -191,12 +191,13 @@ def chunk_text(
         )
     # A run that fits in one chunk is that chunk (most customer notes and short
     # documents): its sentences are found for snippets, but need no token counts.
-    per_run = [split_sentences(text, run.lang, run.start, run.end) for run in runs]
+    run_spans = [split_sentences(text, run.lang, run.start, run.end) for run in runs]
     results: list[list[ChunkSpec] | None] = [
         [ChunkSpec(run.start, run.end, run.lang, tokens, tuple(spans))] if tokens <= max_tokens else None
-        for run, tokens, spans in zip(runs, run_tokens, per_run, strict=True)
+        for run, tokens, spans in zip(runs, run_tokens, run_spans, strict=True)
     ]
-    per_run = [[] if results[i] is not None else spans for i, spans in enumerate(per_run)]
+    # Only the longer runs' sentences need token counts, to be packed into chunks.
+    per_run = [[] if results[i] is not None else spans for i, spans in enumerate(run_spans)]
     flat = [span for spans in per_run for span in spans]
     sentence_counts = count_tokens([text[s:e] for s, e in flat]) if flat else []
     sentence_tokens = iter(max(c - overhead, 0) + follow for c in sentence_counts)
