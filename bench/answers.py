@@ -1,7 +1,7 @@
 """Answer quality on XQuAD, and the no-answer threshold.
 
 A fresh knowledge base holds all 360 XQuAD paragraphs (120 in each of English,
-Thai and Chinese). Every question goes through `kb.answer.answer_question`,
+Thai and Chinese). Every question goes through `kb.search.answer.answer_question`,
 the code path of `kb ask` and the portal:
 
 - hit rate: the gold answer text is inside the returned answer (for an answer
@@ -42,12 +42,12 @@ sys.path.insert(0, str(REPO / "bench"))
 import numpy as np  # noqa: E402
 from retrieval import LANGS, build_xquad_kb, find_xquad, xquad_doc_ids  # noqa: E402
 
-import kb.answer as answer_module  # noqa: E402
+import kb.search.answer as answer_module  # noqa: E402
 from indexer.pipeline import ingest_paths  # noqa: E402
-from kb.answer import answer_question  # noqa: E402
 from kb.config import Settings  # noqa: E402
 from kb.documents import DocumentInput  # noqa: E402
 from kb.knowledge_base import KnowledgeBase  # noqa: E402
+from kb.search.answer import answer_question  # noqa: E402
 
 # Questions about the bundled corpus, in its three languages, for the answer time.
 CORPUS_QUESTIONS = (
@@ -168,7 +168,7 @@ def fit_logistic(label: str, prefix: str, names: list[str], positives: list[dict
 
 
 def fit_confidence(answerable: list[dict], unanswerable: list[dict], elsewhere: list[dict]) -> None:
-    """Both confidence models fitted again on this run's evidence (see kb.answer)."""
+    """Both confidence models fitted again on this run's evidence (see kb.search.answer)."""
     same = [r for r in answerable if r["hit"] and not r["cross_language"]]
     same_wrong = [r for r in unanswerable if r["answered"] and not r["cross_language"]]
     fit_logistic("same language", "CONFIDENCE", list(answer_module.CONFIDENCE_WEIGHTS), same, same_wrong)

@@ -28,7 +28,7 @@ from sqlalchemy import select  # noqa: E402
 import indexer.pipeline as pipeline  # noqa: E402
 from kb.config import Settings  # noqa: E402
 from kb.knowledge_base import KnowledgeBase  # noqa: E402
-from kb.store import Chunk  # noqa: E402
+from kb.storage.store import Chunk  # noqa: E402
 
 
 class StageTimer:

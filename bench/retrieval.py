@@ -33,11 +33,11 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-import kb.search as search_module  # noqa: E402
+import kb.search.pipeline as search_module  # noqa: E402
 from indexer.pipeline import ingest_paths  # noqa: E402
-from kb.chunk_table import SearchFilters  # noqa: E402
 from kb.config import Settings  # noqa: E402
 from kb.documents import DocumentInput  # noqa: E402
+from kb.index.chunk_table import SearchFilters  # noqa: E402
 from kb.knowledge_base import KnowledgeBase  # noqa: E402
 
 LANGS = ("en", "th", "zh")
@@ -150,7 +150,7 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
     """A knowledge base of `n_chunks` chunks made from the corpus: perturbed real vectors, resampled real terms."""
     from sqlalchemy import insert, select
 
-    from kb.store import Chunk, Document, vector_to_bytes
+    from kb.storage.store import Chunk, Document, vector_to_bytes
 
     with source.store.session() as s:
         rows = s.execute(select(Chunk.text, Chunk.lang, Chunk.vector, Chunk.terms, Chunk.sentences)).all()
@@ -199,7 +199,7 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
 
 def analyzer_speed(kb: KnowledgeBase) -> None:
     """Keyword segmentation speed on the bundled guidance, per language (best of three passes)."""
-    from kb.cleaning import normalize_text
+    from kb.text.cleaning import normalize_text
 
     print("\nkeyword analyzer on the bundled guidance (best of 3 passes)")
     for lang in LANGS:

@@ -25,12 +25,12 @@ sys.path.insert(0, str(REPO))
 
 from indexer.pipeline import ingest_paths  # noqa: E402
 from kb.access import OPERATOR, Viewer  # noqa: E402
-from kb.cases import similar_cases  # noqa: E402
-from kb.collections import add_item, create_collection, get_collection, parallel_passages  # noqa: E402
 from kb.config import Settings  # noqa: E402
-from kb.handouts import HandoutLabels, build_handout, to_docx, to_markdown  # noqa: E402
 from kb.knowledge_base import KnowledgeBase  # noqa: E402
-from kb.privacy import EMAIL, NAME, PHONE, find_personal_data  # noqa: E402
+from kb.services.cases import similar_cases  # noqa: E402
+from kb.services.collections import add_item, create_collection, get_collection, parallel_passages  # noqa: E402
+from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown  # noqa: E402
+from kb.text.privacy import EMAIL, NAME, PHONE, find_personal_data  # noqa: E402
 
 COMPLAINTS = [
     "เน็ตหลุดทุกเย็น ไฟเราเตอร์กะพริบแดง", "โดนหักค่าบริการสองครั้งในเดือนนี้", "รอสายคอลเซ็นเตอร์นานเกินชั่วโมง",

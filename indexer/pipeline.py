@@ -22,13 +22,13 @@ from pathlib import Path
 import pathspec
 from tqdm import tqdm
 
+from indexer.prepare import TextPreparer
 from indexer.readers import is_supported, read_file
-from kb.chunking import warm_up_text_tools
 from kb.config import Settings
 from kb.documents import GUIDANCE, DocumentInput, ReadError
 from kb.knowledge_base import AddOutcome, IngestPlan, KnowledgeBase
-from kb.preparing import TextPreparer
-from kb.topics import topics_from_folders
+from kb.services.topics import topics_from_folders
+from kb.text.chunking import warm_up_text_tools
 
 # Flush a batch to the embedder once it holds about this much text (~60
 # chunks); the first batch is small so that embedding starts early and the
@@ -51,7 +51,7 @@ class IngestReport:
     failed: list[dict] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     files: int = 0
-    # Topics of files found inside ingested folders, from the folders between (see kb.topics).
+    # Topics of files found inside ingested folders, from the folders between (see kb.services.topics).
     folder_topics: dict[str, list[str]] = field(default_factory=dict)
 
     @property

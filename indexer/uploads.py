@@ -21,7 +21,7 @@ from indexer.pipeline import ingest_paths
 from indexer.readers import SUPPORTED_SUFFIXES, is_supported
 from kb.documents import DocumentInput
 from kb.knowledge_base import KnowledgeBase
-from kb.store import Document
+from kb.storage.store import Document
 
 UPLOADS = "uploads"
 MAX_NAME_CHARS = 120

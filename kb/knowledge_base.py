@@ -2,7 +2,7 @@
 
 The command line and the portal each create one `KnowledgeBase` and make every
 change and every query through it. The database is the source of truth; the
-search indexes (`kb.indexes`) are caches that follow it.
+search indexes (`kb.index.indexes`) are caches that follow it.
 """
 
 from __future__ import annotations
@@ -16,20 +16,20 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import selectinload
 
+from indexer.prepare import PreparedDocument, TextPreparer, analyzer_version, content_hash, index_text
 from kb.access import OPERATOR, Viewer, normalize_visibility
-from kb.chunk_table import SearchFilters
-from kb.chunking import warm_up_text_tools
 from kb.config import Settings
 from kb.documents import KINDS, NOTE, DocumentInput
-from kb.embedding import Embedder, model_id_for
-from kb.indexes import Indexes
-from kb.keywords import Analyzer, load_user_words
-from kb.preparing import PreparedDocument, TextPreparer, analyzer_version, content_hash, index_text
-from kb.privacy import PiiSpan, mask_personal_data
-from kb.search import SearchRequest, SearchResponse
-from kb.search import search as run_search
-from kb.store import Chunk, Document, DocumentTag, Note, Store, utcnow, vector_to_bytes
-from kb.topics import apply_tag_edits, tag_edits_by_source
+from kb.embed.embedder import Embedder, model_id_for
+from kb.index.chunk_table import SearchFilters
+from kb.index.indexes import Indexes
+from kb.index.keywords import Analyzer, load_user_words
+from kb.search.pipeline import SearchRequest, SearchResponse
+from kb.search.pipeline import search as run_search
+from kb.services.topics import apply_tag_edits, tag_edits_by_source
+from kb.storage.store import Chunk, Document, DocumentTag, Note, Store, utcnow, vector_to_bytes
+from kb.text.chunking import warm_up_text_tools
+from kb.text.privacy import PiiSpan, mask_personal_data
 
 MAX_TITLE_CHARS = 120
 
@@ -456,7 +456,7 @@ def _document_values(prep: PreparedDocument, now) -> dict:
     }
 
 
-# Longest values the database columns take (see kb.store).
+# Longest values the database columns take (see kb.storage.store).
 FIELD_LIMITS = {
     "source": 1024, "visibility": 255, "note_id": 128, "customer_name": 255, "customer_email": 255,
     "customer_phone": 64, "channel": 64, "product": 255, "status": 32, "tag": 64,

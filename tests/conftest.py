@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from kb.bundled_model import ensure_bundled_model
 from kb.config import Settings
-from kb.embedding import Embedder
+from kb.embed.bundled_model import ensure_bundled_model
+from kb.embed.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def run_kb(*args: str, data_dir: Path, models_dir: Path, check: bool = True, **k
     env.pop("KB_DATABASE_URL", None)
     env.update(kwargs.pop("env", {}))
     proc = subprocess.run(
-        [sys.executable, "-m", "indexer.cli", *args], env=env, cwd=REPO,
+        [sys.executable, "-m", "cli.main", *args], env=env, cwd=REPO,
         capture_output=True, text=True, timeout=kwargs.pop("timeout", 900), **kwargs,
     )
     if check and proc.returncode != 0:

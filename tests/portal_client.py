@@ -7,8 +7,8 @@ import re
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kb import accounts
-from kb.store import Store
+from kb.services import accounts
+from kb.storage.store import Store
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from kb.access import Viewer, can_view, normalize_visibility
-from kb.answer import answer_question
-from kb.catalog import get_document, list_documents, related_documents
 from kb.documents import NOTE, DocumentInput, NoteFields
+from kb.search.answer import answer_question
+from kb.services.catalog import get_document, list_documents, related_documents
 
 PARTNER, EMPLOYEE, AGENT = Viewer("partner"), Viewer("employee"), Viewer("agent")
 PHONE = "+66 91 337 6685"

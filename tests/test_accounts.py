@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kb import accounts, audit
-from kb.store import Store
+from kb.services import accounts, audit
+from kb.storage.store import Store
 from tests.conftest import run_kb
 
 

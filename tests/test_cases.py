@@ -19,7 +19,10 @@ import pytest
 from sqlalchemy import delete, func, select, text
 
 from indexer.note_import import check_import, guess_mapping, import_notes, read_table, stored_path
-from kb.cases import (
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from kb.search.pipeline import EmptyQueryError
+from kb.services.cases import (
     HELP_CAP,
     RESOLVED_FLOOR,
     CaseFilters,
@@ -31,10 +34,7 @@ from kb.cases import (
     similar_cases,
     unmark_helped,
 )
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
-from kb.search import EmptyQueryError
-from kb.store import CaseFeedback, Document, Note
+from kb.storage.store import CaseFeedback, Document, Note
 from tests.portal_client import signed_in
 from tests.test_api import check
 from webapp import create_app
@@ -177,7 +177,7 @@ def test_resolved_cases_go_first_but_only_among_relevant_ones():
     scores = [10.0, 6.0, RESOLVED_FLOOR * 10 - 0.5, 2.0]
     order = case_order(scores, [False, True, True, False], [0, 0, 0, 0])
     assert order == [1, 0, 2, 3]
-    # A resolved case without a resolution is not promoted: is_resolved needs one (see kb.cases).
+    # A resolved case without a resolution is not promoted: is_resolved needs one (see kb.services.cases).
     assert case_order([10.0, 6.0], [False, False], [0, 0]) == [0, 1]
 
 

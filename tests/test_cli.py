@@ -136,7 +136,7 @@ def test_sigkill_midway_then_rerun_ingests_every_file_exactly_once(tmp_path, mod
     env = {**os.environ, "KB_DATA_DIR": str(data), "KB_MODELS_DIR": str(models_dir)}
     env.pop("KB_DATABASE_URL", None)
     target = CORPUS / "guidance"
-    proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "ingest", str(target), "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "ingest", str(target), "--json"],
                             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 600

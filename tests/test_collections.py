@@ -18,8 +18,11 @@ import docx
 import pytest
 from sqlalchemy import func, select
 
-from kb.answer import answer_question
-from kb.collections import (
+from kb.config import Settings
+from kb.documents import NOTE, DocumentInput, NoteFields
+from kb.knowledge_base import KnowledgeBase
+from kb.search.answer import answer_question
+from kb.services.collections import (
     PARALLEL_MIN_SIMILARITY,
     CollectionError,
     ItemView,
@@ -38,11 +41,8 @@ from kb.collections import (
     shared_collection,
     update_collection,
 )
-from kb.config import Settings
-from kb.documents import NOTE, DocumentInput, NoteFields
-from kb.handouts import HandoutLabels, build_handout, to_docx, to_markdown
-from kb.knowledge_base import KnowledgeBase
-from kb.store import Chunk, Collection, CollectionItem, Document
+from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown
+from kb.storage.store import Chunk, Collection, CollectionItem, Document
 from tests.portal_client import signed_in
 from tests.test_api import SPEC, check
 from webapp import create_app
@@ -342,7 +342,7 @@ def test_the_docx_handout_holds_every_passage_annotation_and_source_in_order(wor
 
 
 def test_the_docx_marks_each_passage_with_its_language():
-    from kb.collections import CollectionView
+    from kb.services.collections import CollectionView
 
     view = CollectionView(1, "สามภาษา", "", "th", "", None, None, None, 2, [
         ItemView(1, 0, 1, 1, 0, 9, "th", "ลูกค้าคือศูนย์กลาง", "หัวข้อ", "/th.md", "", None),

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.cleaning import normalize_text
-from kb.keywords import (
+from kb.index.keywords import (
     INDEX_FILE,
     MANIFEST_FILE,
     Analyzer,
@@ -27,6 +26,7 @@ from kb.keywords import (
     to_simplified,
     warm_up,
 )
+from kb.text.cleaning import normalize_text
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpus"

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from kb.config import Settings
 from kb.documents import NOTE, DocumentInput, NoteFields
+from kb.index.vectors import INDEX_FILE, MANIFEST_FILE
 from kb.knowledge_base import KnowledgeBase, ModelMismatchError
-from kb.search import EmptyQueryError
-from kb.store import Chunk, Document, Note
-from kb.vector_index import INDEX_FILE, MANIFEST_FILE
+from kb.search.pipeline import EmptyQueryError
+from kb.storage.store import Chunk, Document, Note
 
 EN = (
     "Breaking down silos\n\nWhen two strategic business units compete for the same customers, "

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kb.privacy import CARD, EMAIL, NAME, NATIONAL_ID, PHONE, PiiSpan, find_personal_data, mask
+from kb.text.privacy import CARD, EMAIL, NAME, NATIONAL_ID, PHONE, PiiSpan, find_personal_data, mask
 from tests.conftest import CORPUS
 
 

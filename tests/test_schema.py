@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from kb.store import Base, Store
+from kb.storage.store import Base, Store
 
 
 def test_migrations_match_the_models(database_url):

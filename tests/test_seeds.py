@@ -11,7 +11,7 @@ from sqlalchemy import select
 from indexer.pipeline import ingest_paths
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.store import Chunk, Document
+from kb.storage.store import Chunk, Document
 from tests.conftest import find_shared
 
 SEEDS = find_shared("seeds")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kb.cleaning import normalize_text
-from kb.keywords import Analyzer, warm_up
-from kb.snippets import ELLIPSIS, Snippet, make_snippet
+from kb.index.keywords import Analyzer, warm_up
+from kb.search.snippets import ELLIPSIS, Snippet, make_snippet
+from kb.text.cleaning import normalize_text
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpus"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.chunking import ChunkSpec, chunk_text
-from kb.cleaning import clean_text, load_boilerplate_rules, normalize_text
-from kb.languages import SUPPORTED_LANGUAGES, detect_language
-from kb.sentences import THAI_SENTENCE_MAX, Run, join_thai_clauses, language_runs, split_sentences
+from kb.text.chunking import ChunkSpec, chunk_text
+from kb.text.cleaning import clean_text, load_boilerplate_rules, normalize_text
+from kb.text.languages import SUPPORTED_LANGUAGES, detect_language
+from kb.text.sentences import THAI_SENTENCE_MAX, Run, join_thai_clauses, language_runs, split_sentences
 
 THAI = re.compile(r"[\u0e00-\u0e7f]")
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -67,7 +67,7 @@ def model_counter(models_dir):
     """Token counts as the bundled e5 model sees them ("passage: " prefix, <s> and </s>)."""
     import tokenizers
 
-    from kb.bundled_model import BUNDLED_DIR_NAME
+    from kb.embed.bundled_model import BUNDLED_DIR_NAME
 
     model_dir = models_dir / BUNDLED_DIR_NAME
     tokenizer = tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))

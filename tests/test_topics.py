@@ -7,8 +7,8 @@ from pathlib import PurePath
 import pytest
 
 from indexer.pipeline import ingest_paths
-from kb.chunk_table import SearchFilters
-from kb.topics import (
+from kb.index.chunk_table import SearchFilters
+from kb.services.topics import (
     TopicError,
     list_topics,
     normalize_topic,

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from kb.vector_index import INDEX_FILE, MANIFEST_FILE, Manifest, VectorIndex
+from kb.index.vectors import INDEX_FILE, MANIFEST_FILE, Manifest, VectorIndex
 
 
 def unit_rows(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:

@@ -61,7 +61,7 @@ def warm_up(kb: KnowledgeBase) -> None:
     kb.refresh()
     kb.embedder.encode_queries(["warm up"])
     kb.analyzer.term_texts("warm up ลูกค้า 客户")
-    from kb.chunking import warm_up_text_tools
+    from kb.text.chunking import warm_up_text_tools
 
     warm_up_text_tools()
     log.info("knowledge base ready in %.1f s", time.perf_counter() - started)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from kb import audit
+from kb.services import audit
 from webapp import get_kb
 from webapp.auth import record, require
 from webapp.params import BadParameter, int_param

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request
 
 from indexer.uploads import add_pasted_text, ingest_upload
-from kb import audit
-from kb.answer import answer_question
-from kb.catalog import get_document, list_documents, related_documents
 from kb.documents import KINDS
-from kb.search import EmptyQueryError
+from kb.search.answer import answer_question
+from kb.search.pipeline import EmptyQueryError
+from kb.services import audit
+from kb.services.catalog import get_document, list_documents, related_documents
 from webapp import get_kb
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.errors import error_response

@@ -31,11 +31,11 @@ from sqlalchemy import func, select
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from kb import accounts, audit
 from kb.access import Viewer
 from kb.config import Settings
 from kb.documents import NOTE
-from kb.store import AuditEntry, utcnow
+from kb.services import accounts, audit
+from kb.storage.store import AuditEntry, utcnow
 from webapp import get_kb
 from webapp.errors import error_response, wants_json
 
@@ -53,7 +53,7 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "
 
 
 class SignedInUser(UserMixin):
-    """Flask-Login's user: an account, identified in the session with its epoch (see kb.accounts)."""
+    """Flask-Login's user: an account, identified in the session with its epoch (see kb.services.accounts)."""
 
     def __init__(self, account: accounts.Account) -> None:
         self.account = account

@@ -1,6 +1,6 @@
 """Support agents' pages and API: the case list, one case, similar past cases, "this helped", note import.
 
-Each view is one call into `kb.cases` or `indexer.note_import`. Every page
+Each view is one call into `kb.services.cases` or `indexer.note_import`. Every page
 works without JavaScript: "this helped" is a form that posts and comes back
 to the same results (`static/cases.js` does the same through the API in place).
 """
@@ -29,8 +29,10 @@ from indexer.note_import import (
     save_pending,
     stored_path,
 )
-from kb import audit
-from kb.cases import (
+from kb.documents import NOTE_FIELDS, ReadError
+from kb.search.pipeline import EmptyQueryError
+from kb.services import audit
+from kb.services.cases import (
     MAX_SIMILAR,
     CaseFilters,
     case_filter_values,
@@ -41,8 +43,6 @@ from kb.cases import (
     unmark_helped,
     voter_marks,
 )
-from kb.documents import NOTE_FIELDS, ReadError
-from kb.search import EmptyQueryError
 from webapp import get_kb
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record, require

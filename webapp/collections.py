@@ -31,8 +31,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from kb import audit
-from kb.collections import (
+from kb.services import audit
+from kb.services.collections import (
     LANGUAGES,
     MAX_WHOLE_DOCUMENT_CHARS,
     CollectionError,
@@ -52,8 +52,8 @@ from kb.collections import (
     shared_collection,
     update_collection,
 )
-from kb.handouts import HandoutLabels, build_handout, to_docx, to_markdown
-from kb.store import Collection
+from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown
+from kb.storage.store import Collection
 from webapp import get_kb
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record

@@ -9,11 +9,11 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from indexer.uploads import add_pasted_text, ingest_upload
-from kb import audit
-from kb.answer import answer_question
-from kb.catalog import PassageSpan, counts, get_document, list_documents, related_documents
-from kb.search import EmptyQueryError
-from kb.snippets import merge_spans
+from kb.search.answer import answer_question
+from kb.search.pipeline import EmptyQueryError
+from kb.search.snippets import merge_spans
+from kb.services import audit
+from kb.services.catalog import PassageSpan, counts, get_document, list_documents, related_documents
 from webapp import get_kb
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.i18n import CONTENT_LANGUAGE, select_locale

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from werkzeug.datastructures import MultiDict
 
-from kb.chunk_table import SearchFilters
 from kb.documents import KINDS
-from kb.search import MODES
+from kb.index.chunk_table import SearchFilters
+from kb.search.pipeline import MODES
 
 MAX_K = 100
 LANGUAGES = ("th", "zh", "en")

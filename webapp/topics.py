@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
-from kb.catalog import get_document
-from kb.topics import TopicError, list_topics, set_document_topics, topic_documents
+from kb.services.catalog import get_document
+from kb.services.topics import TopicError, list_topics, set_document_topics, topic_documents
 from webapp import get_kb
 from webapp.auth import current_viewer, require
 from webapp.errors import error_response

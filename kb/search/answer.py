@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kb.access import OPERATOR, Viewer
-from kb.search import SearchResult
-from kb.sentences import join_thai_clauses, split_sentences
+from kb.search.pipeline import SearchResult
+from kb.text.sentences import join_thai_clauses, split_sentences
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-DEFAULT_BOILERPLATE_FILE = Path(__file__).parent / "data" / "boilerplate.txt"
+DEFAULT_BOILERPLATE_FILE = Path(__file__).parents[1] / "data" / "boilerplate.txt"
 
 # Characters that carry no text: removed *before* NFKC so that a mark hidden
 # behind a zero-width space still composes (keeps normalize_text idempotent).

@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kb.keywords import warm_up as warm_up_keywords
-from kb.sentences import language_runs, split_sentences, trim_span
+from kb.index.keywords import warm_up as warm_up_keywords
+from kb.text.sentences import language_runs, split_sentences, trim_span
 
 CountTokens = Callable[[list[str]], list[int]]
 

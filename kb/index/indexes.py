@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.centering import LanguageCentroids, compute_centroids
-from kb.chunk_table import ChunkTable
 from kb.config import Settings
-from kb.keywords import KeywordIndex
-from kb.store import Store, vectors_from_bytes
-from kb.vector_index import Manifest, VectorIndex
+from kb.index.centering import LanguageCentroids, compute_centroids
+from kb.index.chunk_table import ChunkTable
+from kb.index.keywords import KeywordIndex
+from kb.index.vectors import Manifest, VectorIndex
+from kb.storage.store import Store, vectors_from_bytes
 
 
 class Indexes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from kb.store import AuditEntry, Store, utcnow
+from kb.storage.store import AuditEntry, Store, utcnow
 
 SEARCH, VIEW, EXPORT, SIMILAR, ASK = "search", "view", "export", "similar", "ask"
 MAX_TARGET_CHARS = 2000

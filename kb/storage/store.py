@@ -2,7 +2,7 @@
 
 SQLite by default (one file in the data directory), PostgreSQL through
 `KB_DATABASE_URL`. The schema is owned by Alembic migrations in
-`kb/migrations`, applied when a store opens, so a data directory made by an
+`kb/storage/migrations`, applied when a store opens, so a data directory made by an
 older version is brought up to date instead of breaking.
 """
 
@@ -57,7 +57,7 @@ class Document(Base):
     visibility: Mapped[str] = mapped_column(String(255), default="internal")
     text: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
-    # Spans of personal data in `text` ([{"start", "end", "kind"}], see kb.privacy), masked for most readers.
+    # Spans of personal data in `text` ([{"start", "end", "kind"}], see kb.text.privacy), masked for most readers.
     personal_data: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
@@ -93,7 +93,7 @@ class Chunk(Base):
     token_count: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
-    # Keyword-index terms, space-separated, as kb.keywords.Analyzer made them.
+    # Keyword-index terms, space-separated, as kb.index.keywords.Analyzer made them.
     terms: Mapped[str] = mapped_column(Text, default="", server_default="")
     # [[start, end], ...] of its sentences, in the chunk's text, found at ingest for snippets;
     # None for chunks stored before they were kept (their snippets segment the text again).

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kb.collections import CollectionView, ItemView
+from kb.services.collections import CollectionView, ItemView
 
 # The language tags a handout's passages are marked with (Word needs a region).
 WORD_LANGUAGE = {"th": "th-TH", "zh": "zh-CN", "en": "en-GB"}

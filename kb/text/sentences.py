@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kb.languages import (
+from kb.text.languages import (
     MIN_LATIN_LETTERS,
     detect_language,
     detect_language_confidently,
@@ -31,7 +31,7 @@ class Run:
     lang: str
 
 
-# A block shorter than this (weighted letters, see kb.languages) between two
+# A block shorter than this (weighted letters, see kb.text.languages) between two
 # blocks of one other language takes theirs: an English reference entry inside
 # a Thai bibliography, a Thai name line inside English prose.
 _SANDWICH_WEIGHT = 120

@@ -35,10 +35,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from kb.access import OPERATOR, Viewer, visibility_clause
-from kb.chunk_table import SearchFilters
 from kb.documents import NOTE
-from kb.privacy import EMAIL, LABELS, NAME, PHONE, mask_personal_data
-from kb.store import CaseFeedback, Document, DocumentTag, Note
+from kb.index.chunk_table import SearchFilters
+from kb.storage.store import CaseFeedback, Document, DocumentTag, Note
+from kb.text.privacy import EMAIL, LABELS, NAME, PHONE, mask_personal_data
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase
@@ -187,7 +187,7 @@ def similar_cases(
 ) -> list[SimilarCase]:
     """The past cases most like this complaint, in any language, resolved ones first.
 
-    Raises `kb.search.EmptyQueryError` for an empty text and ValueError for a
+    Raises `kb.search.pipeline.EmptyQueryError` for an empty text and ValueError for a
     `k` out of range. `exclude` leaves out cases (the one being looked at).
     """
     if not 1 <= k <= MAX_SIMILAR:

@@ -7,7 +7,7 @@ each retriever, and the two are fused per chunk by score (see `fuse`). Results a
 per document (its best passage first, the other matching passages after it),
 and every result says how much of its rank came from each side.
 
-Cross-language reach comes from three steps (see `kb.centering`, `_expand`
+Cross-language reach comes from three steps (see `kb.index.centering`, `_expand`
 and `lent_keyword_scores`): vectors are language-centered, the query vector
 is expanded with the best passage of a first, unfiltered pass, which carries
 a Thai question to the English and Chinese passages on the same subject, and
@@ -24,12 +24,12 @@ import numpy as np
 from sqlalchemy import select
 
 from kb.access import OPERATOR, Viewer
-from kb.chunk_table import SearchFilters
-from kb.cleaning import normalize_text
-from kb.languages import detect_language
-from kb.privacy import PiiSpan, mask
-from kb.snippets import Snippet, make_snippet
-from kb.store import Chunk, Document
+from kb.index.chunk_table import SearchFilters
+from kb.search.snippets import Snippet, make_snippet
+from kb.storage.store import Chunk, Document
+from kb.text.cleaning import normalize_text
+from kb.text.languages import detect_language
+from kb.text.privacy import PiiSpan, mask
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase

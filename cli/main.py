@@ -25,12 +25,12 @@ import os
 import sys
 from pathlib import Path
 
-from kb.accounts import ROLES
-from kb.chunk_table import SearchFilters
 from kb.config import Settings
 from kb.documents import KINDS
+from kb.index.chunk_table import SearchFilters
 from kb.knowledge_base import KnowledgeBase, ModelMismatchError
-from kb.search import MODES, EmptyQueryError, SearchResponse
+from kb.search.pipeline import MODES, EmptyQueryError, SearchResponse
+from kb.services.accounts import ROLES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     settings = Settings.from_env(**overrides)
     if args.command == "serve":
-        from indexer.serve import serve
+        from cli.serve import serve
 
         serve(settings, args.host, args.port, args.workers)
         return EXIT_OK
@@ -243,7 +243,7 @@ def _search_many(kb: KnowledgeBase, args) -> int:
 
 
 def cmd_ask(kb: KnowledgeBase, args) -> int:
-    from kb.answer import answer_question
+    from kb.search.answer import answer_question
 
     if args.queries:
         if args.question:
@@ -318,8 +318,8 @@ def cmd_reindex(kb: KnowledgeBase, args) -> int:
 
 def cmd_user(settings: Settings, args) -> int:
     """Accounts only need the database: no model, no indexes."""
-    from kb import accounts
-    from kb.store import Store
+    from kb.services import accounts
+    from kb.storage.store import Store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url)

@@ -18,9 +18,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from kb.access import OPERATOR, Viewer, visibility_clause
-from kb.catalog import DocumentSummary
 from kb.documents import GUIDANCE
-from kb.store import Document, DocumentTag, TagEdit, utcnow
+from kb.services.catalog import DocumentSummary
+from kb.storage.store import Document, DocumentTag, TagEdit, utcnow
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase

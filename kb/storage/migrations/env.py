@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from kb.store import Base
+from kb.storage.store import Base
 
 target_metadata = Base.metadata
 
@@ -10,7 +10,7 @@ target_metadata = Base.metadata
 def run_migrations() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("kb migrations run through kb.store.upgrade_schema(), which passes a connection")
+        raise RuntimeError("kb migrations run through kb.storage.store.upgrade_schema(), which passes a connection")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kb.store import ApiToken, Store, User, utcnow
+from kb.storage.store import ApiToken, Store, User, utcnow
 
 ADMIN, TRAINER, AGENT, EMPLOYEE, PARTNER = "admin", "trainer", "agent", "employee", "partner"
 ROLES = (ADMIN, TRAINER, AGENT, EMPLOYEE, PARTNER)

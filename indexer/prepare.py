@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.chunking import ChunkSpec, chunk_text
-from kb.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
 from kb.config import Settings
 from kb.documents import DocumentInput
-from kb.embedding import model_input, resolve_model
-from kb.keywords import ANALYZER_VERSION, Analyzer, load_user_words
-from kb.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, mask
+from kb.embed.embedder import model_input, resolve_model
+from kb.index.keywords import ANALYZER_VERSION, Analyzer, load_user_words
+from kb.text.chunking import ChunkSpec, chunk_text
+from kb.text.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
+from kb.text.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, mask
 
 # Part of every content hash: bump it when cleaning or chunking changes, so the
 # next ingest re-processes documents instead of skipping them as unchanged.

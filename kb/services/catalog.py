@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from kb.access import OPERATOR, Viewer, visibility_clause
-from kb.chunk_table import SearchFilters
-from kb.privacy import PiiSpan, mask, mask_personal_data
-from kb.store import Chunk, Document
+from kb.index.chunk_table import SearchFilters
+from kb.storage.store import Chunk, Document
+from kb.text.privacy import PiiSpan, mask, mask_personal_data
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase

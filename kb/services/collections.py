@@ -24,9 +24,9 @@ import numpy as np
 from sqlalchemy import func, select, true
 
 from kb.access import INTERNAL, OPERATOR, Viewer
-from kb.chunk_table import SearchFilters
-from kb.privacy import PiiSpan, mask
-from kb.store import Chunk, Collection, CollectionItem, Document, utcnow
+from kb.index.chunk_table import SearchFilters
+from kb.storage.store import Chunk, Collection, CollectionItem, Document, utcnow
+from kb.text.privacy import PiiSpan, mask
 
 if TYPE_CHECKING:
     from kb.knowledge_base import KnowledgeBase

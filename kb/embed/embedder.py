@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.bundled_model import BUNDLED_MODEL_ID, bundled_model_info, ensure_bundled_model
-from kb.cleaning import normalize_text
 from kb.config import BUNDLED_MODEL, Settings
+from kb.embed.bundled_model import BUNDLED_MODEL_ID, bundled_model_info, ensure_bundled_model
+from kb.text.cleaning import normalize_text
 
 # Long encodes show a progress bar; short ones (a query, one document) stay quiet.
 PROGRESS_THRESHOLD = 256

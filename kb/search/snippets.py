@@ -13,8 +13,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from kb.keywords import Analyzer, Term
-from kb.sentences import split_sentences, trim_span
+from kb.index.keywords import Analyzer, Term
+from kb.text.sentences import split_sentences, trim_span
 
 ELLIPSIS = "…"
 # A sentence that fits is added whole; the rest of the room is filled with part

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from kb.access import can_view
-from kb.store import Chunk, Document, DocumentTag, Note, Store
+from kb.storage.store import Chunk, Document, DocumentTag, Note, Store
 
 # The fields search results can be counted by (see ChunkTable.facet_counts).
 FACETS = ("lang", "kind", "product", "status", "channel", "tags")

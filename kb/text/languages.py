@@ -191,7 +191,7 @@ def detect_language_confidently(text: str, default: str = "en") -> tuple[str, bo
 
     The flag is False for a default or "und" answer and for non-Latin text too
     short to stand on its own (a two-character heading), so callers such as
-    `kb.sentences.language_runs` can let such text follow its neighbours.
+    `kb.text.sentences.language_runs` can let such text follow its neighbours.
     """
     profile = script_profile(text)
     language, confident = _language_of(profile, text, default)

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from kb.cleaning import normalize_text
-from kb.vector_index import atomic_write
+from kb.index.vectors import atomic_write
+from kb.text.cleaning import normalize_text
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parents[1] / "data"
 _RULES = "kw1"  # see ANALYZER_VERSION
 INDEX_FILE = "keywords.npz"
 MANIFEST_FILE = "keywords.json"
@@ -321,7 +321,7 @@ _Token = tuple[str, int, int, bool]
 class Analyzer:
     """Turns text into index terms with spans; documents and queries go through the same one.
 
-    Texts are expected as `kb.cleaning.normalize_text` left them (NFKC, one
+    Texts are expected as `kb.text.cleaning.normalize_text` left them (NFKC, one
     kind of space); the analyzer does not normalize again, so that every span
     indexes the very string the caller holds.
 

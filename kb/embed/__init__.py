@@ -1,0 +1,1 @@
+"""The embedding model: the bundled multilingual-e5-small and any configured sentence-transformers model."""

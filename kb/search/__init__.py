@@ -1,0 +1,1 @@
+"""A query's way to results: query, retrieve, expand, fuse, results, snippets, answer."""

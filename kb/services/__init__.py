@@ -1,0 +1,1 @@
+"""What users do with the knowledge: catalog, topics, cases, collections, handouts, accounts, audit."""

@@ -1,0 +1,1 @@
+"""The database: models, the store, tag edits and the Alembic migrations."""
