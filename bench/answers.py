@@ -86,7 +86,7 @@ def ask(kb, item, golds, doc_ids) -> dict:
     """One question answered at confidence 0, and how the answer compares with the gold."""
     lang, index, position, question = item
     started = time.perf_counter()
-    result = answer_question(kb, question, min_confidence=0.0)
+    result = answer_question(kb.engine, question, min_confidence=0.0)
     elapsed = time.perf_counter() - started
     gold_texts = golds[(index, position)].get(result.lang or lang, [])
     text = result.answer or ""
@@ -124,12 +124,12 @@ def ask_with_paragraphs_removed(kb, questions, golds, doc_ids, docs_by_key, own_
 def corpus_answer_time(kb) -> None:
     """Median and 99th percentile answer time on the bundled corpus, and the mean of each stage."""
     for question in CORPUS_QUESTIONS[:2]:  # load the segmenters' dictionaries, as a serving worker has
-        answer_question(kb, question + " ?")
+        answer_question(kb.engine, question + " ?")
     kb.embedder.encode_query.cache_clear()
     seconds, stages = [], defaultdict(float)
     for question in CORPUS_QUESTIONS:
         started = time.perf_counter()
-        result = answer_question(kb, question)
+        result = answer_question(kb.engine, question)
         seconds.append(time.perf_counter() - started)
         for stage, value in result.timings.items():
             stages[stage] += value / len(CORPUS_QUESTIONS)
@@ -205,7 +205,7 @@ def main() -> None:
             Settings(data_dir=args.corpus_data_dir or Path(raw_tmp) / "corpus", models_dir=args.models_dir),
             embedder=kb.embedder)
         if not args.corpus_data_dir:
-            ingest_paths(corpus, [REPO / "corpus"], progress=False)
+            ingest_paths(corpus.engine, [REPO / "corpus"], progress=False)
         corpus_answer_time(corpus)
         corpus.close()
         kb.close()

@@ -61,7 +61,7 @@ def run_once(args, settings: Settings, embedder, worker, timer: StageTimer) -> t
     timer.wrap(kb, "_after_change", "vector index update")
     timer.wrap(kb, "save_index", "save index")
     start = time.perf_counter()
-    report = pipeline.ingest_paths(kb, args.paths, progress=False, worker=worker)
+    report = pipeline.ingest_paths(kb.engine, args.paths, progress=False, worker=worker)
     pipeline_seconds = time.perf_counter() - start
     with kb.store.session() as s:
         texts = list(s.scalars(select(Chunk.text).order_by(Chunk.id)))

@@ -150,14 +150,15 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
     """A knowledge base of `n_chunks` chunks made from the corpus: perturbed real vectors, resampled real terms."""
     from sqlalchemy import insert, select
 
-    from kb.storage.store import Chunk, Document, vector_to_bytes
+    from kb.storage.models import Chunk, Document
+    from kb.storage.store import vector_to_bytes
 
     with source.store.session() as s:
         rows = s.execute(select(Chunk.text, Chunk.lang, Chunk.vector, Chunk.terms, Chunk.sentences)).all()
     rng = np.random.default_rng(7)
     settings = Settings(data_dir=tmp / "synthetic", models_dir=models_dir)
     kb = KnowledgeBase.open(settings, embedder=source.embedder)
-    kb._record_model(source.embedder.dimension)
+    kb.engine.record_model(source.embedder.dimension)
     per_doc = 5
     started = time.perf_counter()
     with kb.store.session() as s:
@@ -273,7 +274,7 @@ def main() -> None:
         queries = [q for _, _, q, _ in data["questions"][::9]]
         corpus = KnowledgeBase.open(Settings(data_dir=tmp / "corpus", models_dir=args.models_dir),
                                     embedder=kb.embedder)
-        ingest_paths(corpus, [REPO / "corpus"], progress=False)
+        ingest_paths(corpus.engine, [REPO / "corpus"], progress=False)
         print(f"\nbundled corpus, Thai questions whose top 5 (hybrid) hold the topic's English and Chinese "
               f"guidance: {corpus_cross_language(corpus)}")
         if args.fusion_grid:

@@ -67,7 +67,7 @@ def open_corpus(data_dir: Path | None, models_dir: Path | None) -> KnowledgeBase
     kb = KnowledgeBase.open(settings)
     if not kb.store.has_chunks():
         started = time.perf_counter()
-        report = ingest_paths(kb, [REPO / "corpus"], progress=False)
+        report = ingest_paths(kb.engine, [REPO / "corpus"], progress=False)
         print(f"ingested the bundled corpus: {report.added} documents in {time.perf_counter() - started:.1f} s")
     return kb
 
@@ -97,10 +97,10 @@ def bench_search(kb: KnowledgeBase, repeat: int) -> None:
 
 def bench_collection(kb: KnowledgeBase) -> None:
     hits = kb.search("how to share customer complaint history across business units", k=10, kind="guidance").results
-    collection = create_collection(kb, "Benchmark workshop", lang="en")
+    collection = create_collection(kb.engine, "Benchmark workshop", lang="en")
     for hit in hits:
-        add_item(kb, collection.id, hit.doc_id, hit.chunk_id)
-    view = get_collection(kb, collection.id)
+        add_item(kb.engine, collection.id, hit.doc_id, hit.chunk_id)
+    view = get_collection(kb.engine, collection.id)
     ms, found = timed(parallel_passages, kb, view.items)
     paired = sum(len(v) for v in found.values())
     print(f"collection of {len(view.items)} items: parallel passages {ms:.1f} ms ({paired} found)")
@@ -136,7 +136,7 @@ def main() -> None:
     kb = KB = open_corpus(args.data_dir, args.models_dir)
     try:
         kb.embedder.encode_queries(["warm up"])
-        similar_cases(kb, "warm up", 10)
+        similar_cases(kb.engine, "warm up", 10)
         bench_similar(kb, args.repeat)
         bench_search(kb, args.repeat)
         bench_collection(kb)

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from kb.config import Settings
 from kb.documents import KINDS
+from kb.engine import ModelMismatchError
 from kb.index.chunk_table import SearchFilters
-from kb.knowledge_base import KnowledgeBase, ModelMismatchError
+from kb.knowledge_base import KnowledgeBase
 from kb.search.pipeline import MODES, EmptyQueryError, SearchResponse
 from kb.services.accounts import ROLES
 
@@ -151,7 +152,7 @@ def cmd_ingest(kb: KnowledgeBase, args) -> int:
     from indexer.pipeline import ingest_paths
 
     try:
-        report = ingest_paths(kb, args.paths, progress=None if not args.json else False, worker=args.worker)
+        report = ingest_paths(kb.engine, args.paths, progress=None if not args.json else False, worker=args.worker)
     finally:
         if args.worker is not None:
             args.worker.close()
@@ -253,7 +254,7 @@ def cmd_ask(kb: KnowledgeBase, args) -> int:
         with stream:
             for line in stream:
                 try:
-                    _print_json(answer_question(kb, line.rstrip("\n")).to_dict())
+                    _print_json(answer_question(kb.engine, line.rstrip("\n")).to_dict())
                 except EmptyQueryError as exc:
                     _print_json({"answer": None, "citations": [], "error": {"code": "empty_query", "message": str(exc)}})
         return EXIT_OK
@@ -261,7 +262,7 @@ def cmd_ask(kb: KnowledgeBase, args) -> int:
         print("kb ask: a QUESTION is required (or --queries FILE)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = answer_question(kb, args.question)
+        result = answer_question(kb.engine, args.question)
     except EmptyQueryError as exc:
         print(f"kb ask: {exc}", file=sys.stderr)
         return EXIT_USAGE

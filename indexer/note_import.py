@@ -31,6 +31,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from indexer import writer
 from indexer.readers import (
     REQUIRED_NOTE_FIELDS,
     _csv_error_reason,
@@ -42,7 +43,8 @@ from indexer.readers import (
 )
 from indexer.uploads import safe_file_name
 from kb.documents import NOTE_FIELDS, DocumentInput, ReadError, ReadProblem
-from kb.knowledge_base import KnowledgeBase
+from kb.engine import Engine
+from kb.errors import InvalidInput
 
 IMPORTS = "imports"
 PENDING = "pending"
@@ -214,7 +216,7 @@ def guess_mapping(columns: list[str]) -> dict[str, str]:
     return {name: mapping[name] for name in NOTE_FIELDS if name in mapping}
 
 
-class BadMapping(ValueError):
+class BadMapping(InvalidInput):
     """A mapping that names a field we do not have (a programming or API error, not a file problem)."""
 
 
@@ -297,7 +299,7 @@ def stored_path(data_dir: Path, name: str) -> Path:
     return (Path(data_dir) / IMPORTS / safe_file_name(name)).resolve()
 
 
-def import_notes(kb: KnowledgeBase, report: ImportReport, data: bytes, *, dry_run: bool = False) -> ImportReport:
+def import_notes(engine: Engine, report: ImportReport, data: bytes, *, dry_run: bool = False) -> ImportReport:
     """Write every note of a clean report in one transaction, or none; keep the file at `report.source_file`.
 
     Checks the database first (notes already there and unchanged are
@@ -307,7 +309,7 @@ def import_notes(kb: KnowledgeBase, report: ImportReport, data: bytes, *, dry_ru
     if not report.ok or not report.documents:
         return report
     row_of = {doc.source: doc.metadata.get("row") for doc in report.documents}
-    plan = kb.triage(report.documents) if dry_run else kb.plan(report.documents)
+    plan = writer.triage(engine, report.documents) if dry_run else writer.plan(engine, report.documents)
     failed = [o for o in plan.outcomes.values() if o.status == "failed"]
     if failed:
         report.problems = [ImportProblem(row_of.get(o.source), _field_of(o.error or ""), o.error or "refused")
@@ -322,7 +324,7 @@ def import_notes(kb: KnowledgeBase, report: ImportReport, data: bytes, *, dry_ru
     part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     part.write_bytes(data)
     try:
-        outcomes = kb.commit(plan, atomic=True)
+        outcomes = writer.commit(engine, plan, atomic=True)
     except DBAPIError as exc:
         part.unlink(missing_ok=True)
         report.problems = [ImportProblem(None, None, f"the database refused the notes ({exc.orig}); "

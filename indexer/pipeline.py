@@ -24,9 +24,18 @@ from tqdm import tqdm
 
 from indexer.prepare import TextPreparer
 from indexer.readers import is_supported, read_file
+from indexer.writer import (
+    AddOutcome,
+    IngestPlan,
+    commit,
+    delete_documents,
+    preparer_for,
+    sources_from_file,
+    triage,
+)
 from kb.config import Settings
 from kb.documents import GUIDANCE, DocumentInput, ReadError
-from kb.knowledge_base import AddOutcome, IngestPlan, KnowledgeBase
+from kb.engine import Engine
 from kb.services.topics import topics_from_folders
 from kb.text.chunking import warm_up_text_tools
 
@@ -114,7 +123,7 @@ def find_files(paths: Iterable[str | Path], report: IngestReport) -> list[Path]:
 
 
 def ingest_paths(
-    kb: KnowledgeBase, paths: Iterable[str | Path], progress: bool | None = None,
+    engine: Engine, paths: Iterable[str | Path], progress: bool | None = None,
     worker: IngestWorker | None = None,
 ) -> IngestReport:
     """Read, clean, chunk, embed and store everything under `paths`.
@@ -127,14 +136,14 @@ def ingest_paths(
     report.files = len(files)
     if progress is None:
         progress = sys.stderr.isatty() and len(files) > 5
-    planner = _Planner(kb, worker)
-    for batch in _batches(kb, files, report, progress):
+    planner = _Planner(engine, worker)
+    for batch in _batches(engine, files, report, progress):
         planner.submit(batch)
         while planner.backlog > PLAN_AHEAD:
-            _record(kb.commit(planner.next_plan()), report)
+            _record(commit(engine, planner.next_plan()), report)
     while planner.backlog:
-        _record(kb.commit(planner.next_plan()), report)
-    kb.save_index()
+        _record(commit(engine, planner.next_plan()), report)
+    engine.save_index()
     return report
 
 
@@ -194,8 +203,8 @@ class IngestWorker:
 class _Planner:
     """Batches prepared ahead of the one being embedded, in the worker when there is one."""
 
-    def __init__(self, kb: KnowledgeBase, worker: IngestWorker | None) -> None:
-        self.kb = kb
+    def __init__(self, engine: Engine, worker: IngestWorker | None) -> None:
+        self.engine = engine
         self.worker = worker
         self.queue: deque[tuple[IngestPlan, Future | None]] = deque()
 
@@ -204,10 +213,10 @@ class _Planner:
         return len(self.queue)
 
     def submit(self, batch: list[DocumentInput]) -> None:
-        plan = self.kb.triage(batch)
+        plan = triage(self.engine, batch)
         docs = [doc for _, doc in plan.waiting]
         if self.worker is None or not docs:
-            self.queue.append((plan.complete(self.kb.preparer.prepare_all(docs)), None))
+            self.queue.append((plan.complete(preparer_for(self.engine).prepare_all(docs)), None))
         else:
             self.queue.append((plan, self.worker.submit(docs)))
 
@@ -219,7 +228,7 @@ class _Planner:
             results = future.result()
         except BrokenProcessPool:  # the worker died: carry on here
             self.worker = None
-            results = self.kb.preparer.prepare_all([doc for _, doc in plan.waiting])
+            results = preparer_for(self.engine).prepare_all([doc for _, doc in plan.waiting])
         return plan.complete(results)
 
 
@@ -258,7 +267,7 @@ def _prepare_in_worker(docs: list[DocumentInput]) -> list:
 
 
 def _batches(
-    kb: KnowledgeBase, files: list[Path], report: IngestReport, progress: bool
+    engine: Engine, files: list[Path], report: IngestReport, progress: bool
 ) -> Iterator[list[DocumentInput]]:
     """Documents read from `files`, in batches sized for one embedding call each."""
     batch: list[DocumentInput] = []
@@ -288,7 +297,7 @@ def _batches(
             # A file read without problems is the full truth about what came
             # from it: notes no longer in it are removed. After any problem we
             # keep them, since a row we could not read may be one of them.
-            _remove_vanished(kb, str(path), {d.source for d in result.documents}, report)
+            _remove_vanished(engine, str(path), {d.source for d in result.documents}, report)
     if batch:
         yield batch
 
@@ -301,7 +310,7 @@ def _record(outcomes: list[AddOutcome], report: IngestReport) -> None:
             setattr(report, outcome.status, getattr(report, outcome.status) + 1)
 
 
-def _remove_vanished(kb: KnowledgeBase, source_file: str, current: set[str], report: IngestReport) -> None:
-    vanished = kb.sources_from_file(source_file) - current
+def _remove_vanished(engine: Engine, source_file: str, current: set[str], report: IngestReport) -> None:
+    vanished = sources_from_file(engine, source_file) - current
     if vanished:
-        report.removed += len(kb.delete(sorted(vanished)))
+        report.removed += len(delete_documents(engine, sorted(vanished)))

@@ -19,10 +19,10 @@ from pathlib import Path
 from kb.config import Settings
 from kb.documents import DocumentInput
 from kb.embed.embedder import model_input, resolve_model
-from kb.index.keywords import ANALYZER_VERSION, Analyzer, load_user_words
+from kb.index.keywords import Analyzer, load_user_words
 from kb.text.chunking import ChunkSpec, chunk_text
 from kb.text.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
-from kb.text.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, mask
+from kb.text.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, index_text
 
 # Part of every content hash: bump it when cleaning or chunking changes, so the
 # next ingest re-processes documents instead of skipping them as unchanged.
@@ -52,23 +52,12 @@ class PreparedDocument:
         return index_text(self.text[chunk.start : chunk.end], self.personal_data, chunk.start)
 
 
-def index_text(text: str, personal_data: list[PiiSpan], offset: int = 0) -> str:
-    """Text for the embedder and the keyword index: nobody can find a note by a customer's phone number."""
-    return mask(text, personal_data, offset, blank=True) if personal_data else text
-
-
 def find_note_personal_data(doc: DocumentInput, text: str) -> list[PiiSpan]:
     """Personal data in a note's cleaned text, its customer's own name and contacts included; none in guidance."""
     if doc.note is None:
         return []
     known = [(NAME, doc.note.customer_name), (EMAIL, doc.note.customer_email), (PHONE, doc.note.customer_phone)]
     return find_personal_data(text, known)
-
-
-def analyzer_version(user_words: list[str]) -> str:
-    """Identifies how chunk terms were made: stored terms are only valid for the same version."""
-    digest = hashlib.sha256(f"{ANALYZER_VERSION}\n".encode() + "\n".join(sorted(user_words)).encode())
-    return digest.hexdigest()[:16]
 
 
 def content_hash(doc: DocumentInput) -> str:

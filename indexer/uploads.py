@@ -19,9 +19,10 @@ from sqlalchemy import select
 
 from indexer.pipeline import ingest_paths
 from indexer.readers import SUPPORTED_SUFFIXES, is_supported
+from indexer.writer import add_documents
 from kb.documents import DocumentInput
-from kb.knowledge_base import KnowledgeBase
-from kb.storage.store import Document
+from kb.engine import Engine
+from kb.storage.models import Document
 
 UPLOADS = "uploads"
 MAX_NAME_CHARS = 120
@@ -51,7 +52,7 @@ def safe_file_name(name: str) -> str:
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
-def ingest_upload(kb: KnowledgeBase, name: str, data: bytes) -> UploadOutcome:
+def ingest_upload(engine: Engine, name: str, data: bytes) -> UploadOutcome:
     """Keep one uploaded file and ingest it; a file that cannot be read is not kept."""
     safe = safe_file_name(name)
     if not is_supported(Path(safe)):
@@ -59,13 +60,13 @@ def ingest_upload(kb: KnowledgeBase, name: str, data: bytes) -> UploadOutcome:
         return UploadOutcome(name, "failed", error=f"{name}: unsupported file type (supported: {supported})")
     if not data.strip():
         return UploadOutcome(name, "failed", error=f"{name}: empty file")
-    folder = kb.settings.data_dir / UPLOADS
+    folder = engine.settings.data_dir / UPLOADS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe
     existed = path.exists()
     previous = path.read_bytes() if existed else None
     path.write_bytes(data)
-    report = ingest_paths(kb, [path], progress=False)
+    report = ingest_paths(engine, [path], progress=False)
     if report.failed and not report.documents_read:
         if previous is None:
             path.unlink(missing_ok=True)
@@ -73,7 +74,7 @@ def ingest_upload(kb: KnowledgeBase, name: str, data: bytes) -> UploadOutcome:
             path.write_bytes(previous)
         error = "; ".join(f["error"] for f in report.failed)
         return UploadOutcome(name, "failed", error=error.replace(str(path.resolve()), name))
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         doc_ids = list(s.scalars(select(Document.id).where(Document.source_file == str(path.resolve()))))
     status = "added" if report.added else "updated" if report.updated else "skipped"
     problems = "; ".join(f["error"] for f in report.failed).replace(str(path.resolve()), name) or None
@@ -81,7 +82,7 @@ def ingest_upload(kb: KnowledgeBase, name: str, data: bytes) -> UploadOutcome:
 
 
 def add_pasted_text(
-    kb: KnowledgeBase, text: str, title: str = "", lang: str | None = None, tags: list[str] | None = None,
+    engine: Engine, text: str, title: str = "", lang: str | None = None, tags: list[str] | None = None,
 ) -> UploadOutcome:
     """Add text typed or pasted into the portal as a guidance document of its own."""
     title = " ".join((title or "").split())
@@ -91,7 +92,7 @@ def add_pasted_text(
     source = f"pasted:{uuid.uuid4().hex}"
     doc = DocumentInput(source=source, source_file=source, title=title or text.strip().splitlines()[0][:120],
                         title_from_text=not title, text=text, language=lang or None, tags=list(tags or []))
-    outcome = kb.add_documents([doc])[0]
+    outcome = add_documents(engine, [doc])[0]
     if outcome.status == "failed":
         return UploadOutcome(label, "failed", error=outcome.error)
     return UploadOutcome(label, outcome.status, [outcome.doc_id] if outcome.doc_id else [])

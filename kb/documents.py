@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from kb.errors import KBError
+
 GUIDANCE = "guidance"
 NOTE = "note"
 KINDS = (GUIDANCE, NOTE)
@@ -81,5 +83,5 @@ class ReadResult:
     problems: list[ReadProblem] = field(default_factory=list)
 
 
-class ReadError(Exception):
+class ReadError(KBError):
     """A file could not be read at all; the message names the file and says why."""

@@ -55,14 +55,14 @@ def test_a_partner_finds_only_what_is_shared_with_partners(kb):
         "Router outages (shared)", "Router outages (internal)", "N-1 · FiberNet 500"}
     assert "Router outages (agents)" in _titles(kb.search("router outage refund", k=10, viewer=AGENT))
 
-    docs, total = list_documents(kb, viewer=PARTNER)
+    docs, total = list_documents(kb.engine, viewer=PARTNER)
     assert total == 1 and [d.title for d in docs] == ["Router outages (shared)"]
     hidden = next(r.doc_id for r in kb.search("duty manager", k=3).results if "internal" in r.title)
-    assert get_document(kb, hidden, PARTNER) is None
-    assert get_document(kb, hidden, EMPLOYEE) is not None
+    assert get_document(kb.engine, hidden, PARTNER) is None
+    assert get_document(kb.engine, hidden, EMPLOYEE) is not None
     shared = next(r.doc_id for r in kb.search("escalation desk", k=3).results if "shared" in r.title)
-    assert all(r.summary.title == "Router outages (shared)" for r in related_documents(kb, shared, 5, False, PARTNER))
-    answer = answer_question(kb, "Who decides on router outages within an hour?", viewer=PARTNER)
+    assert all(r.summary.title == "Router outages (shared)" for r in related_documents(kb.engine, shared, 5, False, PARTNER))
+    answer = answer_question(kb.engine, "Who decides on router outages within an hour?", viewer=PARTNER)
     assert all(c.title == "Router outages (shared)" for c in answer.citations)
 
 
@@ -78,10 +78,10 @@ def test_personal_data_is_masked_for_readers_without_the_pii_permission(kb):
     hit = kb.search("router drops every evening", kind="note", viewer=EMPLOYEE).results[0]
     assert PHONE not in hit.text and "Somchai" not in hit.text and "[phone]" in hit.text
     assert PHONE not in hit.best.snippet.text and "Somchai" not in hit.best.snippet.text
-    view = get_document(kb, hit.doc_id, EMPLOYEE)
-    assert PHONE not in view.text and "[phone]" in view.text and len(view.text) == len(get_document(kb, hit.doc_id).text)
+    view = get_document(kb.engine, hit.doc_id, EMPLOYEE)
+    assert PHONE not in view.text and "[phone]" in view.text and len(view.text) == len(get_document(kb.engine, hit.doc_id).text)
     assert PHONE not in view.note["complaint"] and "Somchai" not in view.note["complaint"]
 
     agent_hit = kb.search("router drops every evening", kind="note", viewer=AGENT).results[0]
     assert PHONE in agent_hit.text
-    assert PHONE in get_document(kb, hit.doc_id, AGENT).note["complaint"]
+    assert PHONE in get_document(kb.engine, hit.doc_id, AGENT).note["complaint"]

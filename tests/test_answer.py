@@ -56,7 +56,7 @@ def small_kb(tmp_path_factory, models_dir, embedder):
             shutil.copy(path, filler / f"{path.parent.name}-{path.name}")
     kb = KnowledgeBase.open(Settings(data_dir=tmp_path_factory.mktemp("answers") / "data", models_dir=models_dir),
                             embedder=embedder)
-    ingest_paths(kb, [filler], progress=False)
+    ingest_paths(kb.engine, [filler], progress=False)
     kb.add_documents([guidance("th-callback.md", TH_CALLBACK), guidance("th-training.md", TH_OTHER),
                       guidance("th-history.md", TH_HISTORY),
                       guidance("en-retention.md", EN_RETENTION), guidance("en-workshop.md", EN_OTHER)])
@@ -73,7 +73,7 @@ def assert_quoted_exactly(kb, result) -> None:
 
 
 def test_thai_question_is_answered_from_thai_guidance_with_its_citation(small_kb):
-    result = answer_question(small_kb, "ถ้าลูกค้ารอสายนาน ทีมบริการต้องโทรกลับภายในกี่ชั่วโมง?")
+    result = answer_question(small_kb.engine, "ถ้าลูกค้ารอสายนาน ทีมบริการต้องโทรกลับภายในกี่ชั่วโมง?")
     assert result.answer is not None and "โทรกลับภายในสองชั่วโมง" in result.answer
     assert result.lang == "th" and result.citations[0].source == "/docs/th-callback.md"
     assert result.in_question_language is None  # the answer is in the asker's language already
@@ -82,14 +82,14 @@ def test_thai_question_is_answered_from_thai_guidance_with_its_citation(small_kb
 
 def test_thai_answer_keeps_the_clause_that_continues_its_sentence(small_kb):
     # crfcut cuts the sentence before "โดย...", and the retention period is in that clause.
-    result = answer_question(small_kb, "บริษัทเก็บบันทึกการร้องเรียนไว้ในระบบ CRM นานเท่าไร")
+    result = answer_question(small_kb.engine, "บริษัทเก็บบันทึกการร้องเรียนไว้ในระบบ CRM นานเท่าไร")
     assert result.answer is not None and "ห้าปี" in result.answer
     assert result.citations[0].source == "/docs/th-history.md"
     assert_quoted_exactly(small_kb, result)
 
 
 def test_chinese_question_is_answered_from_english_guidance_and_labelled_english(small_kb):
-    result = answer_question(small_kb, "客户的通话录音会保存多久?")
+    result = answer_question(small_kb.engine, "客户的通话录音会保存多久?")
     assert result.answer is not None and "ninety days" in result.answer
     assert result.lang == "en" and result.question_lang == "zh"
     assert result.citations[0].source == "/docs/en-retention.md"
@@ -100,7 +100,7 @@ def test_chinese_question_is_answered_from_english_guidance_and_labelled_english
     "火星上有多少颗卫星?", "What is the boiling point of tungsten?", "วิธีทำแกงเขียวหวานไก่ใส่มะเขือ",
 ])
 def test_a_question_the_knowledge_never_mentions_gets_no_answer(small_kb, question):
-    result = answer_question(small_kb, question)
+    result = answer_question(small_kb.engine, question)
     assert result.answer is None and result.lang is None
     assert result.to_dict()["answer"] is None
 
@@ -110,7 +110,7 @@ def test_answers_are_at_most_two_sentences_quoted_from_the_corpus(corpus_kb):
                  "How do we keep customer data accurate and up to date?", "什么是许可式营销?",
                  "What should a CRM workshop agenda contain?", "ข้อมูลลูกค้าที่ไม่ถูกต้องทำให้เกิดปัญหาอะไร"]
     for question in questions:
-        result = answer_question(corpus_kb, question, min_confidence=0.0)  # every answer, however unsure
+        result = answer_question(corpus_kb.engine, question, min_confidence=0.0)  # every answer, however unsure
         assert result.answer, question
         assert_quoted_exactly(corpus_kb, result)
         assert len(result.answer) <= 600

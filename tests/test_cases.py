@@ -34,7 +34,7 @@ from kb.services.cases import (
     similar_cases,
     unmark_helped,
 )
-from kb.storage.store import CaseFeedback, Document, Note
+from kb.storage.models import CaseFeedback, Document, Note
 from tests.portal_client import signed_in
 from tests.test_api import check
 from webapp import create_app
@@ -128,7 +128,7 @@ def document_count(kb) -> int:
     (CHINESE_TV_FREEZE, TV_FREEZES, "en", 5),
 ])
 def test_a_new_complaint_finds_the_same_problem_resolved_in_another_language(kb, complaint, problem, lang, top):
-    results = similar_cases(kb, complaint, k=10)
+    results = similar_cases(kb.engine, complaint, k=10)
     assert [c.note_id for c in results[:3] if c.note_id in problem] != [], "the same problem leads the results"
     found = [c for c in results[:top] if c.lang == lang and c.resolved and c.note_id in problem]
     assert found, [(c.note_id, c.lang, c.status) for c in results[:top]]
@@ -136,7 +136,7 @@ def test_a_new_complaint_finds_the_same_problem_resolved_in_another_language(kb,
 
 
 def test_similar_cases_are_only_customer_notes_with_their_fields(kb):
-    results = similar_cases(kb, "customer waited on hold for forty minutes", k=10)
+    results = similar_cases(kb.engine, "customer waited on hold for forty minutes", k=10)
     assert len(results) == 10 and len({c.doc_id for c in results}) == 10
     with kb.store.session() as s:
         kinds = set(s.scalars(select(Document.kind).where(Document.id.in_([c.doc_id for c in results]))))
@@ -147,24 +147,24 @@ def test_similar_cases_are_only_customer_notes_with_their_fields(kb):
 
 
 def test_similar_cases_follow_the_filters(kb):
-    results = similar_cases(kb, THAI_ROUTER, k=10, filters=CaseFilters(product="fibernet 500", status="resolved"))
+    results = similar_cases(kb.engine, THAI_ROUTER, k=10, filters=CaseFilters(product="fibernet 500", status="resolved"))
     assert results and {(c.product, c.status) for c in results} == {("FiberNet 500", "resolved")}
-    dated = similar_cases(kb, THAI_ROUTER, k=10,
+    dated = similar_cases(kb.engine, THAI_ROUTER, k=10,
                           filters=CaseFilters(date_from=dt.date(2025, 1, 1), date_to=dt.date(2025, 6, 30)))
     assert dated and all("2025-01-01" <= c.date.isoformat() <= "2025-06-30" for c in dated)
 
 
 def test_empty_complaint_and_bad_k_are_refused(kb):
     with pytest.raises(EmptyQueryError):
-        similar_cases(kb, "   ")
+        similar_cases(kb.engine, "   ")
     for k in (0, 51):
         with pytest.raises(ValueError, match="k"):
-            similar_cases(kb, "router", k=k)
+            similar_cases(kb.engine, "router", k=k)
 
 
 def test_a_case_can_be_left_out_of_its_own_similar_cases(kb):
     own = doc_id_of(kb, "N-2024-0047")
-    results = similar_cases(kb, get_case(kb, own).complaint, k=5, exclude=(own,))
+    results = similar_cases(kb.engine, get_case(kb.engine, own).complaint, k=5, exclude=(own,))
     assert own not in {c.doc_id for c in results}
     assert {c.note_id for c in results} & ROUTER_DROPS
 
@@ -182,7 +182,7 @@ def test_resolved_cases_go_first_but_only_among_relevant_ones():
 
 
 def test_on_the_corpus_the_promoted_cases_are_resolved_and_the_exact_open_match_follows_them(kb):
-    results = similar_cases(kb, THAI_ROUTER, k=10)
+    results = similar_cases(kb.engine, THAI_ROUTER, k=10)
     promoted = [c.resolved and c.relevance >= RESOLVED_FLOOR for c in results]
     assert promoted[0] and promoted == sorted(promoted, reverse=True), "promoted cases form the head of the list"
     rest = [c for c, p in zip(results, promoted, strict=True) if not p]
@@ -197,19 +197,19 @@ def test_on_the_corpus_the_promoted_cases_are_resolved_and_the_exact_open_match_
 
 def test_this_helped_counts_once_per_voter_and_can_be_taken_back(kb):
     doc_id = doc_id_of(kb, "N-2025-0041")
-    first = mark_helped(kb, doc_id, "browser:a")
-    again = mark_helped(kb, doc_id, "browser:a")
-    other = mark_helped(kb, doc_id, "client:b")
+    first = mark_helped(kb.engine, doc_id, "browser:a")
+    again = mark_helped(kb.engine, doc_id, "browser:a")
+    other = mark_helped(kb.engine, doc_id, "client:b")
     assert (first.helped, first.counted, again.helped, again.counted) == (1, True, 1, False)
     assert (other.helped, other.counted, other.marked) == (2, True, True)
-    assert get_case(kb, doc_id).helped == 2
-    taken_back = unmark_helped(kb, doc_id, "browser:a")
+    assert get_case(kb.engine, doc_id).helped == 2
+    taken_back = unmark_helped(kb.engine, doc_id, "browser:a")
     assert (taken_back.helped, taken_back.marked) == (1, False)
-    assert unmark_helped(kb, doc_id, "browser:a").helped == 1  # nothing left to take back
-    assert mark_helped(kb, 10**9, "browser:a") is None
-    assert mark_helped(kb, guidance_id(kb), "browser:a") is None
+    assert unmark_helped(kb.engine, doc_id, "browser:a").helped == 1  # nothing left to take back
+    assert mark_helped(kb.engine, 10**9, "browser:a") is None
+    assert mark_helped(kb.engine, guidance_id(kb), "browser:a") is None
     with pytest.raises(ValueError):
-        mark_helped(kb, doc_id, "")
+        mark_helped(kb.engine, doc_id, "")
 
 
 def test_the_lift_of_this_helped_is_bounded():
@@ -223,21 +223,21 @@ def test_the_lift_of_this_helped_is_bounded():
 
 
 def test_on_the_corpus_one_click_does_not_bury_a_better_match_and_many_lift_a_close_second(kb):
-    before = similar_cases(kb, THAI_ROUTER, k=10)
+    before = similar_cases(kb.engine, THAI_ROUTER, k=10)
     tail = [c for c in before if not (c.resolved and c.relevance >= RESOLVED_FLOOR)]  # ordered by relevance
     weak = tail[-1]
     better = next(c for c in tail if c.relevance >= weak.relevance + 2 * HELP_CAP)
-    mark_helped(kb, weak.doc_id, "browser:one")
-    after = [c.doc_id for c in similar_cases(kb, THAI_ROUTER, k=10)]
+    mark_helped(kb.engine, weak.doc_id, "browser:one")
+    after = [c.doc_id for c in similar_cases(kb.engine, THAI_ROUTER, k=10)]
     assert after.index(better.doc_id) < after.index(weak.doc_id)
-    unmark_helped(kb, weak.doc_id, "browser:one")
+    unmark_helped(kb.engine, weak.doc_id, "browser:one")
 
     pairs = [(a, b) for a, b in itertools.pairwise(tail) if 0 < a.relevance - b.relevance < helped_lift(20) * 0.9]
     assert pairs, "the corpus has near-equal cases"
     above, second = pairs[0]
     for n in range(20):
-        mark_helped(kb, second.doc_id, f"browser:{n}")
-    lifted = similar_cases(kb, THAI_ROUTER, k=10)
+        mark_helped(kb.engine, second.doc_id, f"browser:{n}")
+    lifted = similar_cases(kb.engine, THAI_ROUTER, k=10)
     ids = [c.doc_id for c in lifted]
     assert ids.index(second.doc_id) < ids.index(above.doc_id)
     assert next(c for c in lifted if c.doc_id == second.doc_id).helped == 20
@@ -247,24 +247,24 @@ def test_on_the_corpus_one_click_does_not_bury_a_better_match_and_many_lift_a_cl
 
 
 def test_case_list_is_newest_first_and_filtered(kb):
-    items, total = list_cases(kb, limit=200)
+    items, total = list_cases(kb.engine, limit=200)
     assert total == 173 and len(items) == 173
     dates = [c.date for c in items]
     assert dates == sorted(dates, reverse=True)
-    resolved, count = list_cases(kb, CaseFilters(product="FiberNet 500", status="Resolved"), limit=200)
+    resolved, count = list_cases(kb.engine, CaseFilters(product="FiberNet 500", status="Resolved"), limit=200)
     assert count == len(resolved) > 0 and {(c.product, c.status) for c in resolved} == {("FiberNet 500", "resolved")}
-    window, _ = list_cases(kb, CaseFilters(channel="line", date_from=dt.date(2025, 1, 1)), limit=200)
+    window, _ = list_cases(kb.engine, CaseFilters(channel="line", date_from=dt.date(2025, 1, 1)), limit=200)
     assert window and all(c.channel == "line" and c.date >= dt.date(2025, 1, 1) for c in window)
-    page2, _ = list_cases(kb, limit=10, offset=10)
+    page2, _ = list_cases(kb.engine, limit=10, offset=10)
     assert [c.doc_id for c in page2] == [c.doc_id for c in items[10:20]]
 
 
 def test_a_case_has_its_customer_and_a_guidance_document_is_no_case(kb):
-    case = get_case(kb, doc_id_of(kb, "N-2024-0001"))
+    case = get_case(kb.engine, doc_id_of(kb, "N-2024-0001"))
     assert case.customer.name == "Jordan Whitlock" and case.customer.email == "jordan_whitlock@example.com"
     assert case.customer.phone == "(555) 012-0224"
     assert case.status == "resolved" and case.resolved and case.tags == ["slow-speed"]
-    assert get_case(kb, guidance_id(kb)) is None and get_case(kb, 10**9) is None
+    assert get_case(kb.engine, guidance_id(kb)) is None and get_case(kb.engine, 10**9) is None
 
 
 # -- import with a column mapping -------------------------------------------------------------------
@@ -279,20 +279,20 @@ def test_renamed_columns_are_guessed_and_imported_with_sources_like_kb_ingest(ma
                        "customer_phone": "Mobile", "channel": "Via", "product": "Service",
                        "complaint": "Description", "resolution": "Solution", "status": "State", "tags": "Labels"}
     target = stored_path(kb.settings.data_dir, "crm-export.csv")
-    report = import_notes(kb, check_import(table, mapping, str(target)), data)
+    report = import_notes(kb.engine, check_import(table, mapping, str(target)), data)
     assert report.ok and (report.rows, report.valid, report.added) == (3, 3, 3)
     assert target.read_bytes() == data
-    items, total = list_cases(kb)
+    items, total = list_cases(kb.engine)
     assert total == 3
-    case = get_case(kb, next(c.doc_id for c in items if c.note_id == "T-3"))
+    case = get_case(kb.engine, next(c.doc_id for c in items if c.note_id == "T-3"))
     assert (case.product, case.status, case.date.isoformat(), case.customer.name) == (
         "TVPlus 4K Box", "resolved", "2024-05-04", "王芳")
     assert case.source == f"{target}#T-3" and case.tags == ["device-fault", "tv"]
     # The same file again: nothing added twice; a changed row is updated.
-    again = import_notes(kb, check_import(read_table("crm-export.csv", data), mapping, str(target)), data)
+    again = import_notes(kb.engine, check_import(read_table("crm-export.csv", data), mapping, str(target)), data)
     assert (again.added, again.updated, again.skipped) == (0, 0, 3) and document_count(kb) == 3
     changed = notes_csv([ROWS[0].replace(",resolved,", ",closed,"), *ROWS[1:]])
-    third = import_notes(kb, check_import(read_table("crm-export.csv", changed), mapping, str(target)), changed)
+    third = import_notes(kb.engine, check_import(read_table("crm-export.csv", changed), mapping, str(target)), changed)
     assert (third.added, third.updated, third.skipped) == (0, 1, 2) and document_count(kb) == 3
 
 
@@ -306,17 +306,17 @@ def test_jsonl_with_its_own_keys_is_imported_by_line(make_kb):
     mapping = guess_mapping(table.columns)
     assert mapping == {"id": "ticket", "complaint": "text", "resolution": "solution", "status": "state",
                        "tags": "labels"}
-    report = import_notes(kb, check_import(table, mapping, str(stored_path(kb.settings.data_dir, "export.jsonl"))),
+    report = import_notes(kb.engine, check_import(table, mapping, str(stored_path(kb.settings.data_dir, "export.jsonl"))),
                           data)
     assert report.ok and report.added == 2
-    case = get_case(kb, next(c.doc_id for c in list_cases(kb)[0] if c.note_id == "7"))
+    case = get_case(kb.engine, next(c.doc_id for c in list_cases(kb.engine)[0] if c.note_id == "7"))
     assert case.resolved and case.resolution == "Sender unblocked"
 
 
 def test_a_file_without_a_complaint_column_is_refused_and_nothing_is_written(make_kb):
     kb = make_kb()
     good = notes_csv()
-    import_notes(kb, check_import(read_table("a.csv", good), guess_mapping(read_table("a.csv", good).columns),
+    import_notes(kb.engine, check_import(read_table("a.csv", good), guess_mapping(read_table("a.csv", good).columns),
                                   str(stored_path(kb.settings.data_dir, "a.csv"))), good)
     before = document_count(kb)
     header = HEADER.replace("Description", "Remarks-ignored").replace("Solution", "Fix")
@@ -324,7 +324,7 @@ def test_a_file_without_a_complaint_column_is_refused_and_nothing_is_written(mak
     table = read_table("b.csv", data)
     mapping = guess_mapping(table.columns)
     assert "complaint" not in mapping
-    report = import_notes(kb, check_import(table, mapping, str(stored_path(kb.settings.data_dir, "b.csv"))), data)
+    report = import_notes(kb.engine, check_import(table, mapping, str(stored_path(kb.settings.data_dir, "b.csv"))), data)
     assert not report.ok and report.imported == 0
     assert [(p.row, p.field) for p in report.problems] == [(None, "complaint")]
     assert "complaint" in report.problems[0].message and "required" in report.problems[0].message
@@ -337,7 +337,7 @@ def test_one_bad_row_is_named_by_row_and_field_and_nothing_is_written(make_kb):
     rows = [*ROWS, "T-4,31/02/2024,,,,,,The box is dead,,open,", ",2024-06-01,,,,,,No id on this one,,open,"]
     data = notes_csv(rows)
     table = read_table("bad.csv", data)
-    report = import_notes(kb, check_import(table, guess_mapping(table.columns),
+    report = import_notes(kb.engine, check_import(table, guess_mapping(table.columns),
                                            str(stored_path(kb.settings.data_dir, "bad.csv"))), data)
     assert not report.ok and report.rows == 5 and report.imported == 0
     found = [(p.row, p.field, p.column) for p in report.problems]
@@ -359,7 +359,7 @@ def test_when_the_database_refuses_one_note_none_of_them_stays(make_kb):
     data = notes_csv()
     table = read_table("x.csv", data)
     target = stored_path(kb.settings.data_dir, "x.csv")
-    report = import_notes(kb, check_import(table, guess_mapping(table.columns), str(target)), data)
+    report = import_notes(kb.engine, check_import(table, guess_mapping(table.columns), str(target)), data)
     assert not report.ok and "refused" in report.problems[0].message and "nothing was imported" in report.problems[0].message
     assert document_count(kb) == 0 and not target.exists()
     assert not list(target.parent.glob("*.part"))
@@ -533,7 +533,7 @@ def test_similar_page_without_javascript(client, kb):
     assert client.post("/cases/similar", data={"q": " "}).status_code == 400
     to_case = client.post(f"/cases/{english}/helped", data={"undo": "1", "next": "//evil.example/"})
     assert to_case.status_code == 303 and to_case.headers["Location"].endswith(f"/cases/{english}")
-    assert get_case(kb, english).helped == 0
+    assert get_case(kb.engine, english).helped == 0
 
 
 def test_import_pages_map_check_and_import(empty):

@@ -59,7 +59,7 @@ def test_knowledge_base_centers_its_index_once_it_has_enough_chunks(make_kb):
     assert stored.version != "none" and set(stored.means) == {"en"}
     chunk_id = int(kb.store.chunk_ids()[0])
     with kb.store.session() as s:
-        from kb.storage.store import Chunk
+        from kb.storage.models import Chunk
 
         raw = np.frombuffer(s.get(Chunk, chunk_id).vector, dtype="<f4")
     expected = stored.center(raw[None, :], ["en"])[0]

@@ -42,7 +42,7 @@ from kb.services.collections import (
     update_collection,
 )
 from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown
-from kb.storage.store import Chunk, Collection, CollectionItem, Document
+from kb.storage.models import Chunk, Collection, CollectionItem, Document
 from tests.portal_client import signed_in
 from tests.test_api import SPEC, check
 from webapp import create_app
@@ -113,36 +113,36 @@ def small_kb(make_kb):
 
 
 def test_collections_are_created_listed_renamed_and_deleted(small_kb):
-    first = create_collection(small_kb, "  Silos   workshop ", "Day one", "th", owner="browser:abc")
-    second = create_collection(small_kb, "ข้อมูลคุณภาพ", lang="en")
+    first = create_collection(small_kb.engine, "  Silos   workshop ", "Day one", "th", owner="browser:abc")
+    second = create_collection(small_kb.engine, "ข้อมูลคุณภาพ", lang="en")
     assert (first.name, first.description, first.lang, first.owner) == ("Silos workshop", "Day one", "th", "browser:abc")
-    assert [c.id for c in list_collections(small_kb)] == [second.id, first.id]
-    renamed = update_collection(small_kb, first.id, name="Silos, day one", lang="zh")
+    assert [c.id for c in list_collections(small_kb.engine)] == [second.id, first.id]
+    renamed = update_collection(small_kb.engine, first.id, name="Silos, day one", lang="zh")
     assert (renamed.name, renamed.description, renamed.lang) == ("Silos, day one", "Day one", "zh")
-    assert list_collections(small_kb)[0].id == first.id  # the most recently changed first
-    delete_collection(small_kb, first.id)
-    assert [c.id for c in list_collections(small_kb)] == [second.id]
+    assert list_collections(small_kb.engine)[0].id == first.id  # the most recently changed first
+    delete_collection(small_kb.engine, first.id)
+    assert [c.id for c in list_collections(small_kb.engine)] == [second.id]
     with pytest.raises(NotFoundError):
-        get_collection(small_kb, first.id)
+        get_collection(small_kb.engine, first.id)
 
 
 def test_a_search_result_is_added_with_its_passage_copied_from_the_document(corpus_copy):
     hit = corpus_copy.search("data quality management duplicates", k=1, lang="en").results[0]
-    collection = create_collection(corpus_copy, "Data quality")
-    outcome = add_item(corpus_copy, collection.id, hit.doc_id, hit.chunk_id)
+    collection = create_collection(corpus_copy.engine, "Data quality")
+    outcome = add_item(corpus_copy.engine, collection.id, hit.doc_id, hit.chunk_id)
     item = outcome.item
     assert outcome.created
     assert (item.doc_id, item.chunk_id, item.start, item.end) == (hit.doc_id, hit.chunk_id, hit.best.start, hit.best.end)
     assert (item.text, item.lang, item.title, item.source) == (hit.text, "en", hit.title, hit.source)
-    assert get_collection(corpus_copy, collection.id).items == [item]
+    assert get_collection(corpus_copy.engine, collection.id).items == [item]
 
 
 def test_an_answer_is_added_by_its_exact_offsets(corpus_copy):
-    answer = answer_question(corpus_copy, "Who should lead the change when CRM is introduced?")
+    answer = answer_question(corpus_copy.engine, "Who should lead the change when CRM is introduced?")
     assert answer.answer
     cited = answer.citations[0]
-    collection = create_collection(corpus_copy, "Leading change")
-    item = add_item(corpus_copy, collection.id, cited.doc_id, cited.chunk_id, cited.start, cited.end).item
+    collection = create_collection(corpus_copy.engine, "Leading change")
+    item = add_item(corpus_copy.engine, collection.id, cited.doc_id, cited.chunk_id, cited.start, cited.end).item
     assert item.text == answer.answer and (item.start, item.end) == (cited.start, cited.end)
     assert item.chunk_id == cited.chunk_id and item.lang == cited.lang
 
@@ -150,35 +150,35 @@ def test_an_answer_is_added_by_its_exact_offsets(corpus_copy):
 def test_adding_the_same_passage_twice_gives_back_the_item_already_there(small_kb):
     doc_id = small_kb.doc_ids[0]
     chunk = chunks_of(small_kb, doc_id)[0]
-    collection = create_collection(small_kb, "Twice")
-    first = add_item(small_kb, collection.id, doc_id, chunk.id, annotation="first")
-    again = add_item(small_kb, collection.id, doc_id, chunk.id, annotation="second")
-    same_span = add_item(small_kb, collection.id, doc_id, start=chunk.start, end=chunk.end)
+    collection = create_collection(small_kb.engine, "Twice")
+    first = add_item(small_kb.engine, collection.id, doc_id, chunk.id, annotation="first")
+    again = add_item(small_kb.engine, collection.id, doc_id, chunk.id, annotation="second")
+    same_span = add_item(small_kb.engine, collection.id, doc_id, start=chunk.start, end=chunk.end)
     assert first.created and not again.created and not same_span.created
     assert again.item == first.item == same_span.item
-    assert len(get_collection(small_kb, collection.id).items) == 1
+    assert len(get_collection(small_kb.engine, collection.id).items) == 1
 
 
 def test_items_are_moved_reordered_annotated_and_removed(small_kb):
-    collection = create_collection(small_kb, "Order")
-    a, b, c = (add_item(small_kb, collection.id, doc_id).item.id for doc_id in small_kb.doc_ids)
+    collection = create_collection(small_kb.engine, "Order")
+    a, b, c = (add_item(small_kb.engine, collection.id, doc_id).item.id for doc_id in small_kb.doc_ids)
 
     def order():
-        return [i.id for i in get_collection(small_kb, collection.id).items]
+        return [i.id for i in get_collection(small_kb.engine, collection.id).items]
 
     assert order() == [a, b, c]
-    move_item(small_kb, collection.id, c, -1)
+    move_item(small_kb.engine, collection.id, c, -1)
     assert order() == [a, c, b]
-    move_item(small_kb, collection.id, a, -1)  # already first: stays
-    move_item(small_kb, collection.id, a, +5)
+    move_item(small_kb.engine, collection.id, a, -1)  # already first: stays
+    move_item(small_kb.engine, collection.id, a, +5)
     assert order() == [c, b, a]
-    reorder_items(small_kb, collection.id, [b, a, c])
+    reorder_items(small_kb.engine, collection.id, [b, a, c])
     assert order() == [b, a, c]
-    assert [i.position for i in get_collection(small_kb, collection.id).items] == [0, 1, 2]
-    annotate_item(small_kb, collection.id, a, "  Ask the group: who owns this record?  ")
-    assert get_collection(small_kb, collection.id).items[1].annotation == "Ask the group: who owns this record?"
-    remove_item(small_kb, collection.id, b)
-    view = get_collection(small_kb, collection.id)
+    assert [i.position for i in get_collection(small_kb.engine, collection.id).items] == [0, 1, 2]
+    annotate_item(small_kb.engine, collection.id, a, "  Ask the group: who owns this record?  ")
+    assert get_collection(small_kb.engine, collection.id).items[1].annotation == "Ask the group: who owns this record?"
+    remove_item(small_kb.engine, collection.id, b)
+    view = get_collection(small_kb.engine, collection.id)
     assert [i.id for i in view.items] == [a, c] and [i.position for i in view.items] == [0, 1]
 
 
@@ -187,44 +187,44 @@ def test_items_are_moved_reordered_annotated_and_removed(small_kb):
     ("not a list", "list of item ids"), ("strings", "list of item ids"),
 ])
 def test_a_new_order_must_name_every_item_exactly_once(small_kb, order, named):
-    collection = create_collection(small_kb, "Order")
-    a, b, c = (add_item(small_kb, collection.id, doc_id).item.id for doc_id in small_kb.doc_ids)
+    collection = create_collection(small_kb.engine, "Order")
+    a, b, c = (add_item(small_kb.engine, collection.id, doc_id).item.id for doc_id in small_kb.doc_ids)
     given = {"missing": [a, b], "repeated": [a, b, c, a], "unknown": [a, b, c, 99_999],
              "not a list": {"items": [a, b, c]}, "strings": [str(a), str(b), str(c)]}[order]
     with pytest.raises(CollectionError, match=named) as caught:
-        reorder_items(small_kb, collection.id, given)
+        reorder_items(small_kb.engine, collection.id, given)
     assert caught.value.field == "items"
-    assert [i.id for i in get_collection(small_kb, collection.id).items] == [a, b, c]
+    assert [i.id for i in get_collection(small_kb.engine, collection.id).items] == [a, b, c]
 
 
 def test_bad_values_name_their_field_and_write_nothing(small_kb):
     doc_id, other_doc = small_kb.doc_ids[:2]
-    collection = create_collection(small_kb, "Kept")
+    collection = create_collection(small_kb.engine, "Kept")
     before = written(small_kb)
     length = len(small_kb.get_document(doc_id).text)
     other_chunk = chunks_of(small_kb, other_doc)[0].id
     cases = [
-        (lambda: create_collection(small_kb, "   "), "name"),
-        (lambda: create_collection(small_kb, "x" * 201), "name"),
-        (lambda: create_collection(small_kb, "Fine", lang="fr"), "lang"),
-        (lambda: update_collection(small_kb, collection.id, name=""), "name"),
-        (lambda: update_collection(small_kb, collection.id, name="New name", lang="de"), "lang"),
-        (lambda: add_item(small_kb, collection.id, doc_id, other_chunk), "chunk_id"),
-        (lambda: add_item(small_kb, collection.id, doc_id, start=0, end=length + 1), "start"),
-        (lambda: add_item(small_kb, collection.id, doc_id, start=5, end=5), "start"),
-        (lambda: add_item(small_kb, collection.id, doc_id, start=3), "end"),
-        (lambda: add_item(small_kb, collection.id, doc_id, annotation="x" * 10_001), "annotation"),
+        (lambda: create_collection(small_kb.engine, "   "), "name"),
+        (lambda: create_collection(small_kb.engine, "x" * 201), "name"),
+        (lambda: create_collection(small_kb.engine, "Fine", lang="fr"), "lang"),
+        (lambda: update_collection(small_kb.engine, collection.id, name=""), "name"),
+        (lambda: update_collection(small_kb.engine, collection.id, name="New name", lang="de"), "lang"),
+        (lambda: add_item(small_kb.engine, collection.id, doc_id, other_chunk), "chunk_id"),
+        (lambda: add_item(small_kb.engine, collection.id, doc_id, start=0, end=length + 1), "start"),
+        (lambda: add_item(small_kb.engine, collection.id, doc_id, start=5, end=5), "start"),
+        (lambda: add_item(small_kb.engine, collection.id, doc_id, start=3), "end"),
+        (lambda: add_item(small_kb.engine, collection.id, doc_id, annotation="x" * 10_001), "annotation"),
     ]
     for action, field in cases:
         with pytest.raises(CollectionError) as caught:
             action()
         assert caught.value.field == field, caught.value
-    for action in (lambda: add_item(small_kb, collection.id, 99_999),
-                   lambda: add_item(small_kb, 99_999, doc_id),
-                   lambda: annotate_item(small_kb, collection.id, 99_999, "x"),
-                   lambda: remove_item(small_kb, collection.id, 99_999),
-                   lambda: update_collection(small_kb, 99_999, name="x"),
-                   lambda: delete_collection(small_kb, 99_999)):
+    for action in (lambda: add_item(small_kb.engine, collection.id, 99_999),
+                   lambda: add_item(small_kb.engine, 99_999, doc_id),
+                   lambda: annotate_item(small_kb.engine, collection.id, 99_999, "x"),
+                   lambda: remove_item(small_kb.engine, collection.id, 99_999),
+                   lambda: update_collection(small_kb.engine, 99_999, name="x"),
+                   lambda: delete_collection(small_kb.engine, 99_999)):
         with pytest.raises(NotFoundError):
             action()
     assert written(small_kb) == before
@@ -232,14 +232,14 @@ def test_bad_values_name_their_field_and_write_nothing(small_kb):
 
 def test_an_item_keeps_its_copied_text_after_its_document_is_deleted(small_kb):
     doc_id = small_kb.doc_ids[1]
-    collection = create_collection(small_kb, "Survives")
-    item = add_item(small_kb, collection.id, doc_id, annotation="Why check at first contact?").item
+    collection = create_collection(small_kb.engine, "Survives")
+    item = add_item(small_kb.engine, collection.id, doc_id, annotation="Why check at first contact?").item
     assert small_kb.delete(["/docs/quality.md"]) == ["/docs/quality.md"]
-    kept = get_collection(small_kb, collection.id).items[0]
+    kept = get_collection(small_kb.engine, collection.id).items[0]
     assert kept.doc_id is None
     assert (kept.text, kept.title, kept.source, kept.annotation) == (item.text, item.title, item.source,
                                                                       "Why check at first contact?")
-    handout = build_handout(get_collection(small_kb, collection.id), document_url=lambda d: f"/documents/{d}")
+    handout = build_handout(get_collection(small_kb.engine, collection.id), document_url=lambda d: f"/documents/{d}")
     assert handout.sources[0].url is None
     markdown = to_markdown(handout, HandoutLabels(document_gone="gone"))
     assert "correct addresses at the first contact." in markdown and "(gone)" in markdown
@@ -250,9 +250,9 @@ def test_guidance_in_three_languages_finds_its_thai_and_chinese_versions(corpus_
     stem = {"en/breaking-silos-sbu.md": "breaking-silos-sbu", "en/data-quality-management.md": "data-quality"}[english]
     doc_id = guidance_doc(corpus_copy, english)
     expected = {"th": guidance_doc(corpus_copy, f"th/{stem}.md"), "zh": guidance_doc(corpus_copy, f"zh/{stem}.md")}
-    collection = create_collection(corpus_copy, f"Parallel {stem}")
-    item = add_item(corpus_copy, collection.id, doc_id, chunks_of(corpus_copy, doc_id)[0].id).item
-    found = parallel_passages(corpus_copy, [item])[item.id]
+    collection = create_collection(corpus_copy.engine, f"Parallel {stem}")
+    item = add_item(corpus_copy.engine, collection.id, doc_id, chunks_of(corpus_copy, doc_id)[0].id).item
+    found = parallel_passages(corpus_copy.engine, [item])[item.id]
     assert {p.lang: p.doc_id for p in found} == expected
     assert all(p.score >= PARALLEL_MIN_SIMILARITY for p in found)
     for p in found:
@@ -264,7 +264,7 @@ def test_an_item_whose_passage_is_gone_is_matched_by_its_text(corpus_copy):
     doc_id = guidance_doc(corpus_copy, "en/breaking-silos-sbu.md")
     chunk = chunks_of(corpus_copy, doc_id)[0]
     orphan = ItemView(-1, 0, None, None, chunk.start, chunk.end, "en", chunk.text, "Silos", "/gone.md", "", None)
-    found = parallel_passages(corpus_copy, [orphan])[-1]
+    found = parallel_passages(corpus_copy.engine, [orphan])[-1]
     assert {p.lang: p.doc_id for p in found} == {
         "th": guidance_doc(corpus_copy, "th/breaking-silos-sbu.md"),
         "zh": guidance_doc(corpus_copy, "zh/breaking-silos-sbu.md"),
@@ -276,34 +276,34 @@ def test_an_item_whose_passage_is_gone_is_matched_by_its_text(corpus_copy):
 ])
 def test_a_subject_written_in_one_language_only_has_no_parallel_passages(corpus_copy, only_one_language):
     doc_id = guidance_doc(corpus_copy, only_one_language)
-    collection = create_collection(corpus_copy, f"Alone {only_one_language}")
-    items = [add_item(corpus_copy, collection.id, doc_id, c.id).item for c in chunks_of(corpus_copy, doc_id)]
-    found = parallel_passages(corpus_copy, items)
+    collection = create_collection(corpus_copy.engine, f"Alone {only_one_language}")
+    items = [add_item(corpus_copy.engine, collection.id, doc_id, c.id).item for c in chunks_of(corpus_copy, doc_id)]
+    found = parallel_passages(corpus_copy.engine, items)
     assert found == {item.id: [] for item in items}
 
 
 def test_a_parallel_passage_is_added_right_after_its_item(corpus_copy):
     english = guidance_doc(corpus_copy, "en/breaking-silos-sbu.md")
     other = guidance_doc(corpus_copy, "en/data-quality-management.md")
-    collection = create_collection(corpus_copy, "Bilingual")
-    first = add_item(corpus_copy, collection.id, english, chunks_of(corpus_copy, english)[0].id).item
-    last = add_item(corpus_copy, collection.id, other, chunks_of(corpus_copy, other)[0].id).item
-    thai = next(p for p in parallel_passages(corpus_copy, [first])[first.id] if p.lang == "th")
-    added = add_item(corpus_copy, collection.id, thai.doc_id, thai.chunk_id, after_item_id=first.id).item
-    assert [i.id for i in get_collection(corpus_copy, collection.id).items] == [first.id, added.id, last.id]
+    collection = create_collection(corpus_copy.engine, "Bilingual")
+    first = add_item(corpus_copy.engine, collection.id, english, chunks_of(corpus_copy, english)[0].id).item
+    last = add_item(corpus_copy.engine, collection.id, other, chunks_of(corpus_copy, other)[0].id).item
+    thai = next(p for p in parallel_passages(corpus_copy.engine, [first])[first.id] if p.lang == "th")
+    added = add_item(corpus_copy.engine, collection.id, thai.doc_id, thai.chunk_id, after_item_id=first.id).item
+    assert [i.id for i in get_collection(corpus_copy.engine, collection.id).items] == [first.id, added.id, last.id]
     assert added.lang == "th" and added.text == thai.text
 
 
 def test_sharing_gives_a_token_until_it_is_turned_off(small_kb):
-    collection = create_collection(small_kb, "Shared")
-    token = set_sharing(small_kb, collection.id, True).share_token
+    collection = create_collection(small_kb.engine, "Shared")
+    token = set_sharing(small_kb.engine, collection.id, True).share_token
     assert token and len(token) >= 32
-    assert set_sharing(small_kb, collection.id, True).share_token == token  # turning it on again keeps the link
-    assert shared_collection(small_kb, token).id == collection.id
-    assert set_sharing(small_kb, collection.id, False).share_token is None
+    assert set_sharing(small_kb.engine, collection.id, True).share_token == token  # turning it on again keeps the link
+    assert shared_collection(small_kb.engine, token).id == collection.id
+    assert set_sharing(small_kb.engine, collection.id, False).share_token is None
     with pytest.raises(NotFoundError):
-        shared_collection(small_kb, token)
-    assert set_sharing(small_kb, collection.id, True).share_token != token
+        shared_collection(small_kb.engine, token)
+    assert set_sharing(small_kb.engine, collection.id, True).share_token != token
 
 
 # -- handouts -----------------------------------------------------------------------
@@ -312,12 +312,12 @@ def test_sharing_gives_a_token_until_it_is_turned_off(small_kb):
 @pytest.fixture
 def workshop(small_kb):
     """A collection of the three small documents, two of them annotated, the second one first."""
-    collection = create_collection(small_kb, "Workshop: silos & quality", "For the Monday session.", "en")
-    ids = [add_item(small_kb, collection.id, doc_id).item.id for doc_id in small_kb.doc_ids]
-    annotate_item(small_kb, collection.id, ids[0], "Ask: who has told a story twice?")
-    annotate_item(small_kb, collection.id, ids[2], "Show what the agent sees.")
-    reorder_items(small_kb, collection.id, [ids[1], ids[0], ids[2]])
-    return get_collection(small_kb, collection.id)
+    collection = create_collection(small_kb.engine, "Workshop: silos & quality", "For the Monday session.", "en")
+    ids = [add_item(small_kb.engine, collection.id, doc_id).item.id for doc_id in small_kb.doc_ids]
+    annotate_item(small_kb.engine, collection.id, ids[0], "Ask: who has told a story twice?")
+    annotate_item(small_kb.engine, collection.id, ids[2], "Show what the agent sees.")
+    reorder_items(small_kb.engine, collection.id, [ids[1], ids[0], ids[2]])
+    return get_collection(small_kb.engine, collection.id)
 
 
 def docx_text(data: bytes) -> str:
@@ -399,8 +399,8 @@ def test_personal_data_in_a_note_is_masked_in_the_collected_passage(small_kb):
                         customer_phone="0812345678"),
     )])[0]
     assert outcome.status == "added"
-    collection = create_collection(small_kb, "Double charges")
-    item = add_item(small_kb, collection.id, outcome.doc_id).item
+    collection = create_collection(small_kb.engine, "Double charges")
+    item = add_item(small_kb.engine, collection.id, outcome.doc_id).item
     assert "081 234 5678" not in item.text and "[phone]" in item.text
     assert item.text.endswith("Refunded the second charge.")
     assert len(item.text) == len(small_kb.get_document(outcome.doc_id).text)  # masked in place: offsets hold
@@ -612,20 +612,20 @@ def test_one_click_add_from_search_creates_a_collection_then_adds_to_it(small_kb
     response = web.post("/collections/add", data=first)
     assert response.status_code == 303
     assert response.headers["Location"] == "/search?q=complaint+history+business+units&ui=en#collect-r1"
-    created = list_collections(kb)[0]
+    created = list_collections(kb.engine)[0]
     assert created.name == "complaint history business units" and created.item_count == 1
     html = web.get("/search?q=complaint+history+business+units&ui=en").get_data(as_text=True)
     assert "✓ In complaint history business units" in html
     second = collect_fields(html, "r2")
     assert second["collection"] == str(created.id)
     web.post("/collections/add", data=second)
-    assert len(list_collections(kb)) == 1 and get_collection(kb, created.id).item_count == 2
+    assert len(list_collections(kb.engine)) == 1 and get_collection(kb.engine, created.id).item_count == 2
 
 
 def test_answers_and_document_passages_have_the_add_control(client, corpus_copy):
     html = client.get("/ask?q=Who+should+lead+the+change+when+CRM+is+introduced%3F&ui=en").get_data(as_text=True)
     answer = collect_fields(html, "answer")
-    cited = answer_question(corpus_copy, "Who should lead the change when CRM is introduced?").citations[0]
+    cited = answer_question(corpus_copy.engine, "Who should lead the change when CRM is introduced?").citations[0]
     assert (int(answer["doc_id"]), int(answer["start"]), int(answer["end"])) == (cited.doc_id, cited.start, cited.end)
     doc_id = guidance_doc(corpus_copy, "en/breaking-silos-sbu.md")
     chunk = chunks_of(corpus_copy, doc_id)[1]
@@ -649,7 +649,7 @@ def test_collection_page_orders_annotates_and_removes_without_javascript(small_k
     response = web.post("/collections", data={"name": "Monday", "description": "", "lang": "en"})
     assert response.status_code == 303
     collection_id = int(response.headers["Location"].rsplit("/", 1)[1])
-    ids = [add_item(kb, collection_id, d).item.id for d in kb.doc_ids]
+    ids = [add_item(kb.engine, collection_id, d).item.id for d in kb.doc_ids]
     page = web.get(f"/collections/{collection_id}?ui=en").get_data(as_text=True)
     for item_id in ids:
         assert f'<label for="note-{item_id}">' in page
@@ -659,22 +659,22 @@ def test_collection_page_orders_annotates_and_removes_without_javascript(small_k
     saved = web.post(f"/collections/{collection_id}/items/{ids[0]}/annotation", data={"annotation": "Discuss in pairs"})
     assert saved.status_code == 303 and saved.headers["Location"].endswith(f"#item-{ids[0]}")
     web.post(f"/collections/{collection_id}/items/{ids[1]}/remove")
-    view = get_collection(kb, collection_id)
+    view = get_collection(kb.engine, collection_id)
     assert [i.id for i in view.items] == [ids[2], ids[0]] and view.items[1].annotation == "Discuss in pairs"
     page = web.get(f"/collections/{collection_id}?ui=en").get_data(as_text=True)
     assert "Discuss in pairs</textarea>" in page and 'lang="en"' in page
     assert web.post("/collections", data={"name": " "}).status_code == 400
     refused = web.post(f"/collections/{collection_id}/delete", data={})
-    assert refused.status_code == 400 and get_collection(kb, collection_id)
+    assert refused.status_code == 400 and get_collection(kb.engine, collection_id)
     assert web.post(f"/collections/{collection_id}/delete", data={"confirm": "yes"}).status_code == 303
     with pytest.raises(NotFoundError):
-        get_collection(kb, collection_id)
+        get_collection(kb.engine, collection_id)
     assert web.get(f"/collections/{collection_id}").status_code == 404
 
 
 def test_portal_export_refuses_an_unknown_format(small_kb_client):
     web, kb = small_kb_client
-    collection = create_collection(kb, "Formats")
+    collection = create_collection(kb.engine, "Formats")
     assert web.get(f"/collections/{collection.id}/export?format=pdf").status_code == 400
     assert web.get(f"/collections/{collection.id}/export?format=md").status_code == 200
     assert web.get("/collections/999999/export?format=md").status_code == 404

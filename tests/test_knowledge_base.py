@@ -11,10 +11,11 @@ from sqlalchemy import select
 
 from kb.config import Settings
 from kb.documents import NOTE, DocumentInput, NoteFields
+from kb.engine import ModelMismatchError
 from kb.index.vectors import INDEX_FILE, MANIFEST_FILE
-from kb.knowledge_base import KnowledgeBase, ModelMismatchError
+from kb.knowledge_base import KnowledgeBase
 from kb.search.pipeline import EmptyQueryError
-from kb.storage.store import Chunk, Document, Note
+from kb.storage.models import Chunk, Document, Note
 
 EN = (
     "Breaking down silos\n\nWhen two strategic business units compete for the same customers, "
@@ -173,7 +174,7 @@ def test_missing_index_is_rebuilt_from_stored_vectors_without_loading_the_model(
     try:
         assert index_ids(reopened) == expected
         assert reopened.stats().vectors == len(expected)
-        assert reopened._embedder is None, "rebuilding must not load the model or re-embed"
+        assert reopened.engine._embedder is None, "rebuilding must not load the model or re-embed"
         assert (tmp_path / "data" / "index" / INDEX_FILE).exists()
     finally:
         reopened.close()

@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from kb.storage.store import Base, Store
+from kb.storage.models import Base
+from kb.storage.store import Store
 
 
 def test_migrations_match_the_models(database_url):

@@ -9,7 +9,7 @@ from kb.config import Settings
 from kb.index.chunk_table import SearchFilters
 from kb.knowledge_base import KnowledgeBase
 from kb.search.pipeline import MAX_QUERY_CHARS, MODES, EmptyQueryError, clean_query
-from kb.storage.store import Chunk
+from kb.storage.models import Chunk
 from tests.test_knowledge_base import EN, TH, ZH, guidance, note
 
 CANTEEN_EN = "Our canteen serves lunch from noon. Bring your own cup and return trays to the rack."
@@ -222,7 +222,7 @@ def test_json_keeps_the_core_contract_and_adds_explanations(make_kb):
 def test_new_dictionary_words_are_applied_to_stored_chunks_at_the_next_open(make_kb, tmp_path):
     from sqlalchemy import select
 
-    from kb.storage.store import Chunk
+    from kb.storage.models import Chunk
 
     kb = make_kb()
     kb.add_documents([guidance("brand.md", "我们的智家宝网关支持远程重启。客户可以在应用里查看状态。")])

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.services import accounts
-from kb.storage.store import Document, Note
+from kb.storage.models import Document, Note
 from tests.conftest import CORPUS
 from tests.portal_client import csrf_token_of, ensure_user, sign_in, signed_in, token_for
 from tests.test_api import SPEC, check, make_docx

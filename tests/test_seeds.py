@@ -11,7 +11,7 @@ from sqlalchemy import select
 from indexer.pipeline import ingest_paths
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.storage.store import Chunk, Document
+from kb.storage.models import Chunk, Document
 from tests.conftest import find_shared
 
 SEEDS = find_shared("seeds")
@@ -27,7 +27,7 @@ BOILERPLATE = [
 def seeds_kb(tmp_path_factory, models_dir, embedder):
     data = tmp_path_factory.mktemp("seeds-kb")
     kb = KnowledgeBase.open(Settings(data_dir=data, models_dir=models_dir), embedder=embedder)
-    report = ingest_paths(kb, [SEEDS], progress=False)
+    report = ingest_paths(kb.engine, [SEEDS], progress=False)
     yield kb, report
     kb.close()
 

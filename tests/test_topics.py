@@ -46,7 +46,7 @@ def topic_kb(make_kb, tmp_path):
     (folder / "data-quality" / "en").mkdir(parents=True)
     (folder / "data-quality" / "en" / "records.txt").write_text("Keeping records clean\n\n" + GUIDE)
     (folder / "tagged.md").write_text("---\ntitle: Tagged\ntags: [call-center]\n---\nAnswer calls within a minute.\n")
-    report = ingest_paths(kb, [folder], progress=False)
+    report = ingest_paths(kb.engine, [folder], progress=False)
     assert report.failed == [] and report.added == 2
     return kb, folder
 
@@ -57,7 +57,7 @@ def _doc_id(kb, title: str) -> int:
 
 def test_topics_come_from_folders_unless_the_file_names_its_own(topic_kb):
     kb, _ = topic_kb
-    topics = {t.tag: t.to_dict() for t in list_topics(kb)}
+    topics = {t.tag: t.to_dict() for t in list_topics(kb.engine)}
     assert topics == {"data-quality": {"tag": "data-quality", "documents": 1, "languages": {"en": 1}},
                       "call-center": {"tag": "call-center", "documents": 1, "languages": {"en": 1}}}
 
@@ -65,28 +65,28 @@ def test_topics_come_from_folders_unless_the_file_names_its_own(topic_kb):
 def test_edited_topics_filter_search_and_survive_a_changed_file(topic_kb):
     kb, folder = topic_kb
     doc_id = _doc_id(kb, "Keeping records clean")
-    assert set_document_topics(kb, doc_id, ["Training", "data-quality"]) == ["training", "data-quality"]
+    assert set_document_topics(kb.engine, doc_id, ["Training", "data-quality"]) == ["training", "data-quality"]
     hits = kb.search("duplicates addresses", filters=SearchFilters(tags=["training"])).results
     assert [h.doc_id for h in hits] == [doc_id]
 
     # Remove the folder's topic, then change the file: the file's topic stays removed, the added one stays.
-    set_document_topics(kb, doc_id, ["training"])
+    set_document_topics(kb.engine, doc_id, ["training"])
     (folder / "data-quality" / "en" / "records.txt").write_text("Keeping records clean\n\n" + GUIDE + " Weekly.")
-    report = ingest_paths(kb, [folder], progress=False)
+    report = ingest_paths(kb.engine, [folder], progress=False)
     assert report.updated == 1
     assert kb.get_document(doc_id).tag_names == ["training"]
     assert kb.search("duplicates addresses", filters=SearchFilters(tags=["data-quality"])).results == []
-    assert set_document_topics(kb, 10**9, ["x"]) is None
+    assert set_document_topics(kb.engine, 10**9, ["x"]) is None
 
 
 def test_the_corpus_topics_exist_in_every_language(corpus_kb):
-    topics = {t.tag: t for t in list_topics(corpus_kb)}
+    topics = {t.tag: t for t in list_topics(corpus_kb.engine)}
     assert set(topics["data-quality"].languages) == {"en", "th", "zh"}
-    by_lang = topic_documents(corpus_kb, "data-quality")
+    by_lang = topic_documents(corpus_kb.engine, "data-quality")
     assert set(by_lang) == {"en", "th", "zh"}
     assert all(d.kind == "guidance" and "data-quality" in d.tags for docs in by_lang.values() for d in docs)
-    assert set(topic_documents(corpus_kb, "data-quality", lang="th")) == {"th"}
-    assert topic_documents(corpus_kb, "no-such-topic") == {}
+    assert set(topic_documents(corpus_kb.engine, "data-quality", lang="th")) == {"th"}
+    assert topic_documents(corpus_kb.engine, "no-such-topic") == {}
 
 
 @pytest.fixture

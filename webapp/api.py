@@ -49,7 +49,7 @@ def ask():
     if not isinstance(question, str):
         return error_response(400, "bad_parameter", "question: a string is required")
     try:
-        result = answer_question(get_kb(), question, viewer=current_viewer())
+        result = answer_question(get_kb().engine, question, viewer=current_viewer())
     except EmptyQueryError as exc:
         return error_response(400, "empty_query", str(exc))
     record_note_answer(get_kb(), result)
@@ -67,14 +67,14 @@ def documents():
         raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
     limit = int_param(args, "limit", 20, 1, MAX_LIST)
     offset = int_param(args, "offset", 0, 0, 10**9)
-    docs, total = list_documents(get_kb(), limit=limit, offset=offset, kind=kind, lang=lang,
+    docs, total = list_documents(get_kb().engine, limit=limit, offset=offset, kind=kind, lang=lang,
                                  viewer=current_viewer())
     return jsonify({"documents": [d.to_dict() for d in docs], "total": total, "limit": limit, "offset": offset})
 
 
 def _document_or_404(kb, doc_id: int):
     """The document as the caller may see it; 404 alike for a missing one and a forbidden one."""
-    view = get_document(kb, doc_id, current_viewer())
+    view = get_document(kb.engine, doc_id, current_viewer())
     if view is None:
         abort(error_response(404, "not_found", f"no document with id {doc_id}"))
     return view
@@ -87,7 +87,7 @@ def document(doc_id: int):
     if view.note is not None:
         record(audit.VIEW, f"document {doc_id}", note_id=view.note["note_id"])
     body = view.to_dict()
-    body["related"] = [r.to_dict() for r in related_documents(kb, doc_id, k=5, viewer=current_viewer())]
+    body["related"] = [r.to_dict() for r in related_documents(kb.engine, doc_id, k=5, viewer=current_viewer())]
     return jsonify(body)
 
 
@@ -106,12 +106,12 @@ def upload():
         tags = payload.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise BadParameter("tags", "a list of strings is required")
-        outcomes = [add_pasted_text(kb, payload["text"], str(payload.get("title") or ""), lang, tags)]
+        outcomes = [add_pasted_text(kb.engine, payload["text"], str(payload.get("title") or ""), lang, tags)]
     else:
         files = [f for f in request.files.getlist("files") if f and f.filename]
         if not files:
             return error_response(400, "no_files", "send one or more files in the multipart field 'files'")
-        outcomes = [ingest_upload(kb, f.filename, f.read()) for f in files]
+        outcomes = [ingest_upload(kb.engine, f.filename, f.read()) for f in files]
     results = [o.to_dict() for o in outcomes]
     ok = any(o.status != "failed" for o in outcomes)
     status = 201 if any(o.status in ("added", "updated") for o in outcomes) else 200 if ok else 422

@@ -35,7 +35,7 @@ from kb.access import Viewer
 from kb.config import Settings
 from kb.documents import NOTE
 from kb.services import accounts, audit
-from kb.storage.store import AuditEntry, utcnow
+from kb.storage.models import AuditEntry, utcnow
 from webapp import get_kb
 from webapp.errors import error_response, wants_json
 

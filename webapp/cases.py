@@ -108,23 +108,23 @@ def cases():
     error, items, total = None, [], 0
     try:
         filters = case_filters(request.args)
-        items, total = list_cases(kb, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+        items, total = list_cases(kb.engine, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
                                   viewer=current_viewer())
         record(audit.SEARCH, "case list", **filters.to_dict())
     except BadParameter as exc:
         error, filters = str(exc), CaseFilters()
     return render_template("cases.html", cases=items, total=total, page=page, page_size=PAGE_SIZE,
-                           filters=filters, options=case_filter_values(kb), error=error), 400 if error else 200
+                           filters=filters, options=case_filter_values(kb.engine), error=error), 400 if error else 200
 
 
 @bp.route("/cases/<int:doc_id>")
 def case(doc_id: int):
     kb = get_kb()
-    found = get_case(kb, doc_id, current_viewer())
+    found = get_case(kb.engine, doc_id, current_viewer())
     if found is None:
         abort(404)
     record(audit.VIEW, f"case {doc_id}", note_id=found.note_id)
-    marked = doc_id in voter_marks(kb, actor_id(), [doc_id])
+    marked = doc_id in voter_marks(kb.engine, actor_id(), [doc_id])
     return render_template("case.html", case=found, marked=marked)
 
 
@@ -135,7 +135,7 @@ def similar():
     text = values.get("q", "")
     source_case = None
     if values.get("case", "").isdigit():  # "similar to this case": its complaint, itself left out
-        source_case = get_case(kb, int(values["case"]), current_viewer())
+        source_case = get_case(kb.engine, int(values["case"]), current_viewer())
         if source_case and not text.strip():
             text = source_case.complaint
     error, results, filters = None, None, CaseFilters()
@@ -143,7 +143,7 @@ def similar():
         filters = case_filters(values)
         if text.strip():
             exclude = (source_case.doc_id,) if source_case else ()
-            results = similar_cases(kb, text, k=SIMILAR_ON_PAGE, filters=filters, exclude=exclude,
+            results = similar_cases(kb.engine, text, k=SIMILAR_ON_PAGE, filters=filters, exclude=exclude,
                                     viewer=current_viewer())
             record(audit.SIMILAR, text[:200], results=len(results))
         elif request.method == "POST":
@@ -152,9 +152,9 @@ def similar():
         error = _("Paste or type the customer's complaint.")
     except BadParameter as exc:
         error = str(exc)
-    marks = voter_marks(kb, actor_id(), [c.doc_id for c in results or []])
+    marks = voter_marks(kb.engine, actor_id(), [c.doc_id for c in results or []])
     return render_template("similar.html", text=text, results=results, filters=filters, marks=marks,
-                           options=case_filter_values(kb), error=error), 400 if error else 200
+                           options=case_filter_values(kb.engine), error=error), 400 if error else 200
 
 
 @bp.post("/cases/<int:doc_id>/helped")
@@ -216,7 +216,7 @@ def import_mapping(token: str):
     report = None
     if request.method == "POST" or values.get("check"):
         report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, pending.name)))
-        report = import_notes(kb, report, data, dry_run=request.method != "POST")
+        report = import_notes(kb.engine, report, data, dry_run=request.method != "POST")
         if request.method == "POST" and report.ok:
             discard_pending(pending)
             return render_template("import_notes.html", step="done", report=report, error=None)
@@ -238,14 +238,14 @@ def api_list():
     args = request.args
     limit = int_param(args, "limit", 20, 1, MAX_LIST)
     offset = int_param(args, "offset", 0, 0, 10**9)
-    items, total = list_cases(get_kb(), case_filters(args), limit=limit, offset=offset, viewer=current_viewer())
+    items, total = list_cases(get_kb().engine, case_filters(args), limit=limit, offset=offset, viewer=current_viewer())
     record(audit.SEARCH, "case list", **case_filters(args).to_dict())
     return jsonify({"cases": [c.to_dict() for c in items], "total": total, "limit": limit, "offset": offset})
 
 
 @api.get("/<int:doc_id>")
 def api_case(doc_id: int):
-    found = get_case(get_kb(), doc_id, current_viewer())
+    found = get_case(get_kb().engine, doc_id, current_viewer())
     if found is None:
         return _not_found(doc_id)
     record(audit.VIEW, f"case {doc_id}", note_id=found.note_id)
@@ -265,7 +265,7 @@ def api_similar():
         raise BadParameter("k", f"a whole number between 1 and {MAX_SIMILAR} is required")
     filters = case_filters(payload)
     try:
-        results = similar_cases(get_kb(), text, k=k, filters=filters, viewer=current_viewer())
+        results = similar_cases(get_kb().engine, text, k=k, filters=filters, viewer=current_viewer())
         record(audit.SIMILAR, text[:200], results=len(results))
     except EmptyQueryError as exc:
         return error_response(400, "empty_query", str(exc))
@@ -274,13 +274,13 @@ def api_similar():
 
 @api.post("/<int:doc_id>/helped")
 def api_mark(doc_id: int):
-    result = mark_helped(get_kb(), doc_id, actor_id())
+    result = mark_helped(get_kb().engine, doc_id, actor_id())
     return jsonify(result.to_dict()) if result else _not_found(doc_id)
 
 
 @api.delete("/<int:doc_id>/helped")
 def api_unmark(doc_id: int):
-    result = unmark_helped(get_kb(), doc_id, actor_id())
+    result = unmark_helped(get_kb().engine, doc_id, actor_id())
     return jsonify(result.to_dict()) if result else _not_found(doc_id)
 
 
@@ -310,6 +310,6 @@ def api_import():
     # Fields the client names override the guesses; naming one with "" or null unmaps it.
     mapping = clean_mapping({**guess_mapping(table.columns), **chosen_mapping})
     report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, upload.filename)))
-    report = import_notes(kb, report, data, dry_run=dry_run)
+    report = import_notes(kb.engine, report, data, dry_run=dry_run)
     status = 422 if not report.ok else 201 if report.imported else 200
     return jsonify(report.to_dict()), status

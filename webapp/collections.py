@@ -53,7 +53,7 @@ from kb.services.collections import (
     update_collection,
 )
 from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown
-from kb.storage.store import Collection
+from kb.storage.models import Collection
 from webapp import get_kb
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record
@@ -208,12 +208,12 @@ class CollectionChoices:
 
     def __init__(self) -> None:
         kb = get_kb()
-        self.collections = list_collections(kb, my_collections_owner())
+        self.collections = list_collections(kb.engine, my_collections_owner())
         remembered = request.cookies.get(CURRENT_COOKIE, "")
         self.current = next((c for c in self.collections if str(c.id) == remembered), None)
         if self.current is None:  # this browser's most recently changed one; else "New collection"
             self.current = next((c for c in self.collections if c.owner == actor_id()), None)
-        items = get_collection(kb, self.current.id, current_viewer()).items if self.current else []
+        items = get_collection(kb.engine, self.current.id, current_viewer()).items if self.current else []
         self._held = {(i.doc_id, i.start, i.end) for i in items}
 
     def holds(self, doc_id: int, start: int | None, end: int | None) -> bool:
@@ -237,16 +237,16 @@ def add_from_page():
         chunk_id, start, end = _form_int("chunk_id"), _form_int("start"), _form_int("end")
         if target == "new":
             name = form.get("new_name", "").strip()[:200] or _("New collection")
-            collection_id = create_collection(kb, name, lang=CONTENT_LANGUAGE[select_locale()],
+            collection_id = create_collection(kb.engine, name, lang=CONTENT_LANGUAGE[select_locale()],
                                               owner=actor_id()).id
             try:
-                add_item(kb, collection_id, doc_id, chunk_id, start, end, viewer=current_viewer())
+                add_item(kb.engine, collection_id, doc_id, chunk_id, start, end, viewer=current_viewer())
             except (CollectionError, NotFoundError):
-                delete_collection(kb, collection_id)  # nothing is left behind by a failed add
+                delete_collection(kb.engine, collection_id)  # nothing is left behind by a failed add
                 raise
         else:
             collection_id = _form_int("collection", required=True)
-            add_item(kb, collection_id, doc_id, chunk_id, start, end, viewer=current_viewer())
+            add_item(kb.engine, collection_id, doc_id, chunk_id, start, end, viewer=current_viewer())
     except (CollectionError, BadParameter) as exc:
         return render_template("error.html", code=400, message=str(exc)), 400
     except NotFoundError as exc:
@@ -291,7 +291,7 @@ def collections():
     if request.method == "POST":
         values = request.form
         try:
-            view = create_collection(kb, values.get("name", ""), values.get("description", ""),
+            view = create_collection(kb.engine, values.get("name", ""), values.get("description", ""),
                                      values.get("lang", ""), owner=actor_id())
         except CollectionError as exc:
             error = _field_message(exc)
@@ -299,7 +299,7 @@ def collections():
             response = redirect(url_for("collections.collection", collection_id=view.id), code=303)
             remember_current(response, view.id)
             return response
-    return render_template("collections.html", collections=list_collections(kb, my_collections_owner()), error=error, values=values,
+    return render_template("collections.html", collections=list_collections(kb.engine, my_collections_owner()), error=error, values=values,
                            languages=LANGUAGES), 400 if error else 200
 
 
@@ -311,14 +311,14 @@ def _field_message(exc: CollectionError) -> str:
 
 def _collection_or_404(collection_id: int) -> CollectionView:
     try:
-        return get_collection(get_kb(), collection_id, current_viewer())
+        return get_collection(get_kb().engine, collection_id, current_viewer())
     except NotFoundError:
         abort(404)
 
 
 def render_collection(view: CollectionView, editable: bool, error: str | None = None, status: int = 200):
     kb = get_kb()
-    parallels = parallel_passages(kb, view.items, viewer=current_viewer())
+    parallels = parallel_passages(kb.engine, view.items, viewer=current_viewer())
     held = {(i.doc_id, i.start, i.end) for i in view.items}
     if editable:
         exports = {fmt: url_for("collections.export", collection_id=view.id, format=fmt) for fmt in EXPORT_FORMATS}
@@ -346,7 +346,7 @@ def _back_to(collection_id: int, item_id: int | None = None):
 def edit(collection_id: int):
     form = request.form
     try:
-        update_collection(get_kb(), collection_id, form.get("name", ""), form.get("description", ""),
+        update_collection(get_kb().engine, collection_id, form.get("name", ""), form.get("description", ""),
                           form.get("lang", ""))
     except NotFoundError:
         abort(404)
@@ -360,7 +360,7 @@ def delete(collection_id: int):
     view = _collection_or_404(collection_id)
     if request.form.get("confirm") != "yes":
         return render_collection(view, True, _("Tick the box to confirm that the collection should be deleted."), 400)
-    delete_collection(get_kb(), collection_id)
+    delete_collection(get_kb().engine, collection_id)
     return redirect(url_for("collections.collections"), code=303)
 
 
@@ -376,7 +376,7 @@ def move(collection_id: int, item_id: int):
 @bp.post("/collections/<int:collection_id>/items/<int:item_id>/annotation")
 def annotate(collection_id: int, item_id: int):
     try:
-        annotate_item(get_kb(), collection_id, item_id, request.form.get("annotation", ""))
+        annotate_item(get_kb().engine, collection_id, item_id, request.form.get("annotation", ""))
     except NotFoundError:
         abort(404)
     except CollectionError as exc:
@@ -394,7 +394,7 @@ def remove(collection_id: int, item_id: int):
 def add_parallel(collection_id: int, item_id: int):
     """Add a parallel passage (the same guidance in another language) right after its item."""
     try:
-        outcome = add_item(get_kb(), collection_id, _form_int("doc_id", required=True),
+        outcome = add_item(get_kb().engine, collection_id, _form_int("doc_id", required=True),
                            _form_int("chunk_id", required=True), after_item_id=item_id)
     except NotFoundError:
         abort(404)
@@ -424,7 +424,7 @@ def export(collection_id: int):
 @bp.get("/shared/<token>")
 def shared(token: str):
     try:
-        view = shared_collection(get_kb(), token, current_viewer())
+        view = shared_collection(get_kb().engine, token, current_viewer())
     except NotFoundError:
         abort(404)
     return render_collection(view, editable=False)
@@ -433,7 +433,7 @@ def shared(token: str):
 @bp.get("/shared/<token>/export")
 def shared_export(token: str):
     try:
-        view = shared_collection(get_kb(), token, current_viewer())
+        view = shared_collection(get_kb().engine, token, current_viewer())
     except NotFoundError:
         abort(404)
     return _export_page(view)
@@ -489,7 +489,7 @@ def _integer(payload: dict, name: str, required: bool = False) -> int | None:
 def _collection_body(view: CollectionView, parallel: bool = False) -> dict:
     body = with_share_url(view.to_dict(), view)
     if parallel:
-        found = parallel_passages(get_kb(), view.items, viewer=current_viewer())
+        found = parallel_passages(get_kb().engine, view.items, viewer=current_viewer())
         for item in body["items"]:
             item["parallel"] = [p.to_dict() for p in found.get(item["id"], [])]
     return body
@@ -498,14 +498,14 @@ def _collection_body(view: CollectionView, parallel: bool = False) -> dict:
 @api.post("")
 def api_create():
     payload = _payload(COLLECTION_FIELDS, '{"name": "...", "description": "...", "lang": "th"}')
-    view = create_collection(get_kb(), payload.get("name"), payload.get("description"), payload.get("lang"),
+    view = create_collection(get_kb().engine, payload.get("name"), payload.get("description"), payload.get("lang"),
                              owner=actor_id())
     return jsonify(_collection_body(view)), 201
 
 
 @api.get("")
 def api_list():
-    return jsonify({"collections": [with_share_url(c.to_dict(items=False), c) for c in list_collections(get_kb(), my_collections_owner())]})
+    return jsonify({"collections": [with_share_url(c.to_dict(items=False), c) for c in list_collections(get_kb().engine, my_collections_owner())]})
 
 
 @api.get("/<int:collection_id>")
@@ -513,27 +513,27 @@ def api_get(collection_id: int):
     parallel = request.args.get("parallel", "")
     if parallel not in ("", "0", "1"):
         raise BadParameter("parallel", "use 1 to include each item's parallel passages, or 0")
-    return jsonify(_collection_body(get_collection(get_kb(), collection_id, current_viewer()), parallel == "1"))
+    return jsonify(_collection_body(get_collection(get_kb().engine, collection_id, current_viewer()), parallel == "1"))
 
 
 @api.patch("/<int:collection_id>")
 def api_edit(collection_id: int):
     payload = _payload(COLLECTION_FIELDS, '{"name": "...", "description": "..."}')
-    view = update_collection(get_kb(), collection_id, payload.get("name"), payload.get("description"),
+    view = update_collection(get_kb().engine, collection_id, payload.get("name"), payload.get("description"),
                              payload.get("lang"))
     return jsonify(_collection_body(view))
 
 
 @api.delete("/<int:collection_id>")
 def api_delete(collection_id: int):
-    delete_collection(get_kb(), collection_id)
+    delete_collection(get_kb().engine, collection_id)
     return jsonify({"deleted": collection_id})
 
 
 @api.post("/<int:collection_id>/items")
 def api_add_item(collection_id: int):
     payload = _payload(ITEM_FIELDS, '{"doc_id": 12, "chunk_id": 345}')
-    outcome = add_item(get_kb(), collection_id, _integer(payload, "doc_id", required=True),
+    outcome = add_item(get_kb().engine, collection_id, _integer(payload, "doc_id", required=True),
                        _integer(payload, "chunk_id"), _integer(payload, "start"), _integer(payload, "end"),
                        payload.get("annotation"), viewer=current_viewer())
     return jsonify(outcome.item.to_dict()), 201 if outcome.created else 200
@@ -544,12 +544,12 @@ def api_annotate(collection_id: int, item_id: int):
     payload = _payload({"annotation"}, '{"annotation": "..."}')
     if not isinstance(payload.get("annotation"), str):
         raise BadParameter("annotation", "a string is required")
-    return jsonify(annotate_item(get_kb(), collection_id, item_id, payload["annotation"]).to_dict())
+    return jsonify(annotate_item(get_kb().engine, collection_id, item_id, payload["annotation"]).to_dict())
 
 
 @api.delete("/<int:collection_id>/items/<int:item_id>")
 def api_remove_item(collection_id: int, item_id: int):
-    return jsonify(_collection_body(remove_item(get_kb(), collection_id, item_id)))
+    return jsonify(_collection_body(remove_item(get_kb().engine, collection_id, item_id)))
 
 
 @api.put("/<int:collection_id>/order")
@@ -557,20 +557,20 @@ def api_reorder(collection_id: int):
     payload = _payload({"items"}, '{"items": [3, 1, 2]}')
     if "items" not in payload:
         raise BadParameter("items", "the list of item ids in their new order is required")
-    return jsonify(_collection_body(reorder_items(get_kb(), collection_id, payload["items"])))
+    return jsonify(_collection_body(reorder_items(get_kb().engine, collection_id, payload["items"])))
 
 
 @api.post("/<int:collection_id>/share")
 def api_share(collection_id: int):
-    return jsonify(_collection_body(set_sharing(get_kb(), collection_id, True)))
+    return jsonify(_collection_body(set_sharing(get_kb().engine, collection_id, True)))
 
 
 @api.delete("/<int:collection_id>/share")
 def api_unshare(collection_id: int):
-    return jsonify(_collection_body(set_sharing(get_kb(), collection_id, False)))
+    return jsonify(_collection_body(set_sharing(get_kb().engine, collection_id, False)))
 
 
 @api.get("/<int:collection_id>/export")
 def api_export(collection_id: int):
-    return export_response(get_collection(get_kb(), collection_id, current_viewer()), request.args.get("format"))
+    return export_response(get_collection(get_kb().engine, collection_id, current_viewer()), request.args.get("format"))
 

@@ -62,8 +62,8 @@ def home():
     kb = get_kb()
     viewer = current_viewer()
     kb.refresh()
-    stats = counts(kb, viewer)
-    recent, total = list_documents(kb, limit=RECENT, viewer=viewer)
+    stats = counts(kb.engine, viewer)
+    recent, total = list_documents(kb.engine, limit=RECENT, viewer=viewer)
     return render_template("home.html", stats=stats, recent=recent, total=total)
 
 
@@ -108,7 +108,7 @@ def render_document(doc_id: int, status: int = 200, **extra):
     """The document page (404 when there is no such document); `extra` goes to the template."""
     kb = get_kb()
     viewer = current_viewer()
-    view = get_document(kb, doc_id, viewer)
+    view = get_document(kb.engine, doc_id, viewer)
     if view is None:
         abort(404)
     if view.note is not None:
@@ -119,7 +119,7 @@ def render_document(doc_id: int, status: int = 200, **extra):
     if start is not None and end is not None and 0 <= start < end <= len(view.text):
         passage = PassageSpan(chunk_id or 0, start, end, view.summary.lang)  # an answer's exact sentences
     pieces = _document_pieces(kb, view.text, passage, request.args.get("q", ""))
-    related = related_documents(kb, doc_id, k=5, viewer=viewer)
+    related = related_documents(kb.engine, doc_id, k=5, viewer=viewer)
     return render_template("document.html", doc=view, pieces=pieces, passage=passage, related=related,
                            **extra), status
 
@@ -141,7 +141,7 @@ def ask():
     result, error = None, None
     if question.strip():
         try:
-            result = answer_question(kb, question, viewer=current_viewer())
+            result = answer_question(kb.engine, question, viewer=current_viewer())
             record_note_answer(kb, result)
         except EmptyQueryError:
             error = _("Type a question.")
@@ -156,12 +156,12 @@ def add():
     if request.method == "POST":
         for upload in request.files.getlist("files"):
             if upload and upload.filename:
-                outcomes.append(ingest_upload(kb, upload.filename, upload.read()))
+                outcomes.append(ingest_upload(kb.engine, upload.filename, upload.read()))
         text = request.form.get("text", "")
         if text.strip():
             lang = request.form.get("lang") if request.form.get("lang") in LANGUAGES else None
             tags = [t.strip() for t in request.form.get("tags", "").split(",") if t.strip()]
-            outcomes.append(add_pasted_text(kb, text, request.form.get("title", ""), lang, tags))
+            outcomes.append(add_pasted_text(kb.engine, text, request.form.get("title", ""), lang, tags))
         if not outcomes:
             return render_template("add.html", outcomes=[], error=_("Choose a file or paste some text.")), 400
     return render_template("add.html", outcomes=outcomes, error=None)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from werkzeug.datastructures import MultiDict
 
 from kb.documents import KINDS
+from kb.errors import InvalidInput
 from kb.index.chunk_table import SearchFilters
 from kb.search.pipeline import MODES
 
@@ -15,7 +16,7 @@ MAX_K = 100
 LANGUAGES = ("th", "zh", "en")
 
 
-class BadParameter(ValueError):
+class BadParameter(InvalidInput):
     """A request parameter that cannot be used; the message names it."""
 
     def __init__(self, name: str, message: str) -> None:

@@ -32,7 +32,7 @@ def _lang_arg() -> str | None:
 
 @bp.route("/topics")
 def topics():
-    return render_template("topics.html", topics=list_topics(get_kb(), viewer=current_viewer()),
+    return render_template("topics.html", topics=list_topics(get_kb().engine, viewer=current_viewer()),
                            order=_languages_first(LANGUAGES))
 
 
@@ -41,10 +41,10 @@ def topic(tag: str):
     kb = get_kb()
     lang = request.args.get("lang") if request.args.get("lang") in LANGUAGES else None
     viewer = current_viewer()
-    by_lang = topic_documents(kb, tag, lang, viewer=viewer)
+    by_lang = topic_documents(kb.engine, tag, lang, viewer=viewer)
     if not by_lang and not lang:
         abort(404)
-    counts = {t.tag: t for t in list_topics(kb, viewer=viewer)}.get(tag)
+    counts = {t.tag: t for t in list_topics(kb.engine, viewer=viewer)}.get(tag)
     return render_template("topic.html", tag=tag, by_lang=by_lang, order=_languages_first(by_lang),
                            lang=lang, counts=counts)
 
@@ -53,11 +53,11 @@ def topic(tag: str):
 @require("edit")
 def edit_topics(doc_id: int):
     kb = get_kb()
-    if get_document(kb, doc_id, current_viewer()) is None:
+    if get_document(kb.engine, doc_id, current_viewer()) is None:
         abort(404)
     raw = [t for t in request.form.get("topics", "").replace(";", ",").split(",") if t.strip()]
     try:
-        saved = set_document_topics(kb, doc_id, raw)
+        saved = set_document_topics(kb.engine, doc_id, raw)
     except TopicError as exc:
         return render_document(doc_id, 400, topics_error=str(exc), topics_value=request.form.get("topics", ""))
     if saved is None:
@@ -67,12 +67,12 @@ def edit_topics(doc_id: int):
 
 @api.get("/topics")
 def api_topics():
-    return jsonify({"topics": [t.to_dict() for t in list_topics(get_kb(), viewer=current_viewer())]})
+    return jsonify({"topics": [t.to_dict() for t in list_topics(get_kb().engine, viewer=current_viewer())]})
 
 
 @api.get("/topics/<tag>")
 def api_topic(tag: str):
-    by_lang = topic_documents(get_kb(), tag, _lang_arg(), viewer=current_viewer())
+    by_lang = topic_documents(get_kb().engine, tag, _lang_arg(), viewer=current_viewer())
     if not by_lang and not request.args.get("lang"):
         return error_response(404, "not_found", f"no guidance has the topic {tag!r}")
     return jsonify({"tag": tag, "documents": {lang: [d.to_dict() for d in docs] for lang, docs in by_lang.items()}})
@@ -81,14 +81,14 @@ def api_topic(tag: str):
 @api.put("/documents/<int:doc_id>/topics")
 @require("edit")
 def api_set_topics(doc_id: int):
-    if get_document(get_kb(), doc_id, current_viewer()) is None:
+    if get_document(get_kb().engine, doc_id, current_viewer()) is None:
         return error_response(404, "not_found", f"no document with id {doc_id}")
     payload = request.get_json(silent=True)
     topics = payload.get("topics") if isinstance(payload, dict) else None
     if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
         return error_response(400, "bad_parameter", 'topics: send {"topics": ["a-topic", ...]}')
     try:
-        saved = set_document_topics(get_kb(), doc_id, topics)
+        saved = set_document_topics(get_kb().engine, doc_id, topics)
     except TopicError as exc:
         return error_response(400, "bad_parameter", f"topics: {exc}")
     if saved is None:

@@ -18,7 +18,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from kb.access import can_view
-from kb.storage.store import Chunk, Document, DocumentTag, Note, Store
+from kb.storage.models import Chunk, Document, DocumentTag, Note
+from kb.storage.store import Store
 
 # The fields search results can be counted by (see ChunkTable.facet_counts).
 FACETS = ("lang", "kind", "product", "status", "channel", "tags")

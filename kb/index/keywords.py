@@ -158,6 +158,12 @@ def load_user_words(path: Path | None) -> list[str]:
 ANALYZER_VERSION = _analyzer_version()
 
 
+def analyzer_version(user_words: list[str]) -> str:
+    """Identifies how chunk terms were made: stored terms are only valid for the same version."""
+    digest = hashlib.sha256(f"{ANALYZER_VERSION}\n".encode() + "\n".join(sorted(user_words)).encode())
+    return digest.hexdigest()[:16]
+
+
 # ------------------------------------------------------------------ segmenters
 
 

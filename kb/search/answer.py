@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kb.access import OPERATOR, Viewer
-from kb.search.pipeline import SearchResult
+from kb.search.pipeline import SearchResult, search_text
 from kb.text.sentences import join_thai_clauses, split_sentences
 
 if TYPE_CHECKING:
-    from kb.knowledge_base import KnowledgeBase
+    from kb.engine import Engine
 
 # Passages whose sentences compete, and the longest answer, in sentences.
 PASSAGES = 3
@@ -113,25 +113,25 @@ class _Run:
     score: float
 
 
-def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | None = None,
+def answer_question(engine: Engine, question: str, min_confidence: float | None = None,
                     viewer: Viewer = OPERATOR) -> Answer:
     """The best one or two sentences for `question` from what `viewer` may see, or no answer below the threshold."""
     started = time.perf_counter()
-    response = kb.search(question, k=PASSAGES + 2, viewer=viewer, snippets=False)
+    response = search_text(engine, question, k=PASSAGES + 2, viewer=viewer, snippets=False)
     timings = {"search": time.perf_counter() - started}
     results = response.results
     question_terms = response.query_terms
-    weights = kb.indexes.keywords.idf(question_terms)
+    weights = engine.indexes.keywords.idf(question_terms)
     total_weight = sum(weights.values())
     runs: list[_Run] = []
     asked = set(question_terms)
-    query_vector = _query_vector(kb, response.query, response.query_lang)
+    query_vector = _query_vector(engine, response.query, response.query_lang)
     split: dict[int, tuple] = {}  # chunk id -> (sentence spans, their terms, which are headings)
     for rank, result in enumerate(results[:PASSAGES]):
-        sentences, sentence_terms = _sentences(kb, result)
+        sentences, sentence_terms = _sentences(engine, result)
         headings = [_is_heading(result.text, span) for span in sentences]
         split[result.chunk_id] = (sentences, sentence_terms, headings)
-        cosine = _cosine(kb, query_vector, result)
+        cosine = _cosine(engine, query_vector, result)
         meaning = _meaning(cosine)
         passage_coverage = _coverage(set().union(*sentence_terms), weights, total_weight)
         for i in range(len(sentences)):
@@ -164,7 +164,7 @@ def answer_question(kb: KnowledgeBase, question: str, min_confidence: float | No
     best = max(runs, key=lambda run: (run.score, -run.rank, -run.start))
     if best.result.lang != response.query_lang and best.coverage < EXTEND_MIN_GAIN and query_vector is not None:
         sentences, _, headings = split[best.result.chunk_id]
-        closest = _closest_sentences(kb, query_vector, best.result, sentences, headings)
+        closest = _closest_sentences(engine, query_vector, best.result, sentences, headings)
         if closest:
             best.start, best.end = closest
     evidence = _evidence(best, results)
@@ -190,33 +190,33 @@ def _split(text: str, lang: str) -> tuple[tuple[int, int], ...]:
     return tuple(spans) or ((0, len(text)),)
 
 
-def _sentences(kb: KnowledgeBase, result: SearchResult) -> tuple[tuple[tuple[int, int], ...], list[set[str]]]:
+def _sentences(engine: Engine, result: SearchResult) -> tuple[tuple[tuple[int, int], ...], list[set[str]]]:
     """Sentence spans of the passage (cached: popular passages come back) and the keyword terms of each."""
     spans = _split(result.text, result.lang)
-    return spans, [set(kb.analyzer.term_texts(result.text[a:b])) for a, b in spans]
+    return spans, [set(engine.analyzer.term_texts(result.text[a:b])) for a, b in spans]
 
 
 def _coverage(terms: set[str], weights: dict[str, float], total: float) -> float:
     return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
 
 
-def _query_vector(kb: KnowledgeBase, query: str, query_lang: str) -> np.ndarray | None:
+def _query_vector(engine: Engine, query: str, query_lang: str) -> np.ndarray | None:
     """The question's vector, language-centered where the knowledge base has centroids; None without vectors."""
-    if kb.indexes.vectors is None:
+    if engine.indexes.vectors is None:
         return None
-    return kb.indexes.center_query(kb.embedder.encode_query(query), query_lang)
+    return engine.indexes.center_query(engine.embedder.encode_query(query), query_lang)
 
 
-def _cosine(kb: KnowledgeBase, query_vector: np.ndarray | None, result: SearchResult) -> float:
+def _cosine(engine: Engine, query_vector: np.ndarray | None, result: SearchResult) -> float:
     """Cosine of the question's and the passage's language-centered vectors; 0 without centroids.
 
     Without language centering (a knowledge base too small to have centroids)
     every cosine of this model lies between 0.7 and 0.9 whatever the texts
     say, so meaning then counts for nothing.
     """
-    if query_vector is None or kb.indexes.centroids.overall is None:
+    if query_vector is None or engine.indexes.centroids.overall is None:
         return 0.0
-    return float(np.dot(query_vector, kb.indexes.vectors.reconstruct(result.chunk_id)))
+    return float(np.dot(query_vector, engine.indexes.vectors.reconstruct(result.chunk_id)))
 
 
 def _meaning(cosine: float) -> float:
@@ -224,15 +224,15 @@ def _meaning(cosine: float) -> float:
     return min(1.0, max(0.0, cosine / MEANING_FULL))
 
 
-def _closest_sentences(kb: KnowledgeBase, query_vector: np.ndarray, result: SearchResult,
+def _closest_sentences(engine: Engine, query_vector: np.ndarray, result: SearchResult,
                        spans, headings) -> tuple[int, int] | None:
     """The sentence of a passage in another language closest in meaning to the question (keywords cannot tell)."""
     candidates = [span for span, heading in zip(spans, headings, strict=True)
                   if not heading and span[1] - span[0] <= MAX_ANSWER_CHARS]
     if not candidates:
         return None
-    vectors = kb.embedder.encode_passages([result.text[a:b] for a, b in candidates])
-    vectors = kb.indexes.centroids.center(vectors, [result.lang] * len(candidates))
+    vectors = engine.embedder.encode_passages([result.text[a:b] for a, b in candidates])
+    vectors = engine.indexes.centroids.center(vectors, [result.lang] * len(candidates))
     return candidates[int(np.argmax(vectors @ query_vector))]
 
 

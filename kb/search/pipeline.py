@@ -24,15 +24,17 @@ import numpy as np
 from sqlalchemy import select
 
 from kb.access import OPERATOR, Viewer
+from kb.documents import KINDS
+from kb.errors import InvalidInput
 from kb.index.chunk_table import SearchFilters
 from kb.search.snippets import Snippet, make_snippet
-from kb.storage.store import Chunk, Document
+from kb.storage.models import Chunk, Document
 from kb.text.cleaning import normalize_text
 from kb.text.languages import detect_language
 from kb.text.privacy import PiiSpan, mask
 
 if TYPE_CHECKING:
-    from kb.knowledge_base import KnowledgeBase
+    from kb.engine import Engine
 
 MODES = ("hybrid", "dense", "keyword")
 MAX_QUERY_CHARS = 2000
@@ -56,7 +58,7 @@ MIN_DEPTH = 50
 MAX_PASSAGES = 3
 
 
-class EmptyQueryError(ValueError):
+class EmptyQueryError(InvalidInput):
     """A search needs some text to look for."""
 
 
@@ -184,14 +186,33 @@ class _Ranking:
         return cls(np.empty(0, np.int64), np.empty(0, np.float32))
 
 
-def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
+def search_text(
+    engine: Engine, query: str, k: int = 10, lang: str | None = None, kind: str | None = None, *,
+    mode: str = "hybrid", filters: SearchFilters | None = None, offset: int = 0, group: bool = True,
+    facets: bool = False, viewer: Viewer = OPERATOR, snippets: bool = True,
+) -> SearchResponse:
+    """Passages about `query`, in any language, one result per document unless `group=False`.
+
+    `lang` and `kind` are shorthands for the same fields of `filters`;
+    `viewer` limits the results to what that reader may see, masked for them;
+    `snippets=False` leaves each passage's snippet empty (for callers that read whole passages).
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
+    filters = replace(filters or SearchFilters(), **{
+        name: value for name, value in (("lang", lang), ("kind", kind)) if value is not None
+    })
+    return search(engine, SearchRequest(query, k, offset, mode, filters, group, facets, viewer, snippets))
+
+
+def search(engine: Engine, request: SearchRequest) -> SearchResponse:
     timings: dict[str, float] = {}
     clock = time.perf_counter
     query = clean_query(request.query)
-    kb.refresh()
-    indexes = kb.indexes
+    engine.refresh()
+    indexes = engine.indexes
     query_lang = detect_language(query)
-    terms = list(dict.fromkeys(kb.analyzer.term_texts(query)))
+    terms = list(dict.fromkeys(engine.analyzer.term_texts(query)))
     filters, visible = request.filters, None
     if request.viewer.role is not None:
         filters = replace(filters, visible_to=request.viewer.role)
@@ -205,15 +226,15 @@ def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
     vector = None
     if request.mode != "keyword" and indexes.vectors is not None and len(indexes.vectors):
         started = clock()
-        vector = indexes.center_query(kb.embedder.encode_query(query), query_lang)
+        vector = indexes.center_query(engine.embedder.encode_query(query), query_lang)
         timings["encode"] = clock() - started
 
     depth = max(MIN_DEPTH, DEPTH_PER_RESULT * (request.offset + request.k))
     wanted = request.offset + request.k + 1
     while True:
-        fused, dense, keyword, parts = _retrieve(kb, vector, terms, allowed, depth, request.mode, timings, visible)
+        fused, dense, keyword, parts = _retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible)
         started = clock()
-        groups = _group(kb, fused, request.group, wanted)
+        groups = _group(engine, fused, request.group, wanted)
         timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
         exhausted = len(fused[0]) < depth or (allowed is not None and depth >= len(allowed))
         if len(groups) >= wanted or exhausted or depth >= len(indexes.table):
@@ -222,7 +243,7 @@ def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
     page = groups[request.offset : request.offset + request.k]
     response.has_more = len(groups) > request.offset + request.k
     started = clock()
-    response.results = _materialize(kb, page, dense, keyword, parts, set(terms),
+    response.results = _materialize(engine, page, dense, keyword, parts, set(terms),
                                     mask_personal_data=not request.viewer.sees_personal_data,
                                     snippets=request.snippets)
     timings["fetch"] = clock() - started
@@ -231,12 +252,12 @@ def search(kb: KnowledgeBase, request: SearchRequest) -> SearchResponse:
     return response
 
 
-def _retrieve(kb, vector, terms, allowed, depth, mode, timings, visible=None):
+def _retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None):
     """(fused ids, fused scores), the dense ranking, the keyword ranking and each chunk's (dense, keyword) parts.
 
     `allowed` are the chunks the filters and the reader's rights allow, `visible` those the rights alone allow.
     """
-    indexes = kb.indexes
+    indexes = engine.indexes
     clock = time.perf_counter
     keyword = dense = _Ranking.empty()
     if mode != "dense" and terms:
@@ -246,7 +267,7 @@ def _retrieve(kb, vector, terms, allowed, depth, mode, timings, visible=None):
     if vector is not None:
         started = clock()
         reuse = keyword if allowed is None or allowed is visible else None
-        expanded = _expand(kb, vector, terms if mode == "hybrid" else None, reuse, visible)
+        expanded = _expand(engine, vector, terms if mode == "hybrid" else None, reuse, visible)
         dense = _Ranking(*indexes.vectors.search(expanded, depth, allowed))
         timings["vector search"] = timings.get("vector search", 0.0) + clock() - started
     if mode == "dense":
@@ -260,7 +281,7 @@ def _retrieve(kb, vector, terms, allowed, depth, mode, timings, visible=None):
 
 
 def _expand(
-    kb, vector: np.ndarray, terms: list[str] | None, keyword: _Ranking | None, visible: np.ndarray | None = None,
+    engine, vector: np.ndarray, terms: list[str] | None, keyword: _Ranking | None, visible: np.ndarray | None = None,
 ) -> np.ndarray:
     """Add the best passage of an unfiltered first pass to the query vector (pseudo-relevance feedback).
 
@@ -273,7 +294,7 @@ def _expand(
     passage more often). Measured on XQuAD: cross-language top-1 rose from
     0.70-0.79 to 0.84-0.92 with dense search, same-language top-1 unchanged.
     """
-    indexes = kb.indexes
+    indexes = engine.indexes
     first = _Ranking(*indexes.vectors.search(vector, MIN_DEPTH, visible))
     ids = first.ids
     if terms:
@@ -370,9 +391,9 @@ class _Group:
     chunks: list[tuple[int, float]]  # (chunk id, score), best first
 
 
-def _group(kb, fused: tuple[np.ndarray, np.ndarray], group: bool, wanted: int) -> list[_Group]:
+def _group(engine, fused: tuple[np.ndarray, np.ndarray], group: bool, wanted: int) -> list[_Group]:
     ids, scores = fused
-    table = kb.indexes.table
+    table = engine.indexes.table
     present = table.contains(ids) if len(ids) else np.zeros(0, bool)
     ids, scores = ids[present], scores[present]
     doc_ids = table.doc_of(ids) if len(ids) else np.empty(0, np.int64)
@@ -391,7 +412,7 @@ def _group(kb, fused: tuple[np.ndarray, np.ndarray], group: bool, wanted: int) -
 
 
 def _materialize(
-    kb, page: list[_Group], dense: _Ranking, keyword: _Ranking, parts: dict[int, tuple[float, float]],
+    engine, page: list[_Group], dense: _Ranking, keyword: _Ranking, parts: dict[int, tuple[float, float]],
     terms: set[str], mask_personal_data: bool = False, snippets: bool = True,
 ) -> list[SearchResult]:
     """Texts, snippets (unless not wanted) and explanations for the page's results (one database round trip)."""
@@ -399,7 +420,7 @@ def _materialize(
         return []
     wanted = [cid for g in page for cid, _ in g.chunks[: 1 + MAX_PASSAGES]]
     columns = [Chunk.id, Chunk.text, Chunk.lang, Chunk.start, Chunk.end, Chunk.sentences]
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         if mask_personal_data:
             stmt = select(*columns, Document.personal_data).join(Document, Document.id == Chunk.document_id)
             rows = {r.id: _masked(r) for r in s.execute(stmt.where(Chunk.id.in_(wanted)))}
@@ -417,11 +438,11 @@ def _materialize(
             snippet = Snippet("")
             if snippets:  # the sentences found at ingest, where the chunk has them
                 sentences = [tuple(span) for span in row.sentences] if row.sentences else None
-                snippet = make_snippet(row.text, row.lang, terms, kb.analyzer, sentences=sentences)
+                snippet = make_snippet(row.text, row.lang, terms, engine.analyzer, sentences=sentences)
             passages.append(Passage(chunk_id, row.lang, row.start, row.end, row.text, score, snippet))
         if not passages:
             continue
-        info = kb.indexes.table.docs.get(group.doc_id)
+        info = engine.indexes.table.docs.get(group.doc_id)
         best = passages[0]
         d_rank, k_rank = dense_rank.get(best.chunk_id), keyword_rank.get(best.chunk_id)
         if parts:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from kb.storage.store import ApiToken, Store, User, utcnow
+from kb.errors import InvalidInput
+from kb.storage.models import ApiToken, User, utcnow
+from kb.storage.store import Store
 
 ADMIN, TRAINER, AGENT, EMPLOYEE, PARTNER = "admin", "trainer", "agent", "employee", "partner"
 ROLES = (ADMIN, TRAINER, AGENT, EMPLOYEE, PARTNER)
@@ -34,7 +36,7 @@ TOKEN_PREFIX = "kbt_"
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}[a-z0-9]$")
 
 
-class AccountError(ValueError):
+class AccountError(InvalidInput):
     """A request about accounts that cannot be done; the message says why."""
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from kb.storage.store import AuditEntry, Store, utcnow
+from kb.storage.models import AuditEntry, utcnow
+from kb.storage.store import Store
 
 SEARCH, VIEW, EXPORT, SIMILAR, ASK = "search", "view", "export", "similar", "ask"
 MAX_TARGET_CHARS = 2000

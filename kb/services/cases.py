@@ -37,11 +37,12 @@ from sqlalchemy.exc import IntegrityError
 from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.documents import NOTE
 from kb.index.chunk_table import SearchFilters
-from kb.storage.store import CaseFeedback, Document, DocumentTag, Note
+from kb.search.pipeline import search_text
+from kb.storage.models import CaseFeedback, Document, DocumentTag, Note
 from kb.text.privacy import EMAIL, LABELS, NAME, PHONE, mask_personal_data
 
 if TYPE_CHECKING:
-    from kb.knowledge_base import KnowledgeBase
+    from kb.engine import Engine
 
 # Statuses that mean "solved", compared case-insensitively. The corpus uses
 # resolved, open, pending and escalated; imports bring their own words.
@@ -182,7 +183,7 @@ def case_order(scores: list[float], resolved: list[bool], helped: list[int]) -> 
 
 
 def similar_cases(
-    kb: KnowledgeBase, text: str, k: int = 10, filters: CaseFilters | None = None, exclude: tuple[int, ...] = (),
+    engine: Engine, text: str, k: int = 10, filters: CaseFilters | None = None, exclude: tuple[int, ...] = (),
     viewer: Viewer = OPERATOR,
 ) -> list[SimilarCase]:
     """The past cases most like this complaint, in any language, resolved ones first.
@@ -193,10 +194,10 @@ def similar_cases(
     if not 1 <= k <= MAX_SIMILAR:
         raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
     depth = max(CANDIDATES_PER_RESULT * k, MIN_CANDIDATES) + len(exclude)
-    response = kb.search(text, k=depth, filters=(filters or CaseFilters()).search_filters(), viewer=viewer)
+    response = search_text(engine, text, k=depth, filters=(filters or CaseFilters()).search_filters(), viewer=viewer)
     left_out = set(exclude)
     hits = [hit for hit in response.results if hit.doc_id not in left_out]
-    summaries = case_summaries(kb, [hit.doc_id for hit in hits], viewer)
+    summaries = case_summaries(engine, [hit.doc_id for hit in hits], viewer)
     hits = [hit for hit in hits if hit.doc_id in summaries]  # deleted meanwhile
     if not hits:
         return []
@@ -234,30 +235,30 @@ def _summary(row, helped: int, viewer: Viewer = OPERATOR) -> CaseSummary:
     )
 
 
-def helped_counts(kb: KnowledgeBase, doc_ids: list[int]) -> dict[int, int]:
+def helped_counts(engine: Engine, doc_ids: list[int]) -> dict[int, int]:
     if not doc_ids:
         return {}
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         return dict(s.execute(
             select(CaseFeedback.document_id, func.count()).where(CaseFeedback.document_id.in_(doc_ids))
             .group_by(CaseFeedback.document_id)
         ).all())
 
 
-def case_summaries(kb: KnowledgeBase, doc_ids: list[int], viewer: Viewer = OPERATOR) -> dict[int, CaseSummary]:
+def case_summaries(engine: Engine, doc_ids: list[int], viewer: Viewer = OPERATOR) -> dict[int, CaseSummary]:
     """The cases among these documents the viewer may see (others are left out), with their "this helped" counts."""
     if not doc_ids:
         return {}
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         rows = s.execute(select(*_case_columns()).join(Note, Note.document_id == Document.id)
                          .where(Document.id.in_(doc_ids), visibility_clause(Document.visibility, viewer.role))).all()
-    counts = helped_counts(kb, [r.id for r in rows])
+    counts = helped_counts(engine, [r.id for r in rows])
     return {r.id: _summary(r, counts.get(r.id, 0), viewer) for r in rows}
 
 
-def get_case(kb: KnowledgeBase, doc_id: int, viewer: Viewer = OPERATOR) -> Case | None:
+def get_case(engine: Engine, doc_id: int, viewer: Viewer = OPERATOR) -> Case | None:
     """One case, or None when there is no such document, it is not a customer note, or the viewer may not see it."""
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         row = s.execute(
             select(*_case_columns(), Document.source)
             .join(Note, Note.document_id == Document.id)
@@ -267,7 +268,7 @@ def get_case(kb: KnowledgeBase, doc_id: int, viewer: Viewer = OPERATOR) -> Case 
             return None
         tags = list(s.scalars(select(DocumentTag.tag).where(DocumentTag.document_id == doc_id)
                               .order_by(DocumentTag.tag)))
-    summary = _summary(row, helped_counts(kb, [doc_id]).get(doc_id, 0), viewer)
+    summary = _summary(row, helped_counts(engine, [doc_id]).get(doc_id, 0), viewer)
     customer = Customer(row.customer_name or "", row.customer_email or "", row.customer_phone or "")
     if not viewer.sees_personal_data:
         customer = customer.masked()
@@ -287,7 +288,7 @@ def _filtered(stmt, filters: CaseFilters):
 
 
 def list_cases(
-    kb: KnowledgeBase, filters: CaseFilters | None = None, limit: int = 20, offset: int = 0,
+    engine: Engine, filters: CaseFilters | None = None, limit: int = 20, offset: int = 0,
     viewer: Viewer = OPERATOR,
 ) -> tuple[list[CaseSummary], int]:
     """Cases the viewer may see, newest first (undated ones last), and how many match in all."""
@@ -297,17 +298,17 @@ def list_cases(
     count = _filtered(select(func.count()).select_from(Note).join(Document, Document.id == Note.document_id)
                       .where(visible), filters)
     stmt = stmt.order_by(Note.date.desc().nulls_last(), Document.id.desc()).limit(limit).offset(offset)
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         rows = s.execute(stmt).all()
         total = int(s.scalar(count))
-    counts = helped_counts(kb, [r.id for r in rows])
+    counts = helped_counts(engine, [r.id for r in rows])
     return [_summary(r, counts.get(r.id, 0), viewer) for r in rows], total
 
 
-def case_filter_values(kb: KnowledgeBase) -> dict[str, list[str]]:
+def case_filter_values(engine: Engine) -> dict[str, list[str]]:
     """The products, channels and statuses cases have, for the filter menus."""
     out: dict[str, list[str]] = {}
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         for name in ("product", "channel", "status"):
             column = getattr(Note, name)
             out[name] = sorted(v for v in s.scalars(select(column).distinct()) if v)
@@ -332,10 +333,10 @@ def _count(s, doc_id: int) -> int:
     return int(s.scalar(select(func.count()).select_from(CaseFeedback).where(CaseFeedback.document_id == doc_id)))
 
 
-def mark_helped(kb: KnowledgeBase, doc_id: int, voter: str) -> HelpedCount | None:
+def mark_helped(engine: Engine, doc_id: int, voter: str) -> HelpedCount | None:
     """Count the voter's "this helped" on a case once; a second click changes nothing. None: no such case."""
     voter = _check_voter(voter)
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         if not _is_case(s, doc_id):
             return None
         counted = s.get(CaseFeedback, (doc_id, voter)) is None
@@ -348,10 +349,10 @@ def mark_helped(kb: KnowledgeBase, doc_id: int, voter: str) -> HelpedCount | Non
         return HelpedCount(doc_id, _count(s, doc_id), counted, True)
 
 
-def unmark_helped(kb: KnowledgeBase, doc_id: int, voter: str) -> HelpedCount | None:
+def unmark_helped(engine: Engine, doc_id: int, voter: str) -> HelpedCount | None:
     """Take the voter's "this helped" back (nothing happens when there was none). None: no such case."""
     voter = _check_voter(voter)
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         if not _is_case(s, doc_id):
             return None
         mark = s.get(CaseFeedback, (doc_id, voter))
@@ -361,11 +362,11 @@ def unmark_helped(kb: KnowledgeBase, doc_id: int, voter: str) -> HelpedCount | N
         return HelpedCount(doc_id, _count(s, doc_id), False, False)
 
 
-def voter_marks(kb: KnowledgeBase, voter: str, doc_ids: list[int]) -> set[int]:
+def voter_marks(engine: Engine, voter: str, doc_ids: list[int]) -> set[int]:
     """Which of these cases the voter has marked, to offer "undo" instead of "this helped"."""
     if not doc_ids or not voter:
         return set()
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         return set(s.scalars(select(CaseFeedback.document_id).where(
             CaseFeedback.voter == voter, CaseFeedback.document_id.in_(doc_ids))))
 

@@ -17,11 +17,11 @@ from sqlalchemy.orm import selectinload
 
 from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.index.chunk_table import SearchFilters
-from kb.storage.store import Chunk, Document
+from kb.storage.models import Chunk, Document
 from kb.text.privacy import PiiSpan, mask, mask_personal_data
 
 if TYPE_CHECKING:
-    from kb.knowledge_base import KnowledgeBase
+    from kb.engine import Engine
 
 # Dense candidates looked at per related document asked for.
 RELATED_DEPTH_PER_RESULT = 10
@@ -91,7 +91,7 @@ class RelatedDocument:
 
 
 def list_documents(
-    kb: KnowledgeBase, limit: int = 20, offset: int = 0, kind: str | None = None, lang: str | None = None,
+    engine: Engine, limit: int = 20, offset: int = 0, kind: str | None = None, lang: str | None = None,
     viewer: Viewer = OPERATOR,
 ) -> tuple[list[DocumentSummary], int]:
     """Documents the viewer may see, most recently updated first, and how many there are in all."""
@@ -103,14 +103,14 @@ def list_documents(
     if lang:
         stmt, count = stmt.where(Document.lang == lang), count.where(Document.lang == lang)
     stmt = stmt.order_by(Document.updated_at.desc(), Document.id.desc()).limit(limit).offset(offset)
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         docs = s.scalars(stmt.options(selectinload(Document.tags))).all()
         return [DocumentSummary.of(d) for d in docs], int(s.scalar(count))
 
 
-def get_document(kb: KnowledgeBase, doc_id: int, viewer: Viewer = OPERATOR) -> DocumentView | None:
+def get_document(engine: Engine, doc_id: int, viewer: Viewer = OPERATOR) -> DocumentView | None:
     """The document whole, or None when there is none or the viewer may not see it (the same answer)."""
-    doc = kb.get_document(doc_id)
+    doc = engine.store.document_with_chunks(doc_id)
     if doc is None or not viewer.can_view(doc.visibility):
         return None
     spans = [] if viewer.sees_personal_data else [PiiSpan.from_dict(d) for d in doc.personal_data or []]
@@ -131,15 +131,15 @@ def get_document(kb: KnowledgeBase, doc_id: int, viewer: Viewer = OPERATOR) -> D
                         dict(doc.meta or {}))
 
 
-def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_languages: bool = True,
+def related_documents(engine: Engine, doc_id: int, k: int = 5, other_languages: bool = True,
                       viewer: Viewer = OPERATOR) -> list[RelatedDocument]:
     """Documents of the same kind closest in meaning to this one (the mean of its passages' vectors).
 
     With `other_languages`, only passages in languages the document is not
     written in count: the same guidance in Thai, Chinese or English.
     """
-    kb.refresh()
-    indexes = kb.indexes
+    engine.refresh()
+    indexes = engine.indexes
     table = indexes.table
     own = table.ids[table.doc_ids == doc_id]
     info = table.docs.get(doc_id)
@@ -158,7 +158,7 @@ def related_documents(kb: KnowledgeBase, doc_id: int, k: int = 5, other_language
     for doc, lang, score in zip(table.doc_of(ids).tolist(), table.lang_of(ids).tolist(), scores.tolist(), strict=True):
         best.setdefault(doc, (score, lang))
     chosen = list(best.items())[:k]
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         docs = {d.id: d for d in s.scalars(
             select(Document).where(Document.id.in_([d for d, _ in chosen])).options(selectinload(Document.tags))
         )}
@@ -175,10 +175,10 @@ class Counts:
     kinds: dict[str, int]
 
 
-def counts(kb: KnowledgeBase, viewer: Viewer = OPERATOR) -> Counts:
+def counts(engine: Engine, viewer: Viewer = OPERATOR) -> Counts:
     """How many documents (by language and kind) and passages the viewer may see."""
     visible = visibility_clause(Document.visibility, viewer.role)
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         languages = dict(s.execute(select(Document.lang, func.count()).where(visible).group_by(Document.lang)).all())
         kinds = dict(s.execute(select(Document.kind, func.count()).where(visible).group_by(Document.kind)).all())
         chunks = s.scalar(select(func.count(Chunk.id)).join(Document, Document.id == Chunk.document_id).where(visible))

@@ -24,12 +24,13 @@ import numpy as np
 from sqlalchemy import func, select, true
 
 from kb.access import INTERNAL, OPERATOR, Viewer
+from kb.errors import InvalidInput, NotFound
 from kb.index.chunk_table import SearchFilters
-from kb.storage.store import Chunk, Collection, CollectionItem, Document, utcnow
+from kb.storage.models import Chunk, Collection, CollectionItem, Document, utcnow
 from kb.text.privacy import PiiSpan, mask
 
 if TYPE_CHECKING:
-    from kb.knowledge_base import KnowledgeBase
+    from kb.engine import Engine
 
 LANGUAGES = ("th", "zh", "en")
 MAX_NAME_CHARS = 200
@@ -48,7 +49,7 @@ PARALLEL_MIN_SIMILARITY = 0.42
 SHARE_TOKEN_BYTES = 24
 
 
-class CollectionError(ValueError):
+class CollectionError(InvalidInput):
     """A value a collection or item cannot take; the message names the field."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -56,7 +57,7 @@ class CollectionError(ValueError):
         self.field = field
 
 
-class NotFoundError(LookupError):
+class NotFoundError(NotFound):
     """No such collection, item, document or passage."""
 
 
@@ -198,20 +199,20 @@ def clean_annotation(value) -> str:
 # -- collections --------------------------------------------------------------------
 
 
-def create_collection(kb: KnowledgeBase, name, description=None, lang=None, owner: str = "") -> CollectionView:
+def create_collection(engine: Engine, name, description=None, lang=None, owner: str = "") -> CollectionView:
     collection = Collection(name=clean_name(name), description=clean_description(description),
                             lang=clean_lang(lang), owner=owner[:128])
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         s.add(collection)
         s.flush()
         return CollectionView.of(collection, [])
 
 
-def list_collections(kb: KnowledgeBase, owner: str | None = None) -> list[CollectionView]:
+def list_collections(engine: Engine, owner: str | None = None) -> list[CollectionView]:
     """Every collection (of `owner`, when given), the most recently changed first, with its item count."""
     counts = (select(CollectionItem.collection_id, func.count(CollectionItem.id).label("n"))
               .group_by(CollectionItem.collection_id).subquery())
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         rows = s.execute(
             select(Collection, func.coalesce(counts.c.n, 0))
             .outerjoin(counts, counts.c.collection_id == Collection.id)
@@ -221,16 +222,16 @@ def list_collections(kb: KnowledgeBase, owner: str | None = None) -> list[Collec
         return [CollectionView.of(c, None, int(n)) for c, n in rows]
 
 
-def get_collection(kb: KnowledgeBase, collection_id: int, viewer: Viewer = OPERATOR) -> CollectionView:
+def get_collection(engine: Engine, collection_id: int, viewer: Viewer = OPERATOR) -> CollectionView:
     """The collection with the items `viewer` may see (see `_for_viewer`)."""
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         collection = _collection(s, collection_id)
         return _for_viewer(s, CollectionView.of(collection, _items(s, collection_id)), viewer)
 
 
-def shared_collection(kb: KnowledgeBase, token: str, viewer: Viewer = OPERATOR) -> CollectionView:
+def shared_collection(engine: Engine, token: str, viewer: Viewer = OPERATOR) -> CollectionView:
     """The collection a share link points at; NotFoundError once sharing was turned off."""
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         collection = s.scalar(select(Collection).where(Collection.share_token == token)) if token else None
         if collection is None:
             raise NotFoundError("no collection is shared with this link (sharing may have been turned off)")
@@ -252,7 +253,7 @@ def _for_viewer(s, view: CollectionView, viewer: Viewer) -> CollectionView:
     return replace(view, items=kept, item_count=len(kept))
 
 
-def update_collection(kb: KnowledgeBase, collection_id: int, name=None, description=None, lang=None
+def update_collection(engine: Engine, collection_id: int, name=None, description=None, lang=None
                       ) -> CollectionView:
     """Change the given fields (None leaves a field as it is); every value is checked before any is written."""
     changes = {}
@@ -262,7 +263,7 @@ def update_collection(kb: KnowledgeBase, collection_id: int, name=None, descript
         changes["description"] = clean_description(description)
     if lang is not None:
         changes["lang"] = clean_lang(lang)
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         collection = _collection(s, collection_id)
         for key, value in changes.items():
             setattr(collection, key, value)
@@ -270,17 +271,17 @@ def update_collection(kb: KnowledgeBase, collection_id: int, name=None, descript
         return CollectionView.of(collection, _items(s, collection_id))
 
 
-def delete_collection(kb: KnowledgeBase, collection_id: int) -> None:
-    with kb.store.session() as s:
+def delete_collection(engine: Engine, collection_id: int) -> None:
+    with engine.store.session() as s:
         collection = _collection(s, collection_id)
         for item in _items(s, collection_id):
             s.delete(item)
         s.delete(collection)
 
 
-def set_sharing(kb: KnowledgeBase, collection_id: int, shared: bool) -> CollectionView:
+def set_sharing(engine: Engine, collection_id: int, shared: bool) -> CollectionView:
     """Turn the read-only share link on (a new random token, kept while on) or off (the old link stops working)."""
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         collection = _collection(s, collection_id)
         if shared and collection.share_token is None:
             collection.share_token = secrets.token_urlsafe(SHARE_TOKEN_BYTES)
@@ -294,7 +295,7 @@ def set_sharing(kb: KnowledgeBase, collection_id: int, shared: bool) -> Collecti
 
 
 def add_item(
-    kb: KnowledgeBase, collection_id: int, doc_id: int, chunk_id: int | None = None,
+    engine: Engine, collection_id: int, doc_id: int, chunk_id: int | None = None,
     start: int | None = None, end: int | None = None, annotation=None, after_item_id: int | None = None,
     viewer: Viewer = OPERATOR,
 ) -> AddOutcome:
@@ -309,7 +310,7 @@ def add_item(
     annotation = clean_annotation(annotation)
     if (start is None) != (end is None):
         raise CollectionError("start" if start is None else "end", "give both start and end, or neither")
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         _collection(s, collection_id)
         doc = s.get(Document, doc_id)
         if doc is None or not viewer.can_view(doc.visibility):
@@ -371,17 +372,17 @@ def _most_overlapping(chunks, start: int, end: int):
     return best
 
 
-def annotate_item(kb: KnowledgeBase, collection_id: int, item_id: int, annotation) -> ItemView:
+def annotate_item(engine: Engine, collection_id: int, item_id: int, annotation) -> ItemView:
     annotation = clean_annotation(annotation)
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         item = _item(s, collection_id, item_id)
         item.annotation = annotation
         _touch(s, collection_id)
         return ItemView.of(item)
 
 
-def remove_item(kb: KnowledgeBase, collection_id: int, item_id: int) -> CollectionView:
-    with kb.store.session() as s:
+def remove_item(engine: Engine, collection_id: int, item_id: int) -> CollectionView:
+    with engine.store.session() as s:
         item = _item(s, collection_id, item_id)
         s.delete(item)
         items = [i for i in _items(s, collection_id) if i.id != item_id]
@@ -391,9 +392,9 @@ def remove_item(kb: KnowledgeBase, collection_id: int, item_id: int) -> Collecti
         return CollectionView.of(_collection(s, collection_id), items)
 
 
-def move_item(kb: KnowledgeBase, collection_id: int, item_id: int, steps: int) -> CollectionView:
+def move_item(engine: Engine, collection_id: int, item_id: int, steps: int) -> CollectionView:
     """Move an item `steps` places down (negative: up), stopping at either end."""
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         _item(s, collection_id, item_id)
         items = _items(s, collection_id)
         index = next(k for k, i in enumerate(items) if i.id == item_id)
@@ -404,11 +405,11 @@ def move_item(kb: KnowledgeBase, collection_id: int, item_id: int, steps: int) -
         return CollectionView.of(_collection(s, collection_id), items)
 
 
-def reorder_items(kb: KnowledgeBase, collection_id: int, item_ids) -> CollectionView:
+def reorder_items(engine: Engine, collection_id: int, item_ids) -> CollectionView:
     """Put the items in the given order, which must name each of the collection's items exactly once."""
     if not isinstance(item_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in item_ids):
         raise CollectionError("items", "a list of item ids (whole numbers) is required")
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         _collection(s, collection_id)
         items = _items(s, collection_id)
         have = {i.id for i in items}
@@ -460,7 +461,7 @@ def _touch(s, collection_id: int) -> None:
 
 
 def parallel_passages(
-    kb: KnowledgeBase, items: list[ItemView], min_similarity: float = PARALLEL_MIN_SIMILARITY,
+    engine: Engine, items: list[ItemView], min_similarity: float = PARALLEL_MIN_SIMILARITY,
     viewer: Viewer = OPERATOR,
 ) -> dict[int, list[ParallelPassage]]:
     """For each item, the closest passage in each other language, where one says the same thing.
@@ -475,12 +476,12 @@ def parallel_passages(
     documents the `viewer` may see are searched; texts come masked, as items do.
     """
     found: dict[int, list[ParallelPassage]] = {item.id: [] for item in items}
-    kb.refresh()
-    indexes = kb.indexes
+    engine.refresh()
+    indexes = engine.indexes
     table = indexes.table
     if not items or indexes.vectors is None or len(indexes.vectors) == 0:
         return found
-    vectors = _item_vectors(kb, items)
+    vectors = _item_vectors(engine, items)
     allowed_cache: dict[tuple[str, str | None], np.ndarray] = {}
 
     def allowed(lang: str, kind: str | None) -> np.ndarray:
@@ -509,7 +510,7 @@ def parallel_passages(
                 matches.append((item.id, candidate, score))
     if not matches:
         return found
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         rows = {r.id: r for r in s.execute(
             select(Chunk.id, Chunk.document_id, Chunk.lang, Chunk.start, Chunk.end, Chunk.text,
                    Document.title, Document.source, Document.personal_data)
@@ -525,9 +526,9 @@ def parallel_passages(
     return found
 
 
-def _item_vectors(kb: KnowledgeBase, items: list[ItemView]) -> list[np.ndarray]:
+def _item_vectors(engine: Engine, items: list[ItemView]) -> list[np.ndarray]:
     """Each item's language-centered vector: its chunk's indexed vector, or its text embedded (one batch)."""
-    indexes = kb.indexes
+    indexes = engine.indexes
     chunk_ids = np.asarray([i.chunk_id if i.chunk_id is not None else -1 for i in items], np.int64)
     indexed = indexes.table.contains(chunk_ids) if len(chunk_ids) else np.zeros(0, bool)
     vectors: list[np.ndarray | None] = [
@@ -535,7 +536,7 @@ def _item_vectors(kb: KnowledgeBase, items: list[ItemView]) -> list[np.ndarray]:
     ]
     missing = [k for k, v in enumerate(vectors) if v is None]
     if missing:
-        raw = kb.embedder.encode_passages([items[k].text for k in missing])
+        raw = engine.embedder.encode_passages([items[k].text for k in missing])
         centered = indexes.centroids.center(raw, [items[k].lang for k in missing])
         for k, vector in zip(missing, centered, strict=True):
             vectors[k] = vector

@@ -15,15 +15,16 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.documents import GUIDANCE
+from kb.errors import InvalidInput
 from kb.services.catalog import DocumentSummary
-from kb.storage.store import Document, DocumentTag, TagEdit, utcnow
+from kb.storage.models import Document, DocumentTag, TagEdit, utcnow
 
 if TYPE_CHECKING:
-    from kb.knowledge_base import KnowledgeBase
+    from kb.engine import Engine
 
 MAX_TAG_CHARS = 64
 MAX_TAGS = 30
@@ -36,7 +37,7 @@ NOT_TOPICS = frozenset({
 _SEPARATORS = re.compile(r"[\s_/]+")
 
 
-class TopicError(ValueError):
+class TopicError(InvalidInput):
     """A topic name that cannot be used; the message says why."""
 
 
@@ -69,30 +70,12 @@ def topics_from_folders(relative_parent: PurePath) -> list[str]:
     return tags
 
 
-def apply_tag_edits(tags: Iterable[str], edits: Iterable[TagEdit]) -> list[str]:
-    """A file's tags with the portal's edits of them applied: removed ones out, added ones in."""
-    out = list(dict.fromkeys(tags))
-    for edit in edits:
-        if edit.added and edit.tag not in out:
-            out.append(edit.tag)
-        elif not edit.added and edit.tag in out:
-            out.remove(edit.tag)
-    return out
-
-
-def tag_edits_by_source(s: Session, sources: list[str]) -> dict[str, list[TagEdit]]:
-    edits: dict[str, list[TagEdit]] = {}
-    for edit in s.scalars(select(TagEdit).where(TagEdit.source.in_(sources)).order_by(TagEdit.created_at)):
-        edits.setdefault(edit.source, []).append(edit)
-    return edits
-
-
-def set_document_topics(kb: KnowledgeBase, doc_id: int, topics: Iterable[str]) -> list[str] | None:
+def set_document_topics(engine: Engine, doc_id: int, topics: Iterable[str]) -> list[str] | None:
     """Replace a document's topics (None when there is no such document); remembered across re-ingests."""
     wanted = list(dict.fromkeys(normalize_topic(t) for t in topics))
     if len(wanted) > MAX_TAGS:
         raise TopicError(f"{len(wanted)} topics given (at most {MAX_TAGS})")
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         doc = s.get(Document, doc_id)
         if doc is None:
             return None
@@ -104,7 +87,7 @@ def set_document_topics(kb: KnowledgeBase, doc_id: int, topics: Iterable[str]) -
         s.execute(delete(DocumentTag).where(DocumentTag.document_id == doc_id))
         s.add_all(DocumentTag(document_id=doc_id, tag=tag) for tag in wanted)
         doc.updated_at = utcnow()  # so every process's filters and facets reload this document
-    kb.refresh()
+    engine.refresh()
     return wanted
 
 
@@ -118,9 +101,9 @@ class Topic:
         return {"tag": self.tag, "documents": self.documents, "languages": self.languages}
 
 
-def list_topics(kb: KnowledgeBase, kind: str = GUIDANCE, viewer: Viewer = OPERATOR) -> list[Topic]:
+def list_topics(engine: Engine, kind: str = GUIDANCE, viewer: Viewer = OPERATOR) -> list[Topic]:
     """Every topic of the documents of `kind` the viewer may see, with its documents per language, most first."""
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         rows = s.execute(
             select(DocumentTag.tag, Document.lang, func.count())
             .join(Document, Document.id == DocumentTag.document_id)
@@ -136,7 +119,7 @@ def list_topics(kb: KnowledgeBase, kind: str = GUIDANCE, viewer: Viewer = OPERAT
 
 
 def topic_documents(
-    kb: KnowledgeBase, tag: str, lang: str | None = None, kind: str = GUIDANCE, viewer: Viewer = OPERATOR,
+    engine: Engine, tag: str, lang: str | None = None, kind: str = GUIDANCE, viewer: Viewer = OPERATOR,
 ) -> dict[str, list[DocumentSummary]]:
     """The documents of one topic by language (each list by title); empty when nobody uses the topic."""
     stmt = (
@@ -148,7 +131,7 @@ def topic_documents(
     if lang:
         stmt = stmt.where(Document.lang == lang)
     out: dict[str, list[DocumentSummary]] = {}
-    with kb.store.session() as s:
+    with engine.store.session() as s:
         for doc in s.scalars(stmt.options(selectinload(Document.tags))):
             out.setdefault(doc.lang, []).append(DocumentSummary.of(doc))
     return out

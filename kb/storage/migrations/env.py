@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from kb.storage.store import Base
+from kb.storage.models import Base
 
 target_metadata = Base.metadata
 
