@@ -5,15 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo serve test lint bench i18n clean
+.PHONY: setup demo serve test lint bench i18n constraints clean
 PORT ?= 5000
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of torch first, so nothing pulls a CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test]'
+	# The CPU build of torch first, so nothing pulls a CUDA build; then everything at the pinned versions.
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,7 +31,14 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check kb indexer webapp tests bench
+	$(BIN)/ruff check cli kb indexer webapp tests bench
+	$(BIN)/lint-imports
+
+# After changing dependencies in pyproject.toml: install them, then pin the whole tree again.
+constraints: setup
+	$(BIN)/pip install -q -e '.[test]'
+	( sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^-e' \
+	  | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' ) > constraints.tmp && mv constraints.tmp constraints.txt
 
 bench: setup
 	$(BIN)/python bench/ingest.py

@@ -42,11 +42,11 @@ sys.path.insert(0, str(REPO / "bench"))
 import numpy as np  # noqa: E402
 from retrieval import LANGS, build_xquad_kb, find_xquad, xquad_doc_ids  # noqa: E402
 
-import kb.search.answer as answer_module  # noqa: E402
 from indexer.pipeline import ingest_paths  # noqa: E402
 from kb.config import Settings  # noqa: E402
 from kb.documents import DocumentInput  # noqa: E402
 from kb.knowledge_base import KnowledgeBase  # noqa: E402
+from kb.search import weights  # noqa: E402
 from kb.search.answer import answer_question  # noqa: E402
 
 # Questions about the bundled corpus, in its three languages, for the answer time.
@@ -161,20 +161,20 @@ def fit_logistic(label: str, prefix: str, names: list[str], positives: list[dict
     kept = held_out[y == 1] >= cut_for(held_out)
     model = LogisticRegression(max_iter=2000).fit(x, y)
     intercept = float(model.intercept_[0]) - cut_for(model.decision_function(x))
-    weights = ", ".join(f'"{n}": {w:.3f}' for n, w in zip(names, model.coef_[0], strict=True))
+    coefficients = ", ".join(f'"{n}": {w:.3f}' for n, w in zip(names, model.coef_[0], strict=True))
     print(f"\n{label}: {len(positives)} right answers against {len(negatives)} wrong ones; cross-validated, "
           f"{kept.mean():.3f} of the right answers kept with {MAX_UNANSWERED:.0%} of the wrong ones")
-    print(f"{prefix}_WEIGHTS = {{{weights}}}\n{prefix}_INTERCEPT = {intercept:.3f}")
+    print(f"{prefix}_WEIGHTS = {{{coefficients}}}\n{prefix}_INTERCEPT = {intercept:.3f}")
 
 
 def fit_confidence(answerable: list[dict], unanswerable: list[dict], elsewhere: list[dict]) -> None:
-    """Both confidence models fitted again on this run's evidence (see kb.search.answer)."""
+    """Both confidence models fitted again on this run's evidence (see kb.search.weights)."""
     same = [r for r in answerable if r["hit"] and not r["cross_language"]]
     same_wrong = [r for r in unanswerable if r["answered"] and not r["cross_language"]]
-    fit_logistic("same language", "CONFIDENCE", list(answer_module.CONFIDENCE_WEIGHTS), same, same_wrong)
+    fit_logistic("same language", "CONFIDENCE", list(weights.CONFIDENCE_WEIGHTS), same, same_wrong)
     cross = [r for r in elsewhere if r["hit"] and r["cross_language"]]
     cross_wrong = [r for r in unanswerable + elsewhere if r["cross_language"] and not r["hit"]]
-    fit_logistic("across languages", "CROSS_LANGUAGE", list(answer_module.CROSS_LANGUAGE_WEIGHTS), cross, cross_wrong)
+    fit_logistic("across languages", "CROSS_LANGUAGE", list(weights.CROSS_LANGUAGE_WEIGHTS), cross, cross_wrong)
 
 
 def main() -> None:
@@ -210,7 +210,7 @@ def main() -> None:
         corpus.close()
         kb.close()
 
-    print(f"\n{len(answerable)} questions; answers of at most {answer_module.MAX_SENTENCES} sentences")
+    print(f"\n{len(answerable)} questions; answers of at most {weights.MAX_SENTENCES} sentences")
     print(f"answer time: median {1000 * statistics.median(r['seconds'] for r in answerable):.0f} ms, "
           f"p99 {1000 * float(np.percentile([r['seconds'] for r in answerable], 99)):.0f} ms")
     print("\nat every threshold: hit rate (answer holds the gold text) per question language, same-language "
@@ -225,10 +225,10 @@ def main() -> None:
         overall = np.mean([r["hit"] and r["confidence"] >= threshold for r in answerable])
         across = np.mean([r["hit"] and r["confidence"] >= threshold for r in elsewhere])
         wrong = np.mean([r["answered"] and r["confidence"] >= threshold for r in unanswerable])
-        marker = "  <- MIN_CONFIDENCE" if abs(threshold - answer_module.MIN_CONFIDENCE) < 1e-9 else ""
+        marker = "  <- MIN_CONFIDENCE" if abs(threshold - weights.MIN_CONFIDENCE) < 1e-9 else ""
         print(f"{threshold:>9.2f}  " + "  ".join(f"{v:6.3f}" for v in rates)
               + f"  {overall:6.3f}  {across:6.3f}  {wrong:10.3f}{marker}")
-    threshold = answer_module.MIN_CONFIDENCE
+    threshold = weights.MIN_CONFIDENCE
     given = [r for r in answerable if r["answered"] and r["confidence"] >= threshold]
     print(f"\nat MIN_CONFIDENCE {threshold}: {len(given)} of {len(answerable)} questions answered, "
           f"{sum(r['cross_language'] for r in given)} of them from another language; "

@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-import kb.search.pipeline as search_module  # noqa: E402
 from indexer.pipeline import ingest_paths  # noqa: E402
 from kb.config import Settings  # noqa: E402
 from kb.documents import DocumentInput  # noqa: E402
 from kb.index.chunk_table import SearchFilters  # noqa: E402
 from kb.knowledge_base import KnowledgeBase  # noqa: E402
+from kb.search import weights  # noqa: E402
 
 LANGS = ("en", "th", "zh")
 MODES = ("hybrid", "dense", "keyword")
@@ -222,14 +222,14 @@ def fusion_grid(kb: KnowledgeBase, data: dict, corpus: KnowledgeBase) -> None:
     """Hybrid top-1 for other fusion settings: the XQuAD pool and the bundled corpus's cross-language reach."""
     print("\nfusion variants (hybrid): (a) pool top-1 per language; corpus: Thai questions whose top 5 hold "
           "the topic's English and Chinese guidance")
-    saved = (search_module.KEYWORD_WEIGHT, search_module.LEND_SHARE)
+    saved = (weights.KEYWORD_WEIGHT, weights.LEND_SHARE)
     for keyword_weight, lend_share in [(3.0, 0.5), (5.0, 0.5), (7.0, 0.5), (10.0, 0.5), (7.0, 0.0), (7.0, 1.0)]:
-        search_module.KEYWORD_WEIGHT, search_module.LEND_SHARE = keyword_weight, lend_share
+        weights.KEYWORD_WEIGHT, weights.LEND_SHARE = keyword_weight, lend_share
         pool = evaluate(kb, data, "hybrid", pair_langs=False)
         print(f"  keyword weight {keyword_weight:<4} lend share {lend_share}: "
               + "  ".join(f"{lang} {pool[lang][0]:.3f}" for lang in LANGS)
               + f"  corpus {corpus_cross_language(corpus)}")
-    search_module.KEYWORD_WEIGHT, search_module.LEND_SHARE = saved
+    weights.KEYWORD_WEIGHT, weights.LEND_SHARE = saved
 
 
 # Thai questions on topics the bundled corpus holds in all three languages (file stems).

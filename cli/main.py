@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from kb.documents import KINDS
 from kb.engine import ModelMismatchError
 from kb.index.chunk_table import SearchFilters
 from kb.knowledge_base import KnowledgeBase
-from kb.search.pipeline import MODES, EmptyQueryError, SearchResponse
+from kb.search.types import MODES, EmptyQueryError, SearchResponse
 from kb.services.accounts import ROLES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -82,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("serve", help="run the portal and JSON API under gunicorn")
-    p.add_argument("--host", default=os.environ.get("KB_HOST", "127.0.0.1"), help="address to listen on")
-    p.add_argument("--port", type=int, default=int(os.environ.get("KB_PORT", "5000")), help="port (default 5000)")
+    # Without --host or --port: the settings' (KB_HOST, KB_PORT).
+    p.add_argument("--host", help="address to listen on")
+    p.add_argument("--port", type=int, help="port (default 5000)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: 2 to 4 by CPU count)")
 
     p = sub.add_parser("reindex", help="rebuild the search indexes from the database")

@@ -31,7 +31,10 @@ class PortalServer(BaseApplication):
         return create_app({"KB_SETTINGS": self.settings})
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 5000, workers: int | None = None) -> None:
+def serve(settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None) -> None:
+    """Serve until stopped; `host` and `port` default to the settings' (KB_HOST, KB_PORT)."""
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     workers = workers or max(2, min(4, os.cpu_count() or 2))
     PortalServer(settings, {
         "bind": f"{host}:{port}",

@@ -32,14 +32,14 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from indexer import writer
-from indexer.readers import (
+from indexer.readers.encodings import decode_bytes
+from indexer.readers.notes import (
     REQUIRED_NOTE_FIELDS,
-    _csv_error_reason,
-    _csv_rows,
-    _jsonl_objects,
-    _sniff_delimiter,
-    decode_bytes,
+    csv_error_reason,
+    csv_rows,
+    jsonl_objects,
     read_notes_rows,
+    sniff_delimiter,
 )
 from indexer.uploads import safe_file_name
 from kb.documents import NOTE_FIELDS, DocumentInput, ReadError, ReadProblem
@@ -164,7 +164,7 @@ def read_table(name: str, data: bytes) -> NoteTable:
         columns, rows = _csv_table(name, text, read_problems)
         label = "row"
     else:
-        rows = list(_jsonl_objects(text, name, read_problems))
+        rows = list(jsonl_objects(text, name, read_problems))
         columns = list(dict.fromkeys(str(key).strip() for _, obj in rows for key in obj if str(key).strip()))
         rows = [(n, {str(k).strip(): v for k, v in obj.items()}) for n, obj in rows]
         label = "line"
@@ -173,11 +173,11 @@ def read_table(name: str, data: bytes) -> NoteTable:
 
 
 def _csv_table(name: str, text: str, problems: list[ReadProblem]) -> tuple[list[str], list[tuple[int, dict]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text), strict=True)
     try:
         header = [cell.replace("\ufeff", "").strip() for cell in next(reader)]
     except csv.Error as exc:
-        raise ReadError(f"{name}: row 1 (the header) is not valid CSV ({_csv_error_reason(exc)})") from None
+        raise ReadError(f"{name}: row 1 (the header) is not valid CSV ({csv_error_reason(exc)})") from None
     if not any(header):
         raise ReadError(f"{name}: row 1 should name the columns but is empty")
     seen: dict[str, str] = {}
@@ -185,7 +185,7 @@ def _csv_table(name: str, text: str, problems: list[ReadProblem]) -> tuple[list[
         if column.casefold() in seen:
             raise ReadError(f"{name}: the column {column!r} appears twice in the header (row 1)")
         seen[column.casefold()] = column
-    return [c for c in header if c], list(_csv_rows(reader, header, name, problems))
+    return [c for c in header if c], list(csv_rows(reader, header, name, problems))
 
 
 def _location_number(location: str | None) -> int | None:

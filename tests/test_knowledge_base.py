@@ -14,7 +14,7 @@ from kb.documents import NOTE, DocumentInput, NoteFields
 from kb.engine import ModelMismatchError
 from kb.index.vectors import INDEX_FILE, MANIFEST_FILE
 from kb.knowledge_base import KnowledgeBase
-from kb.search.pipeline import EmptyQueryError
+from kb.search.types import EmptyQueryError
 from kb.storage.models import Chunk, Document, Note
 
 EN = (

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, current_app
+from flask import Flask
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
+from webapp.current import get_kb
+
+__all__ = ["create_app", "get_kb", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,3 @@ def warm_up(kb: KnowledgeBase) -> None:
 
     warm_up_text_tools()
     log.info("knowledge base ready in %.1f s", time.perf_counter() - started)
-
-
-def get_kb() -> KnowledgeBase:
-    return current_app.extensions["kb"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from kb.services import audit
-from webapp import get_kb
 from webapp.auth import record, require
+from webapp.current import get_kb
+from webapp.errors import error_page
+from webapp.forms import AuditFilterForm, first_error
 from webapp.params import BadParameter, int_param
 
 bp = Blueprint("admin", __name__)
@@ -22,8 +24,12 @@ def _filters() -> dict:
 @bp.route("/admin/audit")
 @require("audit")
 def audit_log():
-    page = int_param(request.args, "page", 1, 1, 100_000)
-    entries, total = audit.entries(get_kb().store, PAGE_SIZE, (page - 1) * PAGE_SIZE, **_filters())
+    form = AuditFilterForm()
+    if not form.validate():
+        return error_page(400, first_error(form))
+    page = form.page_number()
+    entries, total = audit.entries(get_kb().store, PAGE_SIZE, (page - 1) * PAGE_SIZE,
+                                   actor=form.actor.data.strip() or None, action=form.action.data.strip() or None)
     return render_template("audit.html", entries=entries, total=total, page=page, page_size=PAGE_SIZE)
 
 

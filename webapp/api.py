@@ -7,11 +7,11 @@ from flask import Blueprint, abort, jsonify, request
 from indexer.uploads import add_pasted_text, ingest_upload
 from kb.documents import KINDS
 from kb.search.answer import answer_question
-from kb.search.pipeline import EmptyQueryError
+from kb.search.types import EmptyQueryError
 from kb.services import audit
 from kb.services.catalog import get_document, list_documents, related_documents
-from webapp import get_kb
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
+from webapp.current import get_kb
 from webapp.errors import error_response
 from webapp.openapi import openapi_document
 from webapp.params import LANGUAGES, BadParameter, int_param, search_params

@@ -22,22 +22,28 @@ from functools import wraps
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
-from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import func, select
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
 
 from kb.access import Viewer
 from kb.config import Settings
 from kb.documents import NOTE
 from kb.services import accounts, audit
-from kb.storage.models import AuditEntry, utcnow
-from webapp import get_kb
+from webapp.current import get_kb
 from webapp.errors import error_response, wants_json
+from webapp.forms import (
+    NEW_PASSWORD,
+    SIGN_IN,
+    TOKEN_NAME,
+    LoginForm,
+    LogoutForm,
+    PasswordForm,
+    RevokeTokenForm,
+    SignOutEverywhereForm,
+    TokenForm,
+)
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
@@ -47,7 +53,6 @@ THROTTLE_WINDOW = dt.timedelta(minutes=15)
 THROTTLE_FAILURES = 5
 THROTTLE_FAILURES_PER_ADDRESS = 20
 LOGIN_FAILED = "login_failed"
-_NO = ("0", "false", "no", "off")
 # Endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "api.openapi"}
 
@@ -67,9 +72,9 @@ class SignedInUser(UserMixin):
 
 def config_defaults(settings: Settings) -> dict:
     """Session and cookie settings (a caller's own config may override them)."""
-    secure = os.environ.get("KB_COOKIE_SECURE", "1").lower() not in _NO
+    secure = settings.cookie_secure
     return {
-        "SECRET_KEY": _secret_key(settings.data_dir),
+        "SECRET_KEY": settings.secret_key or _secret_key(settings.data_dir),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Cookies go over HTTPS only, unless KB_COOKIE_SECURE=0 (a demo on http://127.0.0.1).
@@ -91,7 +96,10 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def guard():
-        if _bearer_token() is None and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        # A program's call with a bearer token sends no cookie, so there is nothing for CSRF to protect
+        # (webapp.forms reads this too).
+        g.token_authenticated = _bearer_token() is not None
+        if not g.token_authenticated and request.method in ("POST", "PUT", "PATCH", "DELETE"):
             csrf.protect()
         if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
             return None
@@ -121,9 +129,7 @@ def role_names() -> dict[str, str]:
 
 
 def _secret_key(data_dir: Path) -> str:
-    """KB_SECRET_KEY, else a random key kept in the data directory (so every worker and restart shares it)."""
-    if os.environ.get("KB_SECRET_KEY"):
-        return os.environ["KB_SECRET_KEY"]
+    """A random key kept in the data directory (so every worker and restart shares it), made on first use."""
     path = data_dir / "secret_key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -217,17 +223,10 @@ def record_note_answer(kb, answer) -> None:
 # -- signing in ------------------------------------------------------------------
 
 
-class LoginForm(FlaskForm):
-    username = StringField(validators=[DataRequired(), Length(max=64)])
-    password = PasswordField(validators=[DataRequired(), Length(max=1000)])
-
-
 def _throttled(username: str, address: str) -> bool:
-    since = utcnow() - THROTTLE_WINDOW
-    with get_kb().store.session() as s:
-        recent = select(func.count(AuditEntry.id)).where(AuditEntry.action == LOGIN_FAILED, AuditEntry.at >= since)
-        by_name = s.scalar(recent.where(AuditEntry.target == username))
-        by_address = s.scalar(recent.where(AuditEntry.actor == f"address:{address}"))
+    store = get_kb().store
+    by_name = audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, target=username)
+    by_address = audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, actor=f"address:{address}")
     return by_name >= THROTTLE_FAILURES or by_address >= THROTTLE_FAILURES_PER_ADDRESS
 
 
@@ -251,7 +250,7 @@ def login():
         store = get_kb().store
         if _throttled(username, address):
             error, status = _("Too many failed sign-ins. Wait a quarter of an hour and try again."), 429
-        elif form.validate():
+        elif form.validate_on_submit():
             account = accounts.authenticate(store, username, form.password.data)
             if account is not None:
                 session.clear()
@@ -262,12 +261,14 @@ def login():
             audit.record(store, f"address:{address}", LOGIN_FAILED, username, {})
             error, status = _("Wrong user name or password."), 401
         else:
-            error, status = _("Type your user name and password."), 400
+            error, status = SIGN_IN, 400
     return render_template("login.html", form=form, error=error), status
 
 
 @bp.post("/logout")
 def logout():
+    if not LogoutForm().validate_on_submit():
+        abort(400)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"), code=303)
@@ -275,6 +276,8 @@ def logout():
 
 @bp.post("/account/sign-out-everywhere")
 def sign_out_everywhere():
+    if not SignOutEverywhereForm().validate_on_submit():
+        abort(400)
     accounts.sign_out_everywhere(get_kb().store, current_user.account.id)
     logout_user()
     session.clear()
@@ -282,15 +285,6 @@ def sign_out_everywhere():
 
 
 # -- the account page: password and API tokens ----------------------------------------
-
-
-class TokenForm(FlaskForm):
-    name = StringField(validators=[DataRequired(), Length(max=100)])
-
-
-class PasswordForm(FlaskForm):
-    current = PasswordField(validators=[DataRequired()])
-    new = PasswordField(validators=[DataRequired(), Length(min=accounts.MIN_PASSWORD_CHARS, max=1000)])
 
 
 @bp.route("/account")
@@ -309,14 +303,16 @@ def _account_page(new_token: str | None = None, error: str | None = None, status
 @bp.post("/account/tokens")
 def create_token():
     form = TokenForm()
-    if not form.validate():
-        return _account_page(error=_("Give the token a name that says where it is used."), status=400)
+    if not form.validate_on_submit():
+        return _account_page(error=TOKEN_NAME, status=400)
     _info, token = accounts.create_token(get_kb().store, current_user.account.id, form.name.data)
     return _account_page(new_token=token, status=201)
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
 def revoke_token(token_id: int):
+    if not RevokeTokenForm().validate_on_submit():
+        abort(400)
     if not accounts.revoke_token(get_kb().store, current_user.account.id, token_id):
         abort(404)
     return redirect(url_for("auth.account"), code=303)
@@ -327,9 +323,8 @@ def change_password():
     form = PasswordForm()
     store = get_kb().store
     me = current_user.account
-    if not form.validate():
-        return _account_page(error=_("The new password needs at least %(num)d characters.",
-                                     num=accounts.MIN_PASSWORD_CHARS), status=400)
+    if not form.validate_on_submit():
+        return _account_page(error=NEW_PASSWORD, status=400)
     if accounts.authenticate(store, me.username, form.current.data) is None:
         return _account_page(error=_("The current password is wrong."), status=400)
     updated = accounts.set_password(store, me.username, form.new.data)

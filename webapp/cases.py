@@ -7,7 +7,6 @@ to the same results (`static/cases.js` does the same through the API in place).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
@@ -30,11 +29,10 @@ from indexer.note_import import (
     stored_path,
 )
 from kb.documents import NOTE_FIELDS, ReadError
-from kb.search.pipeline import EmptyQueryError
+from kb.search.types import EmptyQueryError
 from kb.services import audit
 from kb.services.cases import (
     MAX_SIMILAR,
-    CaseFilters,
     case_filter_values,
     get_case,
     list_cases,
@@ -43,11 +41,21 @@ from kb.services.cases import (
     unmark_helped,
     voter_marks,
 )
-from webapp import get_kb
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record, require
+from webapp.current import get_kb
 from webapp.errors import error_response
-from webapp.params import BadParameter, int_param
+from webapp.forms import (
+    CaseFilterForm,
+    HelpedForm,
+    ImportCheckForm,
+    ImportConfirmForm,
+    ImportUploadForm,
+    SimilarForm,
+    column_mapping,
+    first_error,
+)
+from webapp.params import BadParameter, case_filters, int_param
 
 bp = Blueprint("cases", __name__)
 api = Blueprint("cases_api", __name__, url_prefix="/api/v1/cases")
@@ -56,31 +64,6 @@ PAGE_SIZE = 20
 SIMILAR_ON_PAGE = 10
 MAX_LIST = 200
 FILTER_FIELDS = ("product", "channel", "status", "from", "to")
-
-
-def case_filters(values: MultiDict | dict) -> CaseFilters:
-    """Product, channel, status and a date range (from/to, YYYY-MM-DD) from a form, query or JSON body."""
-    text = {}
-    for name in ("product", "channel", "status"):
-        value = values.get(name)
-        if value is not None and not isinstance(value, str):
-            raise BadParameter(name, "text is required")
-        text[name] = (value or "").strip() or None
-    dates = {name: _date(values.get(name), name) for name in ("from", "to")}
-    if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
-        raise BadParameter("from", "the start date is after the end date")
-    return CaseFilters(**text, date_from=dates["from"], date_to=dates["to"])
-
-
-def _date(raw, name: str) -> dt.date | None:
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
-    if not isinstance(raw, str):
-        raise BadParameter(name, "a date as text (YYYY-MM-DD) is required")
-    try:
-        return dt.date.fromisoformat(raw.strip())
-    except ValueError:
-        raise BadParameter(name, f"{raw!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 def _page_number(raw: str | None) -> int:
@@ -104,15 +87,16 @@ def only_with_access_to_notes():
 @bp.route("/cases")
 def cases():
     kb = get_kb()
-    page = _page_number(request.args.get("page"))
+    form = CaseFilterForm()
+    page = _page_number(form.page.data)
     error, items, total = None, [], 0
-    try:
-        filters = case_filters(request.args)
-        items, total = list_cases(kb.engine, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+    if form.validate():
+        items, total = list_cases(kb.engine, form.filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
                                   viewer=current_viewer())
-        record(audit.SEARCH, "case list", **filters.to_dict())
-    except BadParameter as exc:
-        error, filters = str(exc), CaseFilters()
+        record(audit.SEARCH, "case list", **form.filters.to_dict())
+    else:
+        error = first_error(form)
+    filters = form.filters
     return render_template("cases.html", cases=items, total=total, page=page, page_size=PAGE_SIZE,
                            filters=filters, options=case_filter_values(kb.engine), error=error), 400 if error else 200
 
@@ -131,27 +115,31 @@ def case(doc_id: int):
 @bp.route("/cases/similar", methods=["GET", "POST"])
 def similar():
     kb = get_kb()
-    values = request.form if request.method == "POST" else request.args
-    text = values.get("q", "")
+    if request.method == "POST":
+        form = SimilarForm()
+    else:  # a link ("similar to this case") or the filters in the URL
+        form = SimilarForm(formdata=request.args, meta={"csrf": False})
+    text = form.q.data
     source_case = None
-    if values.get("case", "").isdigit():  # "similar to this case": its complaint, itself left out
-        source_case = get_case(kb.engine, int(values["case"]), current_viewer())
+    if form.case.data.isdigit():  # "similar to this case": its complaint, itself left out
+        source_case = get_case(kb.engine, int(form.case.data), current_viewer())
         if source_case and not text.strip():
             text = source_case.complaint
-    error, results, filters = None, None, CaseFilters()
-    try:
-        filters = case_filters(values)
-        if text.strip():
-            exclude = (source_case.doc_id,) if source_case else ()
-            results = similar_cases(kb.engine, text, k=SIMILAR_ON_PAGE, filters=filters, exclude=exclude,
+    error, results = None, None
+    if not form.validate():
+        error = first_error(form)
+    elif text.strip():
+        exclude = (source_case.doc_id,) if source_case else ()
+        try:
+            results = similar_cases(kb.engine, text, k=SIMILAR_ON_PAGE, filters=form.filters, exclude=exclude,
                                     viewer=current_viewer())
-            record(audit.SIMILAR, text[:200], results=len(results))
-        elif request.method == "POST":
+        except EmptyQueryError:
             error = _("Paste or type the customer's complaint.")
-    except EmptyQueryError:
+        else:
+            record(audit.SIMILAR, text[:200], results=len(results))
+    elif request.method == "POST":
         error = _("Paste or type the customer's complaint.")
-    except BadParameter as exc:
-        error = str(exc)
+    filters = form.filters
     marks = voter_marks(kb.engine, actor_id(), [c.doc_id for c in results or []])
     return render_template("similar.html", text=text, results=results, filters=filters, marks=marks,
                            options=case_filter_values(kb.engine), error=error), 400 if error else 200
@@ -161,14 +149,17 @@ def similar():
 def helped(doc_id: int):
     """The "this helped" form: mark (or with `undo`, unmark), then back to where it was clicked."""
     kb = get_kb()
-    change = unmark_helped if request.form.get("undo") else mark_helped
-    if change(kb, doc_id, actor_id()) is None:
+    form = HelpedForm()
+    if not form.validate_on_submit():
+        abort(400)
+    change = unmark_helped if form.undo.data else mark_helped
+    if change(kb.engine, doc_id, actor_id()) is None:
         abort(404)
-    if request.form.get("back") == "similar":
+    if form.back.data == "similar":
         # 307 repeats the same POST (the complaint and filters ride along), so the agent
         # sees the same results again with the new count, without a long URL.
         return redirect(url_for("cases.similar") + f"#case-{doc_id}", code=307)
-    target = request.form.get("next", "")
+    target = form.next.data
     if not target.startswith("/") or target.startswith("//"):
         target = url_for("cases.case", doc_id=doc_id)
     return redirect(target, code=303)
@@ -177,11 +168,12 @@ def helped(doc_id: int):
 @bp.route("/cases/import", methods=["GET", "POST"])
 def import_upload():
     """Step 1: upload a .csv or .jsonl file; it is kept under a random token until imported."""
-    if request.method == "GET":
+    form = ImportUploadForm()
+    if not form.is_submitted():
         return render_template("import_notes.html", step="upload", error=None)
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        return render_template("import_notes.html", step="upload", error=_("Choose a .csv or .jsonl file.")), 400
+    if not form.validate():
+        return render_template("import_notes.html", step="upload", error=first_error(form)), 400
+    upload = form.file.data
     data = upload.read()
     try:
         read_table(upload.filename, data)  # refuse what cannot be read before keeping it
@@ -191,11 +183,11 @@ def import_upload():
     return redirect(url_for("cases.import_mapping", token=pending.token), code=303)
 
 
-def _form_mapping(values: MultiDict, columns: list[str]) -> dict[str, str]:
+def _form_mapping(form: ImportCheckForm | ImportConfirmForm, values: MultiDict, columns: list[str]) -> dict[str, str]:
     """The mapping chosen in the form (`map_<field>`), or the best guess when none was sent yet."""
     if not any(key.startswith("map_") for key in values):
         return guess_mapping(columns)
-    return {name: values.get(f"map_{name}", "") for name in NOTE_FIELDS if values.get(f"map_{name}")}
+    return column_mapping(form)
 
 
 @bp.route("/cases/import/<token>", methods=["GET", "POST"])
@@ -211,10 +203,15 @@ def import_mapping(token: str):
     except ReadError as exc:
         discard_pending(pending)
         return render_template("import_notes.html", step="upload", error=str(exc)), 400
-    values = request.form if request.method == "POST" else request.args
-    mapping = _form_mapping(values, table.columns)
+    if request.method == "POST":
+        form, values = ImportConfirmForm(), request.form
+    else:
+        form, values = ImportCheckForm(), request.args
+    if not form.validate():
+        abort(400)
+    mapping = _form_mapping(form, values, table.columns)
     report = None
-    if request.method == "POST" or values.get("check"):
+    if request.method == "POST" or form.check.data:
         report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, pending.name)))
         report = import_notes(kb.engine, report, data, dry_run=request.method != "POST")
         if request.method == "POST" and report.ok:

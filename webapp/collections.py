@@ -29,7 +29,6 @@ from flask import (
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from kb.services import audit
 from kb.services.collections import (
@@ -40,6 +39,7 @@ from kb.services.collections import (
     NotFoundError,
     add_item,
     annotate_item,
+    collection_owner,
     create_collection,
     delete_collection,
     get_collection,
@@ -53,11 +53,23 @@ from kb.services.collections import (
     update_collection,
 )
 from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown
-from kb.storage.models import Collection
-from webapp import get_kb
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record
-from webapp.errors import error_response
+from webapp.current import get_kb
+from webapp.errors import error_page, error_response
+from webapp.forms import (
+    AnnotationForm,
+    CollectForm,
+    DeleteCollectionForm,
+    EditCollectionForm,
+    MoveItemForm,
+    NewCollectionForm,
+    ParallelPassageForm,
+    RemoveItemForm,
+    ShareForm,
+    first_error,
+    number,
+)
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.params import BadParameter
 
@@ -161,8 +173,7 @@ def owns(collection_id: int) -> bool:
     owner = my_collections_owner()
     if owner is None:
         return True
-    with get_kb().store.session() as s:
-        return s.scalar(select(Collection.owner).where(Collection.id == collection_id)) == owner
+    return collection_owner(get_kb().engine, collection_id) == owner
 
 
 @bp.before_request
@@ -229,14 +240,14 @@ def collection_choices() -> CollectionChoices:
 @bp.post("/collections/add")
 def add_from_page():
     """Add a passage from a search result, an answer or a document, then go back there."""
-    form = request.form
+    form = CollectForm()
+    if not form.validate_on_submit():
+        return error_page(400, first_error(form))
     kb = get_kb()
-    target = form.get("collection", "")
+    doc_id, chunk_id, start, end = number(form.doc_id), number(form.chunk_id), number(form.start), number(form.end)
     try:
-        doc_id = _form_int("doc_id", required=True)
-        chunk_id, start, end = _form_int("chunk_id"), _form_int("start"), _form_int("end")
-        if target == "new":
-            name = form.get("new_name", "").strip()[:200] or _("New collection")
+        if form.collection.data == "new":
+            name = form.new_name.data.strip()[:200] or _("New collection")
             collection_id = create_collection(kb.engine, name, lang=CONTENT_LANGUAGE[select_locale()],
                                               owner=actor_id()).id
             try:
@@ -245,28 +256,15 @@ def add_from_page():
                 delete_collection(kb.engine, collection_id)  # nothing is left behind by a failed add
                 raise
         else:
-            collection_id = _form_int("collection", required=True)
+            collection_id = number(form.collection)
             add_item(kb.engine, collection_id, doc_id, chunk_id, start, end, viewer=current_viewer())
-    except (CollectionError, BadParameter) as exc:
-        return render_template("error.html", code=400, message=str(exc)), 400
-    except NotFoundError as exc:
-        return render_template("error.html", code=404, message=str(exc)), 404
-    anchor = re.sub(r"[^A-Za-z0-9_-]", "", form.get("anchor", ""))
-    back = _local_url(form.get("next", "")) or url_for("collections.collection", collection_id=collection_id)
+    except NotFoundError as exc:  # says what is missing (the document, the passage), unlike a missing page
+        return error_page(404, str(exc))
+    anchor = re.sub(r"[^A-Za-z0-9_-]", "", form.anchor.data)
+    back = _local_url(form.next.data) or url_for("collections.collection", collection_id=collection_id)
     response = redirect(back + (f"#{anchor}" if anchor else ""), code=303)
     remember_current(response, collection_id)
     return response
-
-
-def _form_int(name: str, required: bool = False) -> int | None:
-    raw = request.form.get(name, "").strip()
-    if not raw:
-        if required:
-            raise BadParameter(name, "is required")
-        return None
-    if not raw.isdigit():
-        raise BadParameter(name, f"{raw!r} is not a whole number")
-    return int(raw)
 
 
 def _local_url(value: str) -> str | None:
@@ -287,15 +285,15 @@ def remember_current(response: Response, collection_id: int) -> None:
 @bp.route("/collections", methods=["GET", "POST"])
 def collections():
     kb = get_kb()
+    form = NewCollectionForm()
     error, values = None, {}
-    if request.method == "POST":
-        values = request.form
-        try:
-            view = create_collection(kb.engine, values.get("name", ""), values.get("description", ""),
-                                     values.get("lang", ""), owner=actor_id())
-        except CollectionError as exc:
-            error = _field_message(exc)
+    if form.is_submitted():
+        values = request.form  # shown again as typed
+        if not form.validate():
+            error = first_error(form)
         else:
+            view = create_collection(kb.engine, form.name.data, form.description.data, form.lang.data,
+                                     owner=actor_id())
             response = redirect(url_for("collections.collection", collection_id=view.id), code=303)
             remember_current(response, view.id)
             return response
@@ -303,17 +301,8 @@ def collections():
                            languages=LANGUAGES), 400 if error else 200
 
 
-def _field_message(exc: CollectionError) -> str:
-    if exc.field == "name" and not request.form.get("name", "").strip():
-        return _("A collection needs a name.")
-    return str(exc)  # names the field; the rarer problems (too long, unknown language) are in English
-
-
-def _collection_or_404(collection_id: int) -> CollectionView:
-    try:
-        return get_collection(get_kb().engine, collection_id, current_viewer())
-    except NotFoundError:
-        abort(404)
+def _collection(collection_id: int) -> CollectionView:
+    return get_collection(get_kb().engine, collection_id, current_viewer())
 
 
 def render_collection(view: CollectionView, editable: bool, error: str | None = None, status: int = 200):
@@ -332,7 +321,7 @@ def render_collection(view: CollectionView, editable: bool, error: str | None = 
 
 @bp.get("/collections/<int:collection_id>")
 def collection(collection_id: int):
-    response = make_response(render_collection(_collection_or_404(collection_id), editable=True))
+    response = make_response(render_collection(_collection(collection_id), editable=True))
     remember_current(response, collection_id)
     return response
 
@@ -344,120 +333,89 @@ def _back_to(collection_id: int, item_id: int | None = None):
 
 @bp.post("/collections/<int:collection_id>/edit")
 def edit(collection_id: int):
-    form = request.form
-    try:
-        update_collection(get_kb().engine, collection_id, form.get("name", ""), form.get("description", ""),
-                          form.get("lang", ""))
-    except NotFoundError:
-        abort(404)
-    except CollectionError as exc:
-        return render_collection(_collection_or_404(collection_id), True, _field_message(exc), 400)
+    form = EditCollectionForm()
+    if not form.validate_on_submit():
+        return render_collection(_collection(collection_id), True, first_error(form), 400)
+    update_collection(get_kb().engine, collection_id, form.name.data, form.description.data, form.lang.data)
     return _back_to(collection_id)
 
 
 @bp.post("/collections/<int:collection_id>/delete")
 def delete(collection_id: int):
-    view = _collection_or_404(collection_id)
-    if request.form.get("confirm") != "yes":
-        return render_collection(view, True, _("Tick the box to confirm that the collection should be deleted."), 400)
+    view = _collection(collection_id)
+    form = DeleteCollectionForm()
+    if not form.validate_on_submit():
+        return render_collection(view, True, first_error(form), 400)
     delete_collection(get_kb().engine, collection_id)
     return redirect(url_for("collections.collections"), code=303)
 
 
 @bp.post("/collections/<int:collection_id>/items/<int:item_id>/move")
 def move(collection_id: int, item_id: int):
-    steps = {"up": -1, "down": 1, "top": -10**6, "bottom": 10**6}.get(request.form.get("direction", ""))
-    if steps is None:
+    form = MoveItemForm()
+    if not form.validate_on_submit():
         abort(400)
-    _run_or_404(move_item, collection_id, item_id, steps)
+    steps = {"up": -1, "down": 1, "top": -10**6, "bottom": 10**6}[form.direction.data]
+    move_item(get_kb().engine, collection_id, item_id, steps)
     return _back_to(collection_id, item_id)
 
 
 @bp.post("/collections/<int:collection_id>/items/<int:item_id>/annotation")
 def annotate(collection_id: int, item_id: int):
-    try:
-        annotate_item(get_kb().engine, collection_id, item_id, request.form.get("annotation", ""))
-    except NotFoundError:
-        abort(404)
-    except CollectionError as exc:
-        return render_collection(_collection_or_404(collection_id), True, _field_message(exc), 400)
+    form = AnnotationForm()
+    if not form.validate_on_submit():
+        return render_collection(_collection(collection_id), True, first_error(form), 400)
+    annotate_item(get_kb().engine, collection_id, item_id, form.annotation.data)
     return _back_to(collection_id, item_id)
 
 
 @bp.post("/collections/<int:collection_id>/items/<int:item_id>/remove")
 def remove(collection_id: int, item_id: int):
-    _run_or_404(remove_item, collection_id, item_id)
+    if not RemoveItemForm().validate_on_submit():
+        abort(400)
+    remove_item(get_kb().engine, collection_id, item_id)
     return _back_to(collection_id)
 
 
 @bp.post("/collections/<int:collection_id>/items/<int:item_id>/parallel")
 def add_parallel(collection_id: int, item_id: int):
     """Add a parallel passage (the same guidance in another language) right after its item."""
+    form = ParallelPassageForm()
+    if not form.validate_on_submit():
+        return render_collection(_collection(collection_id), True, first_error(form), 400)
     try:
-        outcome = add_item(get_kb().engine, collection_id, _form_int("doc_id", required=True),
-                           _form_int("chunk_id", required=True), after_item_id=item_id)
-    except NotFoundError:
-        abort(404)
-    except (CollectionError, BadParameter) as exc:
-        return render_collection(_collection_or_404(collection_id), True, str(exc), 400)
+        outcome = add_item(get_kb().engine, collection_id, number(form.doc_id), number(form.chunk_id),
+                           after_item_id=item_id)
+    except CollectionError as exc:  # shown on the collection's page
+        return render_collection(_collection(collection_id), True, str(exc), 400)
     return _back_to(collection_id, outcome.item.id)
 
 
 @bp.post("/collections/<int:collection_id>/share")
 def share(collection_id: int):
-    _run_or_404(set_sharing, collection_id, request.form.get("share") == "on")
+    form = ShareForm()
+    if not form.validate_on_submit():
+        abort(400)
+    set_sharing(get_kb().engine, collection_id, form.share.data == "on")
     return redirect(url_for("collections.collection", collection_id=collection_id) + "#sharing", code=303)
-
-
-def _run_or_404(action, *args):
-    try:
-        return action(get_kb(), *args)
-    except NotFoundError:
-        abort(404)
 
 
 @bp.get("/collections/<int:collection_id>/export")
 def export(collection_id: int):
-    return _export_page(_collection_or_404(collection_id))
+    return export_response(_collection(collection_id), request.args.get("format"))
 
 
 @bp.get("/shared/<token>")
 def shared(token: str):
-    try:
-        view = shared_collection(get_kb().engine, token, current_viewer())
-    except NotFoundError:
-        abort(404)
-    return render_collection(view, editable=False)
+    return render_collection(shared_collection(get_kb().engine, token, current_viewer()), editable=False)
 
 
 @bp.get("/shared/<token>/export")
 def shared_export(token: str):
-    try:
-        view = shared_collection(get_kb().engine, token, current_viewer())
-    except NotFoundError:
-        abort(404)
-    return _export_page(view)
-
-
-def _export_page(view: CollectionView):
-    try:
-        return export_response(view, request.args.get("format"))
-    except BadParameter as exc:
-        return render_template("error.html", code=400, message=str(exc)), 400
+    return export_response(shared_collection(get_kb().engine, token, current_viewer()), request.args.get("format"))
 
 
 # -- API ----------------------------------------------------------------------------
-
-
-@api.errorhandler(CollectionError)
-def _bad_value(exc: CollectionError):
-    return error_response(400, "bad_parameter", str(exc))
-
-
-
-@api.errorhandler(NotFoundError)
-def _not_found(exc: NotFoundError):
-    return error_response(404, "not_found", str(exc))
 
 
 COLLECTION_FIELDS = {"name", "description", "lang"}

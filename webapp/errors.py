@@ -1,4 +1,9 @@
-"""Errors in the shape each side expects: JSON `{"error": {"code", "message"}}` under /api, a page elsewhere."""
+"""Errors in the shape each side expects: JSON `{"error": {"code", "message"}}` under /api, a page elsewhere.
+
+Everything the knowledge base refuses is a `KBError` (kb/errors.py) and is
+answered here, once, with its `status` and `code`; views catch one only to do
+something else with it (show the message next to a form, for example).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-from webapp.params import BadParameter
+from kb.errors import KBError
 
 CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
          415: "unsupported_media_type", 500: "internal_error", 503: "not_ready"}
@@ -22,6 +27,10 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz")
 
 
+def error_page(status: int, message: str):
+    return render_template("error.html", code=status, message=message), status
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -32,17 +41,21 @@ def init_app(app: Flask) -> None:
             return error_response(status, CODES.get(status, "error"), message)
         messages = {404: _("This page does not exist."), 413: _("The upload is too large."),
                     405: _("This page cannot be used that way.")}
-        return render_template("error.html", code=status, message=messages.get(status, exc.name)), status
+        return error_page(status, messages.get(status, exc.name))
 
-    @app.errorhandler(BadParameter)
-    def bad_parameter(exc: BadParameter):
+    @app.errorhandler(KBError)
+    def refused(exc: KBError):
         if wants_json():
-            return error_response(400, "bad_parameter", str(exc))
-        return render_template("error.html", code=400, message=str(exc)), 400
+            return error_response(exc.status, exc.code, str(exc))
+        if exc.status == 404:
+            # A page says nothing about what is missing: one that is not there and one that the
+            # reader may not see look the same.
+            return error_page(404, _("This page does not exist."))
+        return error_page(exc.status, str(exc))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         app.logger.exception("unexpected error on %s", request.path)
         if wants_json():
             return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
-        return render_template("error.html", code=500, message=_("Something went wrong on our side.")), 500
+        return error_page(500, _("Something went wrong on our side."))

@@ -10,14 +10,15 @@ from markupsafe import Markup, escape
 
 from indexer.uploads import add_pasted_text, ingest_upload
 from kb.search.answer import answer_question
-from kb.search.pipeline import EmptyQueryError
 from kb.search.snippets import merge_spans
+from kb.search.types import EmptyQueryError
 from kb.services import audit
 from kb.services.catalog import PassageSpan, counts, get_document, list_documents, related_documents
-from webapp import get_kb
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
+from webapp.current import get_kb
+from webapp.forms import AddForm, AskForm, SearchForm, first_error
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
-from webapp.params import LANGUAGES, BadParameter, search_params
+from webapp.params import LANGUAGES
 
 bp = Blueprint("pages", __name__)
 
@@ -70,33 +71,26 @@ def home():
 @bp.route("/search")
 def search():
     kb = get_kb()
-    args = request.args.copy()
-    page = _page_number(args.get("page"))
-    args["k"], args["offset"] = str(PAGE_SIZE), str((page - 1) * PAGE_SIZE)
-    scope = "mine" if args.get("scope") == "mine" else "all"
+    form = SearchForm(page_size=PAGE_SIZE)
+    scope = "mine" if form.scope.data == "mine" else "all"
     error, response, params = None, None, None
-    try:
-        params = search_params(args, PAGE_SIZE)
+    if not form.validate():
+        error = first_error(form)
+    else:
+        params = form.params
         if scope == "mine" and not params.filters.lang:
             params.filters = replace(params.filters, lang=CONTENT_LANGUAGE[select_locale()])
         if params.query.strip():
-            response = kb.search(params.query, k=params.k, mode=params.mode, filters=params.filters,
-                                 offset=params.offset, facets=True, viewer=current_viewer())
-            record_note_search(response)
-    except EmptyQueryError:
-        error = _("Type a few words to search for.")
-    except BadParameter as exc:
-        error = str(exc)
-    status = 400 if error and request.args.get("q", "").strip() else 200
-    return render_template("search.html", response=response, params=params, error=error, page=page,
+            try:
+                response = kb.search(params.query, k=params.k, mode=params.mode, filters=params.filters,
+                                     offset=params.offset, facets=True, viewer=current_viewer())
+            except EmptyQueryError:
+                error = _("Type a few words to search for.")
+            else:
+                record_note_search(response)
+    status = 400 if error and form.q.data.strip() else 200
+    return render_template("search.html", response=response, params=params, error=error, page=form.page_number(),
                            scope=scope, languages=LANGUAGES), status
-
-
-def _page_number(raw: str | None) -> int:
-    try:
-        return max(1, min(int(raw or 1), 1000))
-    except ValueError:
-        return 1
 
 
 @bp.route("/documents/<int:doc_id>")
@@ -137,7 +131,9 @@ def _document_pieces(kb, text: str, passage, query: str) -> dict:
 @bp.route("/ask")
 def ask():
     kb = get_kb()
-    question = request.args.get("q", "")
+    form = AskForm()
+    form.validate()
+    question = form.q.data
     result, error = None, None
     if question.strip():
         try:
@@ -152,16 +148,16 @@ def ask():
 @require("edit")
 def add():
     kb = get_kb()
+    form = AddForm()
     outcomes = []
-    if request.method == "POST":
-        for upload in request.files.getlist("files"):
-            if upload and upload.filename:
-                outcomes.append(ingest_upload(kb.engine, upload.filename, upload.read()))
-        text = request.form.get("text", "")
+    if form.is_submitted():
+        if not form.validate():
+            return render_template("add.html", outcomes=[], error=first_error(form)), 400
+        for upload in form.uploads():
+            outcomes.append(ingest_upload(kb.engine, upload.filename, upload.read()))
+        text = form.text.data
         if text.strip():
-            lang = request.form.get("lang") if request.form.get("lang") in LANGUAGES else None
-            tags = [t.strip() for t in request.form.get("tags", "").split(",") if t.strip()]
-            outcomes.append(add_pasted_text(kb.engine, text, request.form.get("title", ""), lang, tags))
-        if not outcomes:
-            return render_template("add.html", outcomes=[], error=_("Choose a file or paste some text.")), 400
+            lang = form.lang.data if form.lang.data in LANGUAGES else None
+            tags = [t.strip() for t in form.tags.data.split(",") if t.strip()]
+            outcomes.append(add_pasted_text(kb.engine, text, form.title.data, lang, tags))
     return render_template("add.html", outcomes=outcomes, error=None)

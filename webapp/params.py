@@ -1,4 +1,8 @@
-"""Reading search parameters from a request, the same way for the pages and the JSON API."""
+"""Reading request parameters (search, case filters, whole numbers) the same way for the pages and the JSON API.
+
+The pages' forms (webapp/forms.py) check their values with these same
+functions, so a value is refused with the same message on a page as in the API.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from werkzeug.datastructures import MultiDict
 from kb.documents import KINDS
 from kb.errors import InvalidInput
 from kb.index.chunk_table import SearchFilters
-from kb.search.pipeline import MODES
+from kb.search.types import MODES
+from kb.services.cases import CaseFilters
 
 MAX_K = 100
 LANGUAGES = ("th", "zh", "en")
@@ -35,7 +40,12 @@ class SearchParams:
 
 def int_param(args: MultiDict, name: str, default: int, low: int, high: int) -> int:
     """A whole number between `low` and `high`, or `default` when the argument is absent."""
-    raw = args.get(name, "").strip()
+    return number_in_range(args.get(name, ""), name, default, low, high)
+
+
+def number_in_range(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    """`raw` as a whole number between `low` and `high`, or `default` when it is empty."""
+    raw = (raw or "").strip()
     if not raw:
         return default
     try:
@@ -45,6 +55,18 @@ def int_param(args: MultiDict, name: str, default: int, low: int, high: int) -> 
     if not low <= value <= high:
         raise BadParameter(name, f"must be between {low} and {high}")
     return value
+
+
+def whole_number(raw: str | None, name: str, required: bool = False) -> int | None:
+    """A form's whole number (0 or more), or None when it is empty and not required."""
+    raw = (raw or "").strip()
+    if not raw:
+        if required:
+            raise BadParameter(name, "is required")
+        return None
+    if not raw.isdigit():
+        raise BadParameter(name, f"{raw!r} is not a whole number")
+    return int(raw)
 
 
 def _date(args: MultiDict, name: str) -> dt.date | None:
@@ -88,3 +110,28 @@ def search_params(args: MultiDict, default_k: int = 10) -> SearchParams:
         mode=_choice(args, "mode", MODES, "hybrid"),
         filters=filters,
     )
+
+
+def case_filters(values: MultiDict | dict) -> CaseFilters:
+    """Product, channel, status and a date range (from/to, YYYY-MM-DD) from a form, query or JSON body."""
+    text = {}
+    for name in ("product", "channel", "status"):
+        value = values.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadParameter(name, "text is required")
+        text[name] = (value or "").strip() or None
+    dates = {name: _case_date(values.get(name), name) for name in ("from", "to")}
+    if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
+        raise BadParameter("from", "the start date is after the end date")
+    return CaseFilters(**text, date_from=dates["from"], date_to=dates["to"])
+
+
+def _case_date(raw, name: str) -> dt.date | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        raise BadParameter(name, "a date as text (YYYY-MM-DD) is required")
+    try:
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise BadParameter(name, f"{raw!r} is not a date (expected YYYY-MM-DD)") from None

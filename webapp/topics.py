@@ -6,9 +6,10 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 
 from kb.services.catalog import get_document
 from kb.services.topics import TopicError, list_topics, set_document_topics, topic_documents
-from webapp import get_kb
 from webapp.auth import current_viewer, require
+from webapp.current import get_kb
 from webapp.errors import error_response
+from webapp.forms import TopicsForm
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.pages import render_document
 from webapp.params import LANGUAGES, BadParameter
@@ -55,11 +56,14 @@ def edit_topics(doc_id: int):
     kb = get_kb()
     if get_document(kb.engine, doc_id, current_viewer()) is None:
         abort(404)
-    raw = [t for t in request.form.get("topics", "").replace(";", ",").split(",") if t.strip()]
+    form = TopicsForm()
+    if not form.validate_on_submit():
+        abort(400)
+    raw = [t for t in form.topics.data.replace(";", ",").split(",") if t.strip()]
     try:
         saved = set_document_topics(kb.engine, doc_id, raw)
-    except TopicError as exc:
-        return render_document(doc_id, 400, topics_error=str(exc), topics_value=request.form.get("topics", ""))
+    except TopicError as exc:  # shown next to the field, with what was typed
+        return render_document(doc_id, 400, topics_error=str(exc), topics_value=form.topics.data)
     if saved is None:
         abort(404)
     return redirect(url_for("pages.document", doc_id=doc_id, saved="topics"), code=303)

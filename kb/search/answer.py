@@ -24,41 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kb.access import OPERATOR, Viewer
-from kb.search.pipeline import SearchResult, search_text
+from kb.search import weights
+from kb.search.pipeline import search_text
+from kb.search.types import SearchResult
 from kb.text.sentences import join_thai_clauses, split_sentences
 
 if TYPE_CHECKING:
     from kb.engine import Engine
 
-# Passages whose sentences compete, and the longest answer, in sentences.
-PASSAGES = 3
-MAX_SENTENCES = 2
-# A second sentence joins only if it adds at least this share of the question's keyword weight,
-# or if the first is shorter than SHORT_SENTENCE and the two together fit in SHORT_PAIR characters
-# (a short sentence that names the subject is often followed by the one that answers).
-EXTEND_MIN_GAIN = 0.15
-SHORT_SENTENCE = 120
-SHORT_PAIR = 300
-# Score of a run: keyword coverage, plus meaning where keywords cannot reach, plus passage rank.
-RANK_WEIGHT = 0.15
-MEANING_WEIGHT = 1.0
-# Confidence is a logistic function of four pieces of evidence (see `_evidence`), fitted by
-# `bench/answers.py --fit` on XQuAD: answers that hold the gold text against answers to questions
-# whose paragraph was removed in every language. The intercept is shifted so that MIN_CONFIDENCE = 0.5
-# is the threshold at which 28% of those unanswerable questions still get an answer (the target is 30%).
-CONFIDENCE_WEIGHTS = {"coverage": 4.032, "passage_coverage": 3.939, "cosine": 6.167, "margin": 3.492}
-CONFIDENCE_INTERCEPT = -6.763
-# An answer in another language than the question has no keyword evidence (other scripts), so it is
-# judged on meaning alone, with weights fitted on questions whose own-language paragraph was removed
-# while its parallels in the other languages stayed.
-CROSS_LANGUAGE_WEIGHTS = {"cosine": 3.432, "margin": 0.686}
-CROSS_LANGUAGE_INTERCEPT = -1.570
-MIN_CONFIDENCE = 0.5
-# An answer must say something the question does not: at least this many terms of its own
-# (a sentence that repeats the question is context for the next one, not an answer).
-MIN_NEW_TERMS = 3
-# A passage's cosine (language-centered) counted as full evidence of meaning; below it, in proportion.
-MEANING_FULL = 0.6
 # Sentences longer than this are not an answer of "one or two sentences" (a table row, a list).
 MAX_ANSWER_CHARS = 600
 
@@ -117,44 +90,44 @@ def answer_question(engine: Engine, question: str, min_confidence: float | None 
                     viewer: Viewer = OPERATOR) -> Answer:
     """The best one or two sentences for `question` from what `viewer` may see, or no answer below the threshold."""
     started = time.perf_counter()
-    response = search_text(engine, question, k=PASSAGES + 2, viewer=viewer, snippets=False)
+    response = search_text(engine, question, k=weights.PASSAGES + 2, viewer=viewer, snippets=False)
     timings = {"search": time.perf_counter() - started}
     results = response.results
     question_terms = response.query_terms
-    weights = engine.indexes.keywords.idf(question_terms)
-    total_weight = sum(weights.values())
+    idf = engine.indexes.keywords.idf(question_terms)
+    total_weight = sum(idf.values())
     runs: list[_Run] = []
     asked = set(question_terms)
     query_vector = _query_vector(engine, response.query, response.query_lang)
     split: dict[int, tuple] = {}  # chunk id -> (sentence spans, their terms, which are headings)
-    for rank, result in enumerate(results[:PASSAGES]):
+    for rank, result in enumerate(results[:weights.PASSAGES]):
         sentences, sentence_terms = _sentences(engine, result)
         headings = [_is_heading(result.text, span) for span in sentences]
         split[result.chunk_id] = (sentences, sentence_terms, headings)
         cosine = _cosine(engine, query_vector, result)
         meaning = _meaning(cosine)
-        passage_coverage = _coverage(set().union(*sentence_terms), weights, total_weight)
+        passage_coverage = _coverage(set().union(*sentence_terms), idf, total_weight)
         for i in range(len(sentences)):
-            for size in range(1, MAX_SENTENCES + 1):
+            for size in range(1, weights.MAX_SENTENCES + 1):
                 if i + size > len(sentences):
                     break
                 # A heading (or a sentence that only repeats the question) is context, not an answer.
-                context = headings[i] or len(sentence_terms[i] - asked) < MIN_NEW_TERMS
+                context = headings[i] or len(sentence_terms[i] - asked) < weights.MIN_NEW_TERMS
                 if context and size == 1:
                     continue
                 terms = set().union(*sentence_terms[i : i + size])
-                coverage = _coverage(terms, weights, total_weight)
+                coverage = _coverage(terms, idf, total_weight)
                 if size > 1 and not context:
-                    alone = max(_coverage(sentence_terms[j], weights, total_weight) for j in range(i, i + size))
-                    short = (sentences[i][1] - sentences[i][0] < SHORT_SENTENCE
-                             and sentences[i + size - 1][1] - sentences[i][0] <= SHORT_PAIR)
-                    if coverage - alone < EXTEND_MIN_GAIN and not short:
+                    alone = max(_coverage(sentence_terms[j], idf, total_weight) for j in range(i, i + size))
+                    short = (sentences[i][1] - sentences[i][0] < weights.SHORT_SENTENCE
+                             and sentences[i + size - 1][1] - sentences[i][0] <= weights.SHORT_PAIR)
+                    if coverage - alone < weights.EXTEND_MIN_GAIN and not short:
                         continue
                 start = sentences[i + 1][0] if context else sentences[i][0]
                 end = sentences[i + size - 1][1]
                 if end - start > MAX_ANSWER_CHARS or not (set().union(*sentence_terms[i + int(context) : i + size]) - asked):
                     continue
-                score = coverage + MEANING_WEIGHT * meaning + RANK_WEIGHT / (1 + rank)
+                score = coverage + weights.MEANING_WEIGHT * meaning + weights.RANK_WEIGHT / (1 + rank)
                 runs.append(_Run(result, rank, start, end, coverage, passage_coverage, cosine, score))
     timings["sentences"] = time.perf_counter() - started - timings["search"]
     consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in results]
@@ -162,14 +135,14 @@ def answer_question(engine: Engine, question: str, min_confidence: float | None 
     if not runs:
         return Answer(question, response.query_lang, None, None, 0.0, consulted, None, timings)
     best = max(runs, key=lambda run: (run.score, -run.rank, -run.start))
-    if best.result.lang != response.query_lang and best.coverage < EXTEND_MIN_GAIN and query_vector is not None:
+    if best.result.lang != response.query_lang and best.coverage < weights.EXTEND_MIN_GAIN and query_vector is not None:
         sentences, _, headings = split[best.result.chunk_id]
         closest = _closest_sentences(engine, query_vector, best.result, sentences, headings)
         if closest:
             best.start, best.end = closest
     evidence = _evidence(best, results)
     confidence = _confidence(evidence, cross_language=best.result.lang != response.query_lang)
-    threshold = MIN_CONFIDENCE if min_confidence is None else min_confidence
+    threshold = weights.MIN_CONFIDENCE if min_confidence is None else min_confidence
     if confidence < threshold:
         return Answer(question, response.query_lang, None, None, confidence, consulted, None, timings, evidence)
     quoted = best.result.text[best.start : best.end]
@@ -196,8 +169,8 @@ def _sentences(engine: Engine, result: SearchResult) -> tuple[tuple[tuple[int, i
     return spans, [set(engine.analyzer.term_texts(result.text[a:b])) for a, b in spans]
 
 
-def _coverage(terms: set[str], weights: dict[str, float], total: float) -> float:
-    return sum(w for t, w in weights.items() if t in terms) / total if total else 0.0
+def _coverage(terms: set[str], idf: dict[str, float], total: float) -> float:
+    return sum(w for t, w in idf.items() if t in terms) / total if total else 0.0
 
 
 def _query_vector(engine: Engine, query: str, query_lang: str) -> np.ndarray | None:
@@ -221,7 +194,7 @@ def _cosine(engine: Engine, query_vector: np.ndarray | None, result: SearchResul
 
 def _meaning(cosine: float) -> float:
     """How close the passage is in meaning to the question, 0 to 1: the only evidence across languages."""
-    return min(1.0, max(0.0, cosine / MEANING_FULL))
+    return min(1.0, max(0.0, cosine / weights.MEANING_FULL))
 
 
 def _closest_sentences(engine: Engine, query_vector: np.ndarray, result: SearchResult,
@@ -255,13 +228,13 @@ def _evidence(best: _Run, results: list[SearchResult]) -> dict[str, float]:
 
 
 def _confidence(evidence: dict[str, float], cross_language: bool) -> float:
-    """0 to 1, logistic in the evidence; MIN_CONFIDENCE (0.5) is the calibrated threshold.
+    """0 to 1, logistic in the evidence; weights.MIN_CONFIDENCE (0.5) is the calibrated threshold.
 
     Across languages keywords cannot match, so such answers have weights of their own (meaning and lead).
     """
-    weights, intercept = ((CROSS_LANGUAGE_WEIGHTS, CROSS_LANGUAGE_INTERCEPT) if cross_language
-                          else (CONFIDENCE_WEIGHTS, CONFIDENCE_INTERCEPT))
-    z = intercept + sum(weight * evidence[name] for name, weight in weights.items())
+    coefficients, intercept = ((weights.CROSS_LANGUAGE_WEIGHTS, weights.CROSS_LANGUAGE_INTERCEPT) if cross_language
+                               else (weights.CONFIDENCE_WEIGHTS, weights.CONFIDENCE_INTERCEPT))
+    z = intercept + sum(weight * evidence[name] for name, weight in coefficients.items())
     return float(1.0 / (1.0 + math.exp(-z)))
 
 

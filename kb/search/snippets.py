@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from kb.index.keywords import Analyzer, Term
+from kb.text.analyzer import Analyzer, Term
 from kb.text.sentences import split_sentences, trim_span
 
 ELLIPSIS = "…"

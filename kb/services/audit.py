@@ -54,6 +54,19 @@ def entries(store: Store, limit: int = 100, offset: int = 0, actor: str | None =
         return [_record(r) for r in rows], int(s.scalar(count))
 
 
+def count_recent(store: Store, action: str, within: dt.timedelta, target: str | None = None,
+                 actor: str | None = None) -> int:
+    """How many `action` entries were added in the last `within` (only those on `target` / by `actor`, when given)."""
+    since = utcnow() - within
+    stmt = select(func.count(AuditEntry.id)).where(AuditEntry.action == action, AuditEntry.at >= since)
+    if target is not None:
+        stmt = stmt.where(AuditEntry.target == target)
+    if actor is not None:
+        stmt = stmt.where(AuditEntry.actor == actor)
+    with store.session() as s:
+        return int(s.scalar(stmt))
+
+
 def _record(row: AuditEntry) -> AuditRecord:
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
     return AuditRecord(row.id, at, row.actor, row.action, row.target, dict(row.details or {}))

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.documents import NOTE
 from kb.index.chunk_table import SearchFilters
+from kb.search import weights
 from kb.search.pipeline import search_text
 from kb.storage.models import CaseFeedback, Document, DocumentTag, Note
 from kb.text.privacy import EMAIL, LABELS, NAME, PHONE, mask_personal_data
@@ -48,13 +49,7 @@ if TYPE_CHECKING:
 # resolved, open, pending and escalated; imports bring their own words.
 RESOLVED_STATUSES = frozenset({"resolved", "closed", "solved", "done", "fixed", "แก้ไขแล้ว", "ปิดเคส",
                                "已解决", "已解決", "已关闭", "已關閉"})
-RESOLVED_FLOOR = 0.4
-HELP_STEP = 0.03
-HELP_CAP = 0.1
 MAX_SIMILAR = 50
-# Search candidates looked at per similar case asked for (reordering needs a few more than k).
-CANDIDATES_PER_RESULT = 3
-MIN_CANDIDATES = 30
 MAX_VOTER_CHARS = 128
 
 
@@ -163,7 +158,7 @@ class HelpedCount:
 
 def helped_lift(helped: int) -> float:
     """How much "this helped" adds to a case's relevance: grows with the log of the count, capped."""
-    return min(HELP_STEP * math.log1p(max(helped, 0)), HELP_CAP)
+    return min(weights.HELP_STEP * math.log1p(max(helped, 0)), weights.HELP_CAP)
 
 
 def relevance(score: float, best: float) -> float:
@@ -176,7 +171,7 @@ def case_order(scores: list[float], resolved: list[bool], helped: list[int]) -> 
     rel = [relevance(s, best) for s in scores]
 
     def key(i: int) -> tuple:
-        promoted = resolved[i] and rel[i] >= RESOLVED_FLOOR
+        promoted = resolved[i] and rel[i] >= weights.RESOLVED_FLOOR
         return (0 if promoted else 1, -(rel[i] + helped_lift(helped[i])), i)
 
     return sorted(range(len(scores)), key=key)
@@ -188,12 +183,12 @@ def similar_cases(
 ) -> list[SimilarCase]:
     """The past cases most like this complaint, in any language, resolved ones first.
 
-    Raises `kb.search.pipeline.EmptyQueryError` for an empty text and ValueError for a
+    Raises `kb.search.types.EmptyQueryError` for an empty text and ValueError for a
     `k` out of range. `exclude` leaves out cases (the one being looked at).
     """
     if not 1 <= k <= MAX_SIMILAR:
         raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
-    depth = max(CANDIDATES_PER_RESULT * k, MIN_CANDIDATES) + len(exclude)
+    depth = max(weights.CANDIDATES_PER_RESULT * k, weights.MIN_CANDIDATES) + len(exclude)
     response = search_text(engine, text, k=depth, filters=(filters or CaseFilters()).search_filters(), viewer=viewer)
     left_out = set(exclude)
     hits = [hit for hit in response.results if hit.doc_id not in left_out]

@@ -17,14 +17,12 @@ from sqlalchemy.orm import selectinload
 
 from kb.access import OPERATOR, Viewer, visibility_clause
 from kb.index.chunk_table import SearchFilters
+from kb.search import weights
 from kb.storage.models import Chunk, Document
 from kb.text.privacy import PiiSpan, mask, mask_personal_data
 
 if TYPE_CHECKING:
     from kb.engine import Engine
-
-# Dense candidates looked at per related document asked for.
-RELATED_DEPTH_PER_RESULT = 10
 
 
 @dataclass
@@ -153,7 +151,7 @@ def related_documents(engine: Engine, doc_id: int, k: int = 5, other_languages: 
         allowed = allowed[~np.isin(table.lang_of(allowed), list(own_langs))]
     if len(allowed) == 0:
         return []
-    ids, scores = indexes.vectors.search(vector, RELATED_DEPTH_PER_RESULT * k, allowed)
+    ids, scores = indexes.vectors.search(vector, weights.RELATED_DEPTH_PER_RESULT * k, allowed)
     best: dict[int, tuple[float, str]] = {}
     for doc, lang, score in zip(table.doc_of(ids).tolist(), table.lang_of(ids).tolist(), scores.tolist(), strict=True):
         best.setdefault(doc, (score, lang))

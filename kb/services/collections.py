@@ -26,6 +26,7 @@ from sqlalchemy import func, select, true
 from kb.access import INTERNAL, OPERATOR, Viewer
 from kb.errors import InvalidInput, NotFound
 from kb.index.chunk_table import SearchFilters
+from kb.search import weights
 from kb.storage.models import Chunk, Collection, CollectionItem, Document, utcnow
 from kb.text.privacy import PiiSpan, mask
 
@@ -38,14 +39,6 @@ MAX_DESCRIPTION_CHARS = 5_000
 MAX_ANNOTATION_CHARS = 10_000
 # A document added whole (no passage given) may be at most this long; longer ones need a passage.
 MAX_WHOLE_DOCUMENT_CHARS = 20_000
-# Cosine of language-centered chunk vectors above which a passage in another language is "parallel".
-# Measured on the bundled guidance (11 subjects written in all three languages, 208 passage/language
-# pairs; subjects written in one language only): with the back-match check of `parallel_passages`,
-# 0.42 kept 141 pairs, every one in the right document (0.40 kept 158, one wrong; 0.44 kept 117).
-# Of the one-language subjects, call-center waiting times, segments of one and value-chain push/pull
-# never reach 0.40; the Thai CEO business case reaches 0.44 with the Chinese CEO agenda, a related
-# subject. On XQuAD, exact translations score 0.41 and more (5th percentile), unrelated ones <= 0.38.
-PARALLEL_MIN_SIMILARITY = 0.42
 SHARE_TOKEN_BYTES = 24
 
 
@@ -220,6 +213,12 @@ def list_collections(engine: Engine, owner: str | None = None) -> list[Collectio
             .order_by(Collection.updated_at.desc(), Collection.id.desc())
         ).all()
         return [CollectionView.of(c, None, int(n)) for c, n in rows]
+
+
+def collection_owner(engine: Engine, collection_id: int) -> str | None:
+    """Who owns the collection (its actor id), or None when there is no such collection."""
+    with engine.store.session() as s:
+        return s.scalar(select(Collection.owner).where(Collection.id == collection_id))
 
 
 def get_collection(engine: Engine, collection_id: int, viewer: Viewer = OPERATOR) -> CollectionView:
@@ -461,7 +460,7 @@ def _touch(s, collection_id: int) -> None:
 
 
 def parallel_passages(
-    engine: Engine, items: list[ItemView], min_similarity: float = PARALLEL_MIN_SIMILARITY,
+    engine: Engine, items: list[ItemView], min_similarity: float | None = None,
     viewer: Viewer = OPERATOR,
 ) -> dict[int, list[ParallelPassage]]:
     """For each item, the closest passage in each other language, where one says the same thing.
@@ -469,13 +468,16 @@ def parallel_passages(
     The item's vector is its passage's chunk vector when the chunk is still
     indexed (an answer's sentences use the passage around them: a sentence
     alone is too far from whole passages), else its copied text embedded.
-    A match counts when its cosine reaches `min_similarity` and, searched
-    back, the closest passage in the item's language is in the item's own
-    document (or no passage there is closer than the item): two passages on
+    A match counts when its cosine reaches `min_similarity` (by default
+    `weights.PARALLEL_MIN_SIMILARITY`) and, searched back, the closest
+    passage in the item's language is in the item's own document (or no
+    passage there is closer than the item): two passages on
     neighbouring subjects often clear the threshold one way only. Only
     documents the `viewer` may see are searched; texts come masked, as items do.
     """
     found: dict[int, list[ParallelPassage]] = {item.id: [] for item in items}
+    if min_similarity is None:
+        min_similarity = weights.PARALLEL_MIN_SIMILARITY
     engine.refresh()
     indexes = engine.indexes
     table = indexes.table

@@ -71,7 +71,7 @@ class Chunk(Base):
     token_count: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
-    # Keyword-index terms, space-separated, as kb.index.keywords.Analyzer made them.
+    # Keyword-index terms, space-separated, as kb.text.analyzer.Analyzer made them.
     terms: Mapped[str] = mapped_column(Text, default="", server_default="")
     # [[start, end], ...] of its sentences, in the chunk's text, found at ingest for snippets;
     # None for chunks stored before they were kept (their snippets segment the text again).

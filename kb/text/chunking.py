@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kb.index.keywords import warm_up as warm_up_keywords
+from kb.text.analyzer import warm_up as warm_up_keywords
 from kb.text.sentences import language_runs, split_sentences, trim_span
 
 CountTokens = Callable[[list[str]], list[int]]

@@ -22,8 +22,8 @@ from kb.config import Settings
 from kb.documents import NOTE, DocumentInput, NoteFields
 from kb.knowledge_base import KnowledgeBase
 from kb.search.answer import answer_question
+from kb.search.weights import PARALLEL_MIN_SIMILARITY
 from kb.services.collections import (
-    PARALLEL_MIN_SIMILARITY,
     CollectionError,
     ItemView,
     NotFoundError,
@@ -44,7 +44,7 @@ from kb.services.collections import (
 from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown
 from kb.storage.models import Chunk, Collection, CollectionItem, Document
 from tests.portal_client import signed_in
-from tests.test_api import SPEC, check
+from tests.webapp.test_api import SPEC, check
 from webapp import create_app
 from webapp.collections import content_disposition
 

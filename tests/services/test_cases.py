@@ -21,10 +21,9 @@ from sqlalchemy import delete, func, select, text
 from indexer.note_import import check_import, guess_mapping, import_notes, read_table, stored_path
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.search.pipeline import EmptyQueryError
+from kb.search.types import EmptyQueryError
+from kb.search.weights import HELP_CAP, RESOLVED_FLOOR
 from kb.services.cases import (
-    HELP_CAP,
-    RESOLVED_FLOOR,
     CaseFilters,
     case_order,
     get_case,
@@ -36,7 +35,7 @@ from kb.services.cases import (
 )
 from kb.storage.models import CaseFeedback, Document, Note
 from tests.portal_client import signed_in
-from tests.test_api import check
+from tests.webapp.test_api import check
 from webapp import create_app
 
 # Recurring problems of the corpus (corpus/notes), each told in several languages.

@@ -17,7 +17,7 @@ from kb.services.topics import (
     topics_from_folders,
 )
 from tests.portal_client import signed_in
-from tests.test_api import check
+from tests.webapp.test_api import check
 from webapp import create_app
 
 

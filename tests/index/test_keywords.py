@@ -16,19 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kb.index.keywords import (
-    INDEX_FILE,
-    MANIFEST_FILE,
-    Analyzer,
-    KeywordIndex,
-    _han_dictionary,
-    load_user_words,
-    to_simplified,
-    warm_up,
-)
+from kb.index.keywords import INDEX_FILE, MANIFEST_FILE, KeywordIndex
+from kb.text.analyzer import Analyzer, _han_dictionary, load_user_words, to_simplified, warm_up
 from kb.text.cleaning import normalize_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "corpus"
 THAI_DIGITS = str.maketrans("๐๑๒๓๔๕๖๗๘๙", "0123456789")
 

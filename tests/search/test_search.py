@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 from kb.config import Settings
 from kb.index.chunk_table import SearchFilters
 from kb.knowledge_base import KnowledgeBase
-from kb.search.pipeline import MAX_QUERY_CHARS, MODES, EmptyQueryError, clean_query
+from kb.search.query import MAX_QUERY_CHARS, clean_query
+from kb.search.types import MODES, EmptyQueryError
 from kb.storage.models import Chunk
 from tests.test_knowledge_base import EN, TH, ZH, guidance, note
 

@@ -11,7 +11,8 @@ import pytest
 from indexer.pipeline import ingest_paths
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.search.answer import CONFIDENCE_INTERCEPT, CONFIDENCE_WEIGHTS, answer_question
+from kb.search.answer import answer_question
+from kb.search.weights import CONFIDENCE_INTERCEPT, CONFIDENCE_WEIGHTS
 from tests.conftest import CORPUS, run_kb
 from tests.test_knowledge_base import guidance
 

@@ -11,7 +11,7 @@ import io
 import docx
 import pytest
 
-from tests.test_browser import CHROMIUM, browser, page, portal, shot, signed_in_context  # noqa: F401 - fixtures used by name
+from tests.browser.test_browser import CHROMIUM, browser, page, portal, shot, signed_in_context  # noqa: F401 - fixtures used by name
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
 

@@ -4,14 +4,14 @@ Runs on the real `kb serve` (see tests/test_browser.py), with and without
 JavaScript; screenshots go to docs/screenshots/.
 """
 
-# ruff: noqa: F811 - the fixtures imported from tests.test_browser are parameters here
+# ruff: noqa: F811 - the fixtures imported from tests.browser.test_browser are parameters here
 
 from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import CHROMIUM, browser, page, portal, shot, signed_in_context  # noqa: F401 (fixtures)
-from tests.test_cases import HEADER, ROWS, THAI_ROUTER, notes_csv
+from tests.browser.test_browser import CHROMIUM, browser, page, portal, shot, signed_in_context  # noqa: F401 (fixtures)
+from tests.services.test_cases import HEADER, ROWS, THAI_ROUTER, notes_csv
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
 

@@ -10,7 +10,7 @@ import pytest
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from tests.portal_client import signed_in
-from tests.test_api import make_docx
+from tests.webapp.test_api import make_docx
 from webapp import create_app
 from webapp.i18n import compile_catalogs, locale_from_tag
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from kb.index.keywords import Analyzer, warm_up
 from kb.search.snippets import ELLIPSIS, Snippet, make_snippet
+from kb.text.analyzer import Analyzer, warm_up
 from kb.text.cleaning import normalize_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "corpus"
 
 

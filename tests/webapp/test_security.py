@@ -19,7 +19,7 @@ from kb.services import accounts
 from kb.storage.models import Document, Note
 from tests.conftest import CORPUS
 from tests.portal_client import csrf_token_of, ensure_user, sign_in, signed_in, token_for
-from tests.test_api import SPEC, check, make_docx
+from tests.webapp.test_api import SPEC, check, make_docx
 from webapp import create_app
 from webapp.auth import THROTTLE_FAILURES
 

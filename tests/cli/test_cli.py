@@ -167,3 +167,42 @@ def test_sigkill_midway_then_rerun_ingests_every_file_exactly_once(tmp_path, mod
 def test_search_usage_errors(tmp_path, models_dir, args):
     proc = run_kb(*args, data_dir=tmp_path / "data", models_dir=models_dir, check=False)
     assert proc.returncode == 2
+
+
+def test_sigkill_of_an_ingest_leaves_none_of_its_processes_behind(tmp_path, models_dir):
+    psutil = pytest.importorskip("psutil")
+    env = {**os.environ, "KB_DATA_DIR": str(tmp_path / "data"), "KB_MODELS_DIR": str(models_dir)}
+    env.pop("KB_DATABASE_URL", None)
+    # The guidance folder is large enough for `kb ingest` to prepare text in a worker process.
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "ingest", str(CORPUS / "guidance"), "--json"],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = psutil.Process(proc.pid)
+    try:
+        deadline = time.monotonic() + 300
+        while not any("spawn_main" in " ".join(c.cmdline()) for c in _alive(parent.children(recursive=True))):
+            assert proc.poll() is None, "the ingest finished before its worker could be seen"
+            assert time.monotonic() < deadline, "no worker process was started"
+            time.sleep(0.1)
+        tree = parent.children(recursive=True)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 20
+    while _alive(tree) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p.cmdline() for p in _alive(tree)] == []
+
+
+def _alive(processes) -> list:
+    import psutil
+
+    alive = []
+    for p in processes:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return alive

@@ -13,8 +13,8 @@ from openapi_spec_validator import validate as validate_spec
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
+from tests.cli.test_cli import SEARCH_FIELDS
 from tests.portal_client import signed_in
-from tests.test_cli import SEARCH_FIELDS
 from webapp import create_app
 from webapp.openapi import openapi_document
 

@@ -20,7 +20,7 @@ import pytest
 
 from kb.services.accounts import ROLES
 from tests.conftest import REPO, run_kb
-from tests.test_api import make_docx
+from tests.webapp.test_api import make_docx
 
 CHROMIUM = Path(os.environ.get("KB_TEST_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = REPO / "docs" / "screenshots"

@@ -16,13 +16,12 @@ from fpdf.enums import EncryptionMethod
 
 from indexer.readers import (
     SUPPORTED_SUFFIXES,
-    _main_text_with_soup,
-    _remove_page_furniture,
     decode_bytes,
     is_supported,
     read_file,
     read_notes_rows,
 )
+from indexer.readers.html import _main_text_with_soup, _remove_page_furniture
 from kb.documents import GUIDANCE, NOTE, ReadError
 
 THAI = (

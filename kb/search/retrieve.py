@@ -1,0 +1,43 @@
+"""Retrieval: candidates from the keyword index and the vector index, then fused.
+
+Both retrievers run with the filters and the reader's rights applied inside
+them (`allowed`), at a depth the pipeline raises when grouping needs more;
+the dense side searches with the expanded query vector (`kb.search.expand`),
+and the two candidate lists are fused by score (`kb.search.fuse`).
+"""
+
+from __future__ import annotations
+
+import time
+
+from kb.search.expand import expand
+from kb.search.fuse import fuse
+from kb.search.types import Ranking
+
+
+def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None):
+    """(fused ids, fused scores), the dense ranking, the keyword ranking and each chunk's (dense, keyword) parts.
+
+    `allowed` are the chunks the filters and the reader's rights allow, `visible` those the rights alone allow.
+    """
+    indexes = engine.indexes
+    clock = time.perf_counter
+    keyword = dense = Ranking.empty()
+    if mode != "dense" and terms:
+        started = clock()
+        keyword = Ranking(*indexes.keywords.search(terms, depth, allowed))
+        timings["keyword search"] = timings.get("keyword search", 0.0) + clock() - started
+    if vector is not None:
+        started = clock()
+        reuse = keyword if allowed is None or allowed is visible else None
+        expanded = expand(engine, vector, terms if mode == "hybrid" else None, reuse, visible)
+        dense = Ranking(*indexes.vectors.search(expanded, depth, allowed))
+        timings["vector search"] = timings.get("vector search", 0.0) + clock() - started
+    if mode == "dense":
+        return (dense.ids, dense.scores), dense, keyword, {}
+    if mode == "keyword":
+        return (keyword.ids, keyword.scores), dense, keyword, {}
+    started = clock()
+    fused, parts = fuse(indexes, expanded, dense, keyword)
+    timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
+    return fused, dense, keyword, parts
