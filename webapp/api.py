@@ -7,7 +7,6 @@ from flask import Blueprint, abort, jsonify, request
 from indexer.uploads import add_pasted_text, ingest_upload
 from kb.documents import KINDS
 from kb.search.answer import answer_question
-from kb.search.types import EmptyQueryError
 from kb.services import audit
 from kb.services.catalog import get_document, list_documents, related_documents
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
@@ -30,12 +29,9 @@ def openapi():
 @bp.get("/search")
 def search():
     params = search_params(request.args)
-    try:
-        response = get_kb().search(params.query, k=params.k, mode=params.mode, filters=params.filters,
-                                   offset=params.offset, facets=request.args.get("facets") == "1",
-                                   viewer=current_viewer())
-    except EmptyQueryError as exc:
-        return error_response(400, "empty_query", str(exc))
+    response = get_kb().search(params.query, k=params.k, mode=params.mode, filters=params.filters,
+                               offset=params.offset, facets=request.args.get("facets") == "1",
+                               viewer=current_viewer())
     record_note_search(response)
     return jsonify(response.to_dict())
 
@@ -48,10 +44,7 @@ def ask():
     question = payload.get("question")
     if not isinstance(question, str):
         return error_response(400, "bad_parameter", "question: a string is required")
-    try:
-        result = answer_question(get_kb().engine, question, viewer=current_viewer())
-    except EmptyQueryError as exc:
-        return error_response(400, "empty_query", str(exc))
+    result = answer_question(get_kb().engine, question, viewer=current_viewer())
     record_note_answer(get_kb(), result)
     return jsonify(result.to_dict())
 

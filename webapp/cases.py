@@ -261,11 +261,8 @@ def api_similar():
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SIMILAR:
         raise BadParameter("k", f"a whole number between 1 and {MAX_SIMILAR} is required")
     filters = case_filters(payload)
-    try:
-        results = similar_cases(get_kb().engine, text, k=k, filters=filters, viewer=current_viewer())
-        record(audit.SIMILAR, text[:200], results=len(results))
-    except EmptyQueryError as exc:
-        return error_response(400, "empty_query", str(exc))
+    results = similar_cases(get_kb().engine, text, k=k, filters=filters, viewer=current_viewer())
+    record(audit.SIMILAR, text[:200], results=len(results))
     return jsonify({"results": [c.to_dict() for c in results], "filters": filters.to_dict()})
 
 

@@ -22,6 +22,8 @@ MODES = ("hybrid", "dense", "keyword")
 class EmptyQueryError(InvalidInput):
     """A search needs some text to look for."""
 
+    code = "empty_query"
+
 
 @dataclass
 class SearchRequest:
