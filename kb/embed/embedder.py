@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from kb.text.cleaning import normalize_text
 # Long encodes show a progress bar; short ones (a query, one document) stay quiet.
 PROGRESS_THRESHOLD = 256
 QUERY_CACHE_SIZE = 1024
+# Sentence vectors for answers (see `encode_sentences`): 20,000 of 384 floats is about 30 MB a process.
+SENTENCE_CACHE_SIZE = 20_000
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class Embedder:
         self.passage_prefix = "passage: " if self.ref.is_e5 else ""
         # Paging, facets and repeated searches ask for the same query again.
         self.encode_query = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_one_query)
+        self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._sentences_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -110,6 +116,35 @@ class Embedder:
 
     def encode_queries(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
         return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress)
+
+    def encode_sentences(self, texts: list[str]) -> np.ndarray:
+        """Passage vectors of short texts, remembered: answers compare the same passages' sentences again and again.
+
+        The sentences of the few passages an answer chooses from are encoded
+        at question time (storing a vector per sentence at ingest would double
+        the cost of every ingest for the passages nobody asks about); a popular
+        passage is encoded once per process.
+        """
+        with self._sentences_lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._sentences))
+        if missing:
+            encoded = self.encode_passages(missing)
+            with self._sentences_lock:
+                for text, vector in zip(missing, encoded, strict=True):
+                    vector.setflags(write=False)
+                    self._sentences[text] = vector
+        with self._sentences_lock:
+            vectors = []
+            for text in texts:
+                vector = self._sentences.get(text)
+                if vector is None:  # pushed out by a concurrent caller: encode again
+                    vector = self.encode_passages([text])[0]
+                else:
+                    self._sentences.move_to_end(text)
+                vectors.append(vector)
+            while len(self._sentences) > SENTENCE_CACHE_SIZE:
+                self._sentences.popitem(last=False)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def _encode_one_query(self, text: str) -> np.ndarray:
         vector = self.encode_queries([text])[0]

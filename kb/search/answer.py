@@ -2,15 +2,18 @@
 
 Nothing is generated. Hybrid search finds the best passages; each is split
 into sentences (per language; Thai clauses joined into sentences); every run
-of one or two consecutive sentences is scored by how much of the question's
-keyword weight (BM25 idf) it holds, how close its passage is in meaning to
-the question (the only evidence across languages, where keywords cannot
-match), and the rank of its passage. The best run is the answer, quoted
-exactly, with the character offsets of each sentence in its document. The
-confidence is a logistic function of the evidence, fitted on XQuAD against
-questions whose own paragraph was removed (bench/answers.py --fit); below its
-threshold the answer is "not in the knowledge base" and the closest passages
-are shown instead.
+of one or two consecutive sentences is scored (`score_run`) by how much of
+the question's keyword weight (BM25 idf) it holds, how close its OWN
+sentences are in meaning to the question (the model's vector of those
+sentences alone, language-centered: keywords pick the neighbour that repeats
+the question's words, and cannot cross languages), how close its passage is,
+the passage's rank, and whether it has the shape the question asks for (a
+duration for "how long", a role for "who": `kb.search.cues`). The best run is
+the answer, quoted exactly, with the character offsets of each sentence in
+its document. The confidence is the chance that answer is right, a logistic
+function of the evidence fitted on the fit half of our own staff questions
+(bench/answer_fit.py); below its threshold the answer is "not in the
+knowledge base" and the closest passages are shown instead.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kb.access import OPERATOR, Viewer
+from kb.documents import NOTE
 from kb.search import weights
+from kb.search.cues import has_shape, question_kind
 from kb.search.pipeline import search_text
-from kb.search.types import SearchResult
+from kb.search.types import SearchResponse, SearchResult
 from kb.text.sentences import join_thai_clauses, split_sentences
 
 if TYPE_CHECKING:
@@ -80,38 +85,90 @@ class _Run:
     rank: int
     start: int  # offsets in the chunk text
     end: int
+    sentences: tuple[int, int]  # the passage's sentences that say the answer (a leading context sentence left out)
     coverage: float  # of the question's keyword weight, by the run
     passage_coverage: float  # by the whole passage
     cosine: float  # of the question and the passage (language-centered vectors)
-    score: float
+    sem: float = 0.0  # of the question and the run's own sentences: what the run says, not its neighbours
+    cue: float = 0.0  # 1 when the run has the shape the question asks for (a duration for "how long"...)
+    score: float = 0.0
+
+
+@dataclass
+class Candidates:
+    """What an answer is chosen from: the search behind it and every scored run of its best passages."""
+
+    response: SearchResponse
+    runs: list[_Run]
+    timings: dict[str, float]
+
+
+def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) -> Candidates:
+    """Search for `question` and score every run of one or two sentences of the best passages (best first)."""
+    started = time.perf_counter()
+    response = search_text(engine, question, k=weights.PASSAGES + 2, viewer=viewer, snippets=False)
+    timings = {"search": time.perf_counter() - started}
+    query_vector = _query_vector(engine, response.query, response.query_lang)
+    runs, split = _candidate_runs(engine, response, response.results[:weights.PASSAGES], query_vector)
+    timings["sentences"] = time.perf_counter() - started - timings["search"]
+    if runs:
+        _measure_meaning(engine, runs, split, query_vector, question_kind(response.query))
+        for run in runs:
+            run.score = score_run(run)
+        runs.sort(key=lambda run: (-run.score, run.rank, run.start))
+    timings["meaning"] = time.perf_counter() - started - timings["search"] - timings["sentences"]
+    return Candidates(response, runs, timings)
 
 
 def answer_question(engine: Engine, question: str, min_confidence: float | None = None,
                     viewer: Viewer = OPERATOR) -> Answer:
     """The best one or two sentences for `question` from what `viewer` may see, or no answer below the threshold."""
-    started = time.perf_counter()
-    response = search_text(engine, question, k=weights.PASSAGES + 2, viewer=viewer, snippets=False)
-    timings = {"search": time.perf_counter() - started}
+    candidates = candidate_answers(engine, question, viewer)
+    response, runs, timings = candidates.response, candidates.runs, candidates.timings
     results = response.results
+    consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in results]
+    in_own_language = next((c for c in consulted if c.lang == response.query_lang), None)
+    if not runs:
+        return Answer(question, response.query_lang, None, None, 0.0, consulted, None, timings)
+    best = runs[0]
+    evidence = evidence_for(best, runs, results, response.query_lang)
+    confidence = confidence_of(evidence)
+    threshold = weights.MIN_CONFIDENCE if min_confidence is None else min_confidence
+    if confidence < threshold:
+        return Answer(question, response.query_lang, None, None, confidence, consulted, None, timings, evidence)
+    quoted = best.result.text[best.start : best.end]
+    offset = best.result.best.start
+    cited = _citation(best.result, offset + best.start, offset + best.end, quoted)
+    others = [c for c in consulted if c.chunk_id != cited.chunk_id]
+    own = in_own_language if cited.lang != response.query_lang else None
+    return Answer(question, response.query_lang, quoted, cited.lang, confidence, [cited, *others], own, timings,
+                  evidence)
+
+
+def _candidate_runs(engine: Engine, response, results: list[SearchResult], query_vector) -> tuple[list[_Run], dict]:
+    """Every run of one or two consecutive sentences of the best passages that could answer, with its keyword evidence.
+
+    A heading, or a sentence that only repeats the question, is context: it
+    may lead a pair, never stand alone. A second sentence joins only when it
+    adds keyword weight, or when the first is short (a sentence that names the
+    subject is often followed by the one that answers).
+    """
     question_terms = response.query_terms
     idf = engine.indexes.keywords.idf(question_terms)
     total_weight = sum(idf.values())
-    runs: list[_Run] = []
     asked = set(question_terms)
-    query_vector = _query_vector(engine, response.query, response.query_lang)
-    split: dict[int, tuple] = {}  # chunk id -> (sentence spans, their terms, which are headings)
-    for rank, result in enumerate(results[:weights.PASSAGES]):
+    runs: list[_Run] = []
+    split: dict[int, tuple] = {}  # chunk id -> sentence spans
+    for rank, result in enumerate(results):
         sentences, sentence_terms = _sentences(engine, result)
         headings = [_is_heading(result.text, span) for span in sentences]
-        split[result.chunk_id] = (sentences, sentence_terms, headings)
+        split[result.chunk_id] = sentences
         cosine = _cosine(engine, query_vector, result)
-        meaning = _meaning(cosine)
         passage_coverage = _coverage(set().union(*sentence_terms), idf, total_weight)
         for i in range(len(sentences)):
             for size in range(1, weights.MAX_SENTENCES + 1):
                 if i + size > len(sentences):
                     break
-                # A heading (or a sentence that only repeats the question) is context, not an answer.
                 context = headings[i] or len(sentence_terms[i] - asked) < weights.MIN_NEW_TERMS
                 if context and size == 1:
                     continue
@@ -123,35 +180,46 @@ def answer_question(engine: Engine, question: str, min_confidence: float | None 
                              and sentences[i + size - 1][1] - sentences[i][0] <= weights.SHORT_PAIR)
                     if coverage - alone < weights.EXTEND_MIN_GAIN and not short:
                         continue
-                start = sentences[i + 1][0] if context else sentences[i][0]
-                end = sentences[i + size - 1][1]
-                if end - start > MAX_ANSWER_CHARS or not (set().union(*sentence_terms[i + int(context) : i + size]) - asked):
+                first = i + int(context)
+                start, end = sentences[first][0], sentences[i + size - 1][1]
+                if end - start > MAX_ANSWER_CHARS or not (set().union(*sentence_terms[first : i + size]) - asked):
                     continue
-                score = coverage + weights.MEANING_WEIGHT * meaning + weights.RANK_WEIGHT / (1 + rank)
-                runs.append(_Run(result, rank, start, end, coverage, passage_coverage, cosine, score))
-    timings["sentences"] = time.perf_counter() - started - timings["search"]
-    consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in results]
-    in_own_language = next((c for c in consulted if c.lang == response.query_lang), None)
-    if not runs:
-        return Answer(question, response.query_lang, None, None, 0.0, consulted, None, timings)
-    best = max(runs, key=lambda run: (run.score, -run.rank, -run.start))
-    if best.result.lang != response.query_lang and best.coverage < weights.EXTEND_MIN_GAIN and query_vector is not None:
-        sentences, _, headings = split[best.result.chunk_id]
-        closest = _closest_sentences(engine, query_vector, best.result, sentences, headings)
-        if closest:
-            best.start, best.end = closest
-    evidence = _evidence(best, results)
-    confidence = _confidence(evidence, cross_language=best.result.lang != response.query_lang)
-    threshold = weights.MIN_CONFIDENCE if min_confidence is None else min_confidence
-    if confidence < threshold:
-        return Answer(question, response.query_lang, None, None, confidence, consulted, None, timings, evidence)
-    quoted = best.result.text[best.start : best.end]
-    offset = best.result.best.start
-    cited = _citation(best.result, offset + best.start, offset + best.end, quoted)
-    others = [c for c in consulted if c.chunk_id != cited.chunk_id]
-    own = in_own_language if cited.lang != response.query_lang else None
-    return Answer(question, response.query_lang, quoted, cited.lang, confidence, [cited, *others], own, timings,
-                  evidence)
+                if context and headings[i]:
+                    coverage = _coverage(set().union(*sentence_terms[first : i + size]), idf, total_weight)
+                runs.append(_Run(result, rank, start, end, (first, i + size), coverage, passage_coverage, cosine))
+    return runs, split
+
+
+def _measure_meaning(engine: Engine, runs: list[_Run], split: dict, query_vector, kind: str | None) -> None:
+    """Each run's own sentences' closeness in meaning to the question (`sem`) and whether it has the asked shape (`cue`).
+
+    Keywords alone pick the sentence that repeats the question's words, often
+    the neighbour of the one that answers it, and cannot cross languages; the
+    meaning of each sentence (the model's vector of that sentence alone,
+    language-centered) tells which one answers.
+    """
+    if query_vector is not None:
+        wanted = {(run.result.chunk_id, j) for run in runs for j in range(*run.sentences)}
+        keys = sorted(wanted)
+        by_chunk = {run.result.chunk_id: run.result for run in runs}
+        texts = [by_chunk[c].text[slice(*split[c][j])] for c, j in keys]
+        vectors = engine.embedder.encode_sentences(texts)
+        if engine.indexes.centroids.overall is not None:
+            vectors = engine.indexes.centroids.center(vectors, [by_chunk[c].lang for c, _ in keys])
+        row = {key: i for i, key in enumerate(keys)}
+        for run in runs:
+            members = [row[(run.result.chunk_id, j)] for j in range(*run.sentences)]
+            mean = vectors[members].sum(axis=0)
+            run.sem = float(np.dot(query_vector, mean) / max(float(np.linalg.norm(mean)), 1e-12))
+    for run in runs:
+        run.cue = float(has_shape(kind, run.result.text[run.start : run.end]))
+
+
+def score_run(run: _Run) -> float:
+    """How well a run answers: keywords, its own meaning, its passage's meaning and rank, its shape (weights.py)."""
+    return (weights.COVERAGE_WEIGHT * run.coverage + weights.SENTENCE_MEANING_WEIGHT * run.sem
+            + weights.MEANING_WEIGHT * _meaning(run.cosine) + weights.RANK_WEIGHT / (1 + run.rank)
+            + weights.CUE_WEIGHT * run.cue + weights.NOTE_WEIGHT * (run.result.kind == NOTE))
 
 
 @lru_cache(maxsize=4096)
@@ -197,18 +265,6 @@ def _meaning(cosine: float) -> float:
     return min(1.0, max(0.0, cosine / weights.MEANING_FULL))
 
 
-def _closest_sentences(engine: Engine, query_vector: np.ndarray, result: SearchResult,
-                       spans, headings) -> tuple[int, int] | None:
-    """The sentence of a passage in another language closest in meaning to the question (keywords cannot tell)."""
-    candidates = [span for span, heading in zip(spans, headings, strict=True)
-                  if not heading and span[1] - span[0] <= MAX_ANSWER_CHARS]
-    if not candidates:
-        return None
-    vectors = engine.embedder.encode_passages([result.text[a:b] for a, b in candidates])
-    vectors = engine.indexes.centroids.center(vectors, [result.lang] * len(candidates))
-    return candidates[int(np.argmax(vectors @ query_vector))]
-
-
 def _is_heading(text: str, span: tuple[int, int]) -> bool:
     """A short line of its own without closing punctuation: it names a subject, it answers nothing."""
     start, end = span
@@ -217,24 +273,31 @@ def _is_heading(text: str, span: tuple[int, int]) -> bool:
     return line_starts and line_ends and end - start <= 80 and text[end - 1] not in ".!?。！？:："
 
 
-def _evidence(best: _Run, results: list[SearchResult]) -> dict[str, float]:
-    """What the confidence is computed from: keyword coverage of the answer and of its passage, the passage's
-    cosine with the question, and how clearly the best passage won (its lead over the second, relative)."""
+def evidence_for(best: _Run, runs: list[_Run], results: list[SearchResult], question_lang: str) -> dict[str, float]:
+    """What the confidence is computed from (shown in the JSON as `evidence`).
+
+    Keyword coverage of the answer and of its passage, the passage's and the
+    answer's own closeness in meaning to the question, how clearly the answer
+    won over the best run that does not share a sentence with it (`lead`, in
+    meaning) and how clearly its passage won the search (`margin`), whether it
+    has the question's shape (`cue`), and whether it crosses languages (no
+    keyword can match then, so the other evidence must carry it).
+    """
     margin = 1.0
     if len(results) > 1 and results[0].score > 0:
         margin = min(1.0, max(0.0, (results[0].score - results[1].score) / abs(results[0].score)))
+    rivals = [run.sem for run in runs if run.result.chunk_id != best.result.chunk_id
+              or run.end <= best.start or run.start >= best.end]
+    lead = best.sem - max(rivals) if rivals else best.sem
+    cross = float(best.result.lang != question_lang)
     return {"coverage": best.coverage, "passage_coverage": best.passage_coverage, "cosine": best.cosine,
-            "margin": margin}
+            "margin": margin, "sem": best.sem, "lead": lead, "cue": best.cue, "cross_language": cross}
 
 
-def _confidence(evidence: dict[str, float], cross_language: bool) -> float:
-    """0 to 1, logistic in the evidence; weights.MIN_CONFIDENCE (0.5) is the calibrated threshold.
-
-    Across languages keywords cannot match, so such answers have weights of their own (meaning and lead).
-    """
-    coefficients, intercept = ((weights.CROSS_LANGUAGE_WEIGHTS, weights.CROSS_LANGUAGE_INTERCEPT) if cross_language
-                               else (weights.CONFIDENCE_WEIGHTS, weights.CONFIDENCE_INTERCEPT))
-    z = intercept + sum(weight * evidence[name] for name, weight in coefficients.items())
+def confidence_of(evidence: dict[str, float]) -> float:
+    """0 to 1, logistic in the evidence; fitted on the fit half of bench/realq (see weights.CONFIDENCE_WEIGHTS)."""
+    z = weights.CONFIDENCE_INTERCEPT + sum(
+        weight * evidence[name] for name, weight in weights.CONFIDENCE_WEIGHTS.items())
     return float(1.0 / (1.0 + math.exp(-z)))
 
 

@@ -17,8 +17,11 @@ from kb.search.types import Ranking
 
 def expand(
     engine, vector: np.ndarray, terms: list[str] | None, keyword: Ranking | None, visible: np.ndarray | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Add the best passage of an unfiltered first pass to the query vector (pseudo-relevance feedback).
+
+    Returns the expanded vector and the first pass's chunk ids, best first
+    (the relevance floor judges the query by them, whatever the filters).
 
     Unfiltered, except by what the reader may see (`visible`): a hidden
     passage must not steer anyone's results.
@@ -37,6 +40,6 @@ def expand(
             keyword = Ranking(*indexes.keywords.search(terms, weights.MIN_DEPTH, visible))
         (ids, _), _ = fuse(indexes, vector, first, keyword)
     if len(ids) == 0:
-        return vector
+        return vector, ids
     expanded = vector + weights.PRF_WEIGHT * indexes.vectors.reconstruct(int(ids[0]))
-    return expanded / max(float(np.linalg.norm(expanded)), 1e-12)
+    return expanded / max(float(np.linalg.norm(expanded)), 1e-12), ids

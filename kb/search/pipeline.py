@@ -27,6 +27,7 @@ from kb.documents import KINDS
 from kb.index.chunk_table import SearchFilters
 from kb.search import weights
 from kb.search.query import clean_query, query_language, query_terms
+from kb.search.relevance import has_relevant
 from kb.search.results import group_chunks, materialize
 from kb.search.retrieve import retrieve
 from kb.search.types import SearchRequest, SearchResponse
@@ -82,7 +83,7 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
     depth = max(weights.MIN_DEPTH, weights.DEPTH_PER_RESULT * (request.offset + request.k))
     wanted = request.offset + request.k + 1
     while True:
-        fused, dense, keyword, parts = retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible)
+        fused, dense, keyword, parts, first = retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible)
         started = clock()
         groups = group_chunks(engine, fused, request.group, wanted)
         timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
@@ -90,6 +91,8 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
         if len(groups) >= wanted or exhausted or depth >= len(indexes.table):
             break
         depth *= 4
+    if vector is not None and not has_relevant(engine, vector, terms, first):
+        groups = []  # nothing the reader may see is about the query: say so rather than pad the page
     page = groups[request.offset : request.offset + request.k]
     response.has_more = len(groups) > request.offset + request.k
     started = clock()

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from kb.search.expand import expand
 from kb.search.fuse import fuse
 from kb.search.types import Ranking
 
 
 def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None):
-    """(fused ids, fused scores), the dense ranking, the keyword ranking and each chunk's (dense, keyword) parts.
+    """(fused ids, fused scores), the dense ranking, the keyword ranking, each chunk's (dense, keyword) parts,
+    and the chunk ids of the unfiltered first pass (best first; empty without a query vector).
 
     `allowed` are the chunks the filters and the reader's rights allow, `visible` those the rights alone allow.
     """
     indexes = engine.indexes
     clock = time.perf_counter
     keyword = dense = Ranking.empty()
+    first = np.empty(0, np.int64)
     if mode != "dense" and terms:
         started = clock()
         keyword = Ranking(*indexes.keywords.search(terms, depth, allowed))
@@ -30,14 +34,14 @@ def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None)
     if vector is not None:
         started = clock()
         reuse = keyword if allowed is None or allowed is visible else None
-        expanded = expand(engine, vector, terms if mode == "hybrid" else None, reuse, visible)
+        expanded, first = expand(engine, vector, terms if mode == "hybrid" else None, reuse, visible)
         dense = Ranking(*indexes.vectors.search(expanded, depth, allowed))
         timings["vector search"] = timings.get("vector search", 0.0) + clock() - started
     if mode == "dense":
-        return (dense.ids, dense.scores), dense, keyword, {}
+        return (dense.ids, dense.scores), dense, keyword, {}, first
     if mode == "keyword":
-        return (keyword.ids, keyword.scores), dense, keyword, {}
+        return (keyword.ids, keyword.scores), dense, keyword, {}, first
     started = clock()
     fused, parts = fuse(indexes, expanded, dense, keyword)
     timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
-    return fused, dense, keyword, parts
+    return fused, dense, keyword, parts, first

@@ -35,6 +35,17 @@ KEYWORD_WEIGHT = 5.0
 LEND_DEPTH = 20
 LEND_SHARE = 0.5
 
+# -- search: relevance floor (kb.search.relevance) ----------------------------------------------------
+
+# Relevance of a passage: its cosine with the query (language-centered, unexpanded) plus
+# KEYWORD_RELEVANCE_WEIGHT times its BM25 score over the most the query's terms can score.
+# A query whose FLOOR_DEPTH best passages (unfiltered first pass) are all below QUERY_FLOOR has no
+# results. Fitted with bench/realq.py: off-topic queries in three languages against
+# our own staff questions (see its --floors table).
+KEYWORD_RELEVANCE_WEIGHT = 0.25
+QUERY_FLOOR = 0.34
+FLOOR_DEPTH = 10
+
 # -- search: results (kb.search.results) ------------------------------------------------------------
 
 # Passages shown under a result's best one.
@@ -70,20 +81,22 @@ MAX_SENTENCES = 2
 EXTEND_MIN_GAIN = 0.15
 SHORT_SENTENCE = 120
 SHORT_PAIR = 300
-# Score of a run: keyword coverage, plus meaning where keywords cannot reach, plus passage rank.
+# Score of a run (see `kb.search.answer._score_by_meaning`): keyword coverage, the run's own sentences'
+# closeness in meaning to the question (language-centered sentence vectors), its passage's closeness,
+# the passage's rank, and whether the run has the shape the question asks for (`kb.search.cues`).
+COVERAGE_WEIGHT = 1.0
+SENTENCE_MEANING_WEIGHT = 2.0
+MEANING_WEIGHT = 0.5
 RANK_WEIGHT = 0.15
-MEANING_WEIGHT = 1.0
-# Confidence is a logistic function of four pieces of evidence (see `_evidence`), fitted by
-# `bench/answers.py --fit` on XQuAD: answers that hold the gold text against answers to questions
-# whose paragraph was removed in every language. The intercept is shifted so that MIN_CONFIDENCE = 0.5
-# is the threshold at which 28% of those unanswerable questions still get an answer (the target is 30%).
-CONFIDENCE_WEIGHTS = {"coverage": 4.032, "passage_coverage": 3.939, "cosine": 6.167, "margin": 3.492}
-CONFIDENCE_INTERCEPT = -6.763
-# An answer in another language than the question has no keyword evidence (other scripts), so it is
-# judged on meaning alone, with weights fitted on questions whose own-language paragraph was removed
-# while its parallels in the other languages stayed.
-CROSS_LANGUAGE_WEIGHTS = {"cosine": 3.432, "margin": 0.686}
-CROSS_LANGUAGE_INTERCEPT = -1.570
+CUE_WEIGHT = 0.15
+# A customer note tells what happened to one customer, guidance what we do: for the same evidence,
+# guidance answers (a negative weight on runs from notes).
+NOTE_WEIGHT = -0.2
+# Confidence is a logistic function of the evidence (see `kb.search.answer._evidence`), fitted by
+# `bench/realq.py --fit` on the fit half of our own questions as staff ask them.
+CONFIDENCE_WEIGHTS = {"coverage": 2.0, "passage_coverage": 1.0, "cosine": 2.0, "margin": 1.0, "sem": 6.0,
+                      "lead": 4.0, "cue": 0.5, "cross_language": 0.5}
+CONFIDENCE_INTERCEPT = -5.0
 MIN_CONFIDENCE = 0.5
 # An answer must say something the question does not: at least this many terms of its own
 # (a sentence that repeats the question is context for the next one, not an answer).

@@ -237,3 +237,17 @@ def test_new_dictionary_words_are_applied_to_stored_chunks_at_the_next_open(make
     response = reopened.search("智家宝", k=1, mode="keyword")
     assert response.query_terms[0] == "智家宝"
     assert response.results[0].source == "/docs/brand.md"
+
+
+@pytest.mark.parametrize("query", ["xyzzyqwerty", "recipe for chocolate chip cookies", "วิธีทำต้มยำกุ้งให้อร่อย",
+                                   "澳大利亚的首都是哪个城市"])
+def test_a_query_about_nothing_we_know_finds_nothing_instead_of_padding(corpus_kb, query):
+    assert corpus_kb.search(query, k=10).results == []
+    assert corpus_kb.search(query, k=10, mode="dense").results == []
+    assert corpus_kb.ask(query).citations == []
+
+
+@pytest.mark.parametrize("query", ["how do we handle a silo between two business units?", "如何打破部门之间的壁垒",
+                                   "ลูกค้าร้องเรียนว่ารอสายนาน"])
+def test_a_query_about_something_we_know_keeps_a_full_page(corpus_kb, query):
+    assert len(corpus_kb.search(query, k=10).results) == 10

@@ -1,0 +1,170 @@
+"""Fit how answers are chosen and how sure they are, on the fit half of our own staff questions.
+
+Every question of bench/realq goes once through `kb.search.answer.candidate_answers`
+(search, sentences, sentence meaning); the runs and their evidence are kept,
+so the weights can be tried again without the model:
+
+1. choice: the weights of `score_run` (keywords, the run's own meaning, its
+   passage's meaning and rank, the question's shape) are searched on a grid
+   for the most answerable fit questions whose best run holds a gold phrase;
+2. confidence: a logistic regression of "the best run is right" on the
+   evidence (`evidence_for`) over every fit question, answerable or not, so the
+   confidence is the chance the answer is right; then the threshold is the
+   lowest one that keeps wrong answers to at most MAX_WRONG of those given and
+   unanswerable questions answered to at most MAX_UNANSWERED.
+
+The printed constants go in kb/search/weights.py; bench/realq.py reports the
+test half with them.
+
+    python bench/answer_fit.py [--data-dir DIR] [--questions FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import unicodedata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from kb.search import weights  # noqa: E402
+from kb.search.answer import candidate_answers, confidence_of, evidence_for, score_run  # noqa: E402
+
+MAX_WRONG = 0.10
+MAX_UNANSWERED = 0.15
+CHOICE_GRID = {
+    "SENTENCE_MEANING_WEIGHT": (0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
+    "MEANING_WEIGHT": (0.0, 0.5, 1.0),
+    "RANK_WEIGHT": (0.0, 0.1, 0.2, 0.4),
+    "CUE_WEIGHT": (0.0, 0.1, 0.2, 0.4),
+    "NOTE_WEIGHT": (0.0, -0.2, -0.5),
+}
+
+
+def folded(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def holds_gold(text: str, gold_answers: list[str]) -> bool:
+    """The answer text holds one of the short gold phrases (after NFKC and case folding)."""
+    text = folded(text)
+    return any(folded(gold) in text for gold in gold_answers)
+
+
+def collect(engine, questions: list[dict]) -> list[dict]:
+    """Each question with its candidate runs (kept for re-scoring) and which of them hold a gold phrase."""
+    records = []
+    for question in questions:
+        candidates = candidate_answers(engine, question["question"])
+        golds = question.get("gold_answers") or []
+        right = [question.get("answerable", True) and holds_gold(run.result.text[run.start:run.end], golds)
+                 for run in candidates.runs]
+        records.append({**question, "candidates": candidates, "right": right})
+    return records
+
+
+def best_of(record: dict) -> int | None:
+    runs = record["candidates"].runs
+    if not runs:
+        return None
+    scores = [score_run(run) for run in runs]
+    return max(range(len(runs)), key=lambda i: (scores[i], -runs[i].rank, -runs[i].start))
+
+
+def chosen_right(records: list[dict]) -> int:
+    return sum(1 for r in records if (i := best_of(r)) is not None and r["right"][i])
+
+
+def fit_choice(records: list[dict]) -> dict[str, float]:
+    """The grid point that puts a right run first for the most answerable questions (ties: the current weights)."""
+    answerable = [r for r in records if r.get("answerable", True)]
+    names = list(CHOICE_GRID)
+    best_point = {n: getattr(weights, n) for n in names}
+    best_count = chosen_right(answerable)
+    for values in itertools.product(*CHOICE_GRID.values()):
+        for name, value in zip(names, values, strict=True):
+            setattr(weights, name, value)
+        count = chosen_right(answerable)
+        if count > best_count:
+            best_point, best_count = dict(zip(names, values, strict=True)), count
+    for name, value in best_point.items():
+        setattr(weights, name, value)
+    print(f"choice: a right run first for {best_count} of {len(answerable)} answerable fit questions "
+          f"({sum(any(r['right']) for r in answerable)} have a right run among the candidates)")
+    for name, value in best_point.items():
+        print(f"{name} = {value}")
+    return best_point
+
+
+def evidence_rows(records: list[dict]) -> tuple[list[dict], np.ndarray]:
+    """The evidence of each question's chosen run (none for questions without candidates) and whether it is right."""
+    rows, labels = [], []
+    for record in records:
+        i = best_of(record)
+        if i is None:
+            rows.append(None)
+            labels.append(0)
+            continue
+        candidates = record["candidates"]
+        runs = sorted(candidates.runs, key=lambda run: -score_run(run))
+        chosen = candidates.runs[i]
+        rows.append(evidence_for(chosen, runs, candidates.response.results, candidates.response.query_lang))
+        labels.append(int(record["right"][i]))
+    return rows, np.asarray(labels)
+
+
+def fit_confidence(records: list[dict]) -> None:
+    """Logistic regression of "the chosen run is right" on its evidence, then the threshold (see the module doc)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rows, labels = evidence_rows(records)
+    names = list(weights.CONFIDENCE_WEIGHTS)
+    keep = [i for i, row in enumerate(rows) if row is not None]
+    x = np.asarray([[rows[i][n] for n in names] for i in keep])
+    model = LogisticRegression(C=1.0, max_iter=5000).fit(x, labels[keep])
+    weights.CONFIDENCE_WEIGHTS = {n: round(float(w), 3) for n, w in zip(names, model.coef_[0], strict=True)}
+    weights.CONFIDENCE_INTERCEPT = round(float(model.intercept_[0]), 3)
+    confidences = np.asarray([confidence_of(row) if row is not None else 0.0 for row in rows])
+    weights.MIN_CONFIDENCE = choose_threshold(records, confidences, labels)
+    print(f"CONFIDENCE_WEIGHTS = {weights.CONFIDENCE_WEIGHTS}")
+    print(f"CONFIDENCE_INTERCEPT = {weights.CONFIDENCE_INTERCEPT}")
+    print(f"MIN_CONFIDENCE = {weights.MIN_CONFIDENCE}")
+
+
+def choose_threshold(records: list[dict], confidences: np.ndarray, labels: np.ndarray) -> float:
+    """The lowest threshold (in steps of 0.05) meeting both limits on the fit questions; answers the most."""
+    answerable = np.asarray([r.get("answerable", True) for r in records])
+    for threshold in np.arange(0.3, 0.96, 0.05):
+        given = confidences >= threshold
+        wrong = (given & (labels == 0)).sum() / max(1, given.sum())
+        unanswerable = (given & ~answerable).sum() / max(1, (~answerable).sum())
+        if wrong <= MAX_WRONG and unanswerable <= MAX_UNANSWERED:
+            return round(float(threshold), 2)
+    return 0.95
+
+
+def main() -> None:
+    import json
+
+    from kb.config import Settings
+    from kb.knowledge_base import KnowledgeBase
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="a data dir holding the bundled corpus")
+    parser.add_argument("--questions", type=Path, default=REPO / "bench" / "realq" / "questions.jsonl")
+    args = parser.parse_args()
+    questions = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    fit = [q for q in questions if q.get("split") == "fit"]
+    with KnowledgeBase.open(Settings.from_env(data_dir=args.data_dir)) as kb:
+        records = collect(kb.engine, fit)
+        fit_choice(records)
+        fit_confidence(records)
+
+
+if __name__ == "__main__":
+    main()
