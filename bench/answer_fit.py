@@ -38,11 +38,11 @@ from kb.search.answer import candidate_answers, confidence_of, evidence_for, sco
 MAX_WRONG = 0.10
 MAX_UNANSWERED = 0.15
 CHOICE_GRID = {
-    "SENTENCE_MEANING_WEIGHT": (0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
+    "COVERAGE_WEIGHT": (0.5, 1.0, 2.0),
+    "SENTENCE_MEANING_WEIGHT": (0.0, 1.0, 2.0, 3.0, 4.0),
     "MEANING_WEIGHT": (0.0, 0.5, 1.0),
-    "RANK_WEIGHT": (0.0, 0.1, 0.2, 0.4),
-    "CUE_WEIGHT": (0.0, 0.1, 0.2, 0.4),
-    "NOTE_WEIGHT": (0.0, -0.2, -0.5),
+    "RANK_WEIGHT": (0.0, 0.1, 0.2),
+    "CUE_WEIGHT": (0.0, 0.2, 0.4),
 }
 
 
@@ -80,21 +80,33 @@ def chosen_right(records: list[dict]) -> int:
     return sum(1 for r in records if (i := best_of(r)) is not None and r["right"][i])
 
 
+def right_run_mrr(records: list[dict]) -> float:
+    """Mean reciprocal rank of the first right run: smoother than the top-1 count on a few dozen questions."""
+    total = 0.0
+    for record in records:
+        runs = record["candidates"].runs
+        order = sorted(range(len(runs)), key=lambda i: (-score_run(runs[i]), runs[i].rank, runs[i].start))
+        total += next((1.0 / (position + 1) for position, i in enumerate(order) if record["right"][i]), 0.0)
+    return total / max(1, len(records))
+
+
 def fit_choice(records: list[dict]) -> dict[str, float]:
-    """The grid point that puts a right run first for the most answerable questions (ties: the current weights)."""
+    """The grid point with the best mean reciprocal rank of a right run over the answerable questions."""
     answerable = [r for r in records if r.get("answerable", True)]
     names = list(CHOICE_GRID)
     best_point = {n: getattr(weights, n) for n in names}
-    best_count = chosen_right(answerable)
+    best_mrr = right_run_mrr(answerable)
     for values in itertools.product(*CHOICE_GRID.values()):
         for name, value in zip(names, values, strict=True):
             setattr(weights, name, value)
-        count = chosen_right(answerable)
-        if count > best_count:
-            best_point, best_count = dict(zip(names, values, strict=True)), count
+        mrr = right_run_mrr(answerable)
+        if mrr > best_mrr + 1e-9:
+            best_point, best_mrr = dict(zip(names, values, strict=True)), mrr
     for name, value in best_point.items():
         setattr(weights, name, value)
-    print(f"choice: a right run first for {best_count} of {len(answerable)} answerable fit questions "
+    best_count = chosen_right(answerable)
+    print(f"choice: MRR of a right run {best_mrr:.3f}; a right run first for {best_count} of {len(answerable)} "
+          f"answerable fit questions "
           f"({sum(any(r['right']) for r in answerable)} have a right run among the candidates)")
     for name, value in best_point.items():
         print(f"{name} = {value}")
@@ -126,7 +138,7 @@ def fit_confidence(records: list[dict]) -> None:
     names = list(weights.CONFIDENCE_WEIGHTS)
     keep = [i for i, row in enumerate(rows) if row is not None]
     x = np.asarray([[rows[i][n] for n in names] for i in keep])
-    model = LogisticRegression(C=1.0, max_iter=5000).fit(x, labels[keep])
+    model = LogisticRegression(C=10.0, max_iter=5000).fit(x, labels[keep])
     weights.CONFIDENCE_WEIGHTS = {n: round(float(w), 3) for n, w in zip(names, model.coef_[0], strict=True)}
     weights.CONFIDENCE_INTERCEPT = round(float(model.intercept_[0]), 3)
     confidences = np.asarray([confidence_of(row) if row is not None else 0.0 for row in rows])
@@ -148,6 +160,35 @@ def choose_threshold(records: list[dict], confidences: np.ndarray, labels: np.nd
     return 0.95
 
 
+def report(label: str, records: list[dict]) -> dict[str, float]:
+    """Answer accuracy, wrong share, unanswerable answered and expected calibration error with the weights in use."""
+    rows, labels = evidence_rows(records)
+    confidences = np.asarray([confidence_of(row) if row is not None else 0.0 for row in rows])
+    given = confidences >= weights.MIN_CONFIDENCE
+    answerable = np.asarray([r.get("answerable", True) for r in records])
+    figures = {
+        "answered_right": float((given & (labels == 1) & answerable).sum() / max(1, answerable.sum())),
+        "wrong_share": float((given & (labels == 0)).sum() / max(1, given.sum())),
+        "unanswerable_answered": float((given & ~answerable).sum() / max(1, (~answerable).sum())),
+        "ece": expected_calibration_error(confidences, labels),
+        "questions": len(records),
+    }
+    print(f"{label}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
+    return figures
+
+
+def expected_calibration_error(confidences: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by their counts."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(confidences, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            total += members.sum() * abs(labels[members].mean() - confidences[members].mean())
+    return float(total / max(1, len(labels)))
+
+
 def main() -> None:
     import json
 
@@ -159,11 +200,16 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=REPO / "bench" / "realq" / "questions.jsonl")
     args = parser.parse_args()
     questions = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
-    fit = [q for q in questions if q.get("split") == "fit"]
     with KnowledgeBase.open(Settings.from_env(data_dir=args.data_dir)) as kb:
-        records = collect(kb.engine, fit)
-        fit_choice(records)
-        fit_confidence(records)
+        records = collect(kb.engine, questions)
+    fit = [r for r in records if r.get("split") == "fit"]
+    test = [r for r in records if r.get("split") != "fit"]
+    report("before, fit", fit)
+    report("before, test", test)
+    fit_choice(fit)
+    fit_confidence(fit)
+    report("after, fit", fit)
+    report("after, test", test)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kb.access import OPERATOR, Viewer
-from kb.documents import NOTE
+from kb.documents import GUIDANCE
 from kb.search import weights
 from kb.search.cues import has_shape, question_kind
 from kb.search.pipeline import search_text
@@ -106,7 +106,13 @@ class Candidates:
 def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) -> Candidates:
     """Search for `question` and score every run of one or two sentences of the best passages (best first)."""
     started = time.perf_counter()
-    response = search_text(engine, question, k=weights.PASSAGES + 2, viewer=viewer, snippets=False)
+    # Passages, not documents: the sentence that answers is often in the second passage of the best document.
+    # Guidance first: a customer note tells what happened once, guidance what we do; notes answer only
+    # when no guidance is about the question.
+    response = search_text(engine, question, k=weights.PASSAGES + 2, kind=GUIDANCE, group=False, viewer=viewer,
+                           snippets=False)
+    if not response.results:
+        response = search_text(engine, question, k=weights.PASSAGES + 2, group=False, viewer=viewer, snippets=False)
     timings = {"search": time.perf_counter() - started}
     query_vector = _query_vector(engine, response.query, response.query_lang)
     runs, split = _candidate_runs(engine, response, response.results[:weights.PASSAGES], query_vector)
@@ -158,6 +164,7 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
     total_weight = sum(idf.values())
     asked = set(question_terms)
     runs: list[_Run] = []
+    seen: set[tuple[int, int, int]] = set()
     split: dict[int, tuple] = {}  # chunk id -> sentence spans
     for rank, result in enumerate(results):
         sentences, sentence_terms = _sentences(engine, result)
@@ -186,6 +193,10 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
                     continue
                 if context and headings[i]:
                     coverage = _coverage(set().union(*sentence_terms[first : i + size]), idf, total_weight)
+                where = (result.doc_id, result.best.start + start, result.best.start + end)
+                if where in seen:  # the sentence a passage shares with its neighbour (chunks overlap)
+                    continue
+                seen.add(where)
                 runs.append(_Run(result, rank, start, end, (first, i + size), coverage, passage_coverage, cosine))
     return runs, split
 
@@ -219,7 +230,7 @@ def score_run(run: _Run) -> float:
     """How well a run answers: keywords, its own meaning, its passage's meaning and rank, its shape (weights.py)."""
     return (weights.COVERAGE_WEIGHT * run.coverage + weights.SENTENCE_MEANING_WEIGHT * run.sem
             + weights.MEANING_WEIGHT * _meaning(run.cosine) + weights.RANK_WEIGHT / (1 + run.rank)
-            + weights.CUE_WEIGHT * run.cue + weights.NOTE_WEIGHT * (run.result.kind == NOTE))
+            + weights.CUE_WEIGHT * run.cue)
 
 
 @lru_cache(maxsize=4096)
@@ -286,12 +297,19 @@ def evidence_for(best: _Run, runs: list[_Run], results: list[SearchResult], ques
     margin = 1.0
     if len(results) > 1 and results[0].score > 0:
         margin = min(1.0, max(0.0, (results[0].score - results[1].score) / abs(results[0].score)))
-    rivals = [run.sem for run in runs if run.result.chunk_id != best.result.chunk_id
-              or run.end <= best.start or run.start >= best.end]
+    rivals = [run.sem for run in runs if not _overlap(run, best)]
     lead = best.sem - max(rivals) if rivals else best.sem
     cross = float(best.result.lang != question_lang)
     return {"coverage": best.coverage, "passage_coverage": best.passage_coverage, "cosine": best.cosine,
             "margin": margin, "sem": best.sem, "lead": lead, "cue": best.cue, "cross_language": cross}
+
+
+def _overlap(a: _Run, b: _Run) -> bool:
+    """Whether two runs share text of their document (chunks overlap by a sentence, so compare document offsets)."""
+    if a.result.doc_id != b.result.doc_id:
+        return False
+    a_start, b_start = a.result.best.start + a.start, b.result.best.start + b.start
+    return a_start < b.result.best.start + b.end and b_start < a.result.best.start + a.end
 
 
 def confidence_of(evidence: dict[str, float]) -> float:

@@ -138,7 +138,7 @@ def test_a_search_result_is_added_with_its_passage_copied_from_the_document(corp
 
 
 def test_an_answer_is_added_by_its_exact_offsets(corpus_copy):
-    answer = answer_question(corpus_copy.engine, "Who should lead the change when CRM is introduced?")
+    answer = answer_question(corpus_copy.engine, "Who should lead the change when CRM is introduced?", min_confidence=0.0)
     assert answer.answer
     cited = answer.citations[0]
     collection = create_collection(corpus_copy.engine, "Leading change")
@@ -623,9 +623,9 @@ def test_one_click_add_from_search_creates_a_collection_then_adds_to_it(small_kb
 
 
 def test_answers_and_document_passages_have_the_add_control(client, corpus_copy):
-    html = client.get("/ask?q=Who+should+lead+the+change+when+CRM+is+introduced%3F&ui=en").get_data(as_text=True)
+    html = client.get("/ask?q=What+is+permission+marketing%3F&ui=en").get_data(as_text=True)
     answer = collect_fields(html, "answer")
-    cited = answer_question(corpus_copy.engine, "Who should lead the change when CRM is introduced?").citations[0]
+    cited = answer_question(corpus_copy.engine, "What is permission marketing?").citations[0]
     assert (int(answer["doc_id"]), int(answer["start"]), int(answer["end"])) == (cited.doc_id, cited.start, cited.end)
     doc_id = guidance_doc(corpus_copy, "en/breaking-silos-sbu.md")
     chunk = chunks_of(corpus_copy, doc_id)[1]
