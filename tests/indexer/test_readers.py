@@ -23,6 +23,7 @@ from indexer.readers import (
 )
 from indexer.readers.html import _main_text_with_soup, _remove_page_furniture
 from kb.documents import GUIDANCE, NOTE, ReadError
+from kb.text.structure import heading_line
 
 THAI = (
     "นโยบายการคืนสินค้า\n"
@@ -248,7 +249,7 @@ def test_markdown_tags_may_be_a_comma_separated_string(tmp_path):
 def test_markdown_markup_becomes_plain_searchable_text(tmp_path):
     text = only_document(write(tmp_path, "refunds.md", MARKDOWN)).text
     paragraphs = text.split("\n\n")
-    assert paragraphs[0] == "Refunds"
+    assert paragraphs[0] == heading_line(1, "Refunds")
     assert paragraphs[1] == "Refunds are always paid to the original card. See the policy."
     assert paragraphs[2] == "Refund form screenshot"
     assert (
@@ -257,7 +258,7 @@ def test_markdown_markup_becomes_plain_searchable_text(tmp_path):
     )
     assert "Run refund --id 42 in the console:" in paragraphs
     assert "refund --id 42 --notify" in paragraphs
-    assert paragraphs[-1] == "Product | Days\nPrinter | 30"
+    assert paragraphs[-1] == "| Product | Days |\n| Printer | 30 |"
     for markup in ("#", "**", "](", "![", "```"):
         assert markup not in text
 
@@ -352,7 +353,9 @@ def test_fallback_extraction_keeps_blocks_apart_and_drops_forms_and_banners():
     )
     soup = BeautifulSoup(page, "lxml")
     _remove_page_furniture(soup)
-    assert _main_text_with_soup(soup) == "Plans\n\nFiber 500\nFiber 1000\n\n- No contract\n\nPlan | Price"
+    assert _main_text_with_soup(soup) == (
+        heading_line(2, "Plans") + "\n\nFiber 500\nFiber 1000\n\n- No contract\n\n| Plan | Price |"
+    )
 
 
 def test_html_in_a_legacy_encoding_follows_its_meta_charset(tmp_path):
@@ -454,10 +457,10 @@ def test_docx_paragraphs_headings_and_tables_are_read_in_order(tmp_path):
     doc = only_document(make_docx(tmp_path / "escalation.docx", title="Escalation Handbook"))
     assert doc.title == "Escalation Handbook"
     assert doc.text.split("\n\n") == [
-        "Escalation rules",
+        heading_line(1, "Escalation rules"),
         "Escalate to a supervisor after two failed fixes.",
         "- Record the case number.",
-        "Level | Owner\n2 | Team lead",
+        "| Level | Owner |\n| 2 | Team lead |",
         "กรุณาบันทึกหมายเลขเคส 请记录案例编号",
     ]
     assert doc.metadata["format"] == "docx"
