@@ -344,6 +344,23 @@ def test_html_page_of_bare_text_is_read(tmp_path):
     assert doc.text == "Call 1175 for help."
 
 
+def test_html_keeps_heading_levels_numbered_and_nested_lists_and_tables(tmp_path):
+    page = (
+        "<html><head><title>Returns</title></head><body><article><h1>Returns</h1>"
+        "<p>Everything staff need to know about returned goods, for every product we sell.</p>"
+        "<h2>Refunds</h2><p>Refunds go back to the original card within fourteen days of arrival.</p>"
+        "<h3>Store credit</h3><ol><li>Ask the customer</li><li>Issue credit<ul><li>Note it</li></ul></li></ol>"
+        "<table><tr><th>Plan</th><th>Days</th></tr><tr><td>Gold</td><td>60</td></tr></table>"
+        "<p>客户（会员）问：退款多久到账？请在１４个工作日内等待，我们会通知您。</p></article></body></html>"
+    )
+    text = only_document(write(tmp_path, "returns.html", page)).text
+    blocks = text.split("\n\n")
+    assert heading_line(2, "Refunds") in blocks and heading_line(3, "Store credit") in blocks
+    assert "1. Ask the customer\n2. Issue credit\n  - Note it" in blocks
+    assert "| Plan | Days |\n| Gold | 60 |" in blocks
+    assert "客户（会员）问：退款多久到账？请在１４个工作日内等待，我们会通知您。" in blocks
+
+
 def test_fallback_extraction_keeps_blocks_apart_and_drops_forms_and_banners():
     page = (
         "<html><body><nav>Menu</nav><div class='cookie-notice'>Cookies!</div>"
@@ -464,6 +481,23 @@ def test_docx_paragraphs_headings_and_tables_are_read_in_order(tmp_path):
         "กรุณาบันทึกหมายเลขเคส 请记录案例编号",
     ]
     assert doc.metadata["format"] == "docx"
+
+
+def test_docx_keeps_heading_levels_list_numbers_nesting_and_full_width_text(tmp_path):
+    document = docx.Document()
+    document.add_heading("Refunds", level=1)
+    document.add_heading("Store credit", level=2)
+    document.add_paragraph("客户（会员）问：多久？")
+    document.add_paragraph("Check the receipt.", style="List Number")
+    document.add_paragraph("Call the customer.", style="List Number")
+    document.add_paragraph("Confirm the amount.", style="List Bullet 2")
+    document.add_paragraph("Close the case.", style="List Number")
+    document.save(tmp_path / "steps.docx")
+    text = only_document(tmp_path / "steps.docx").text
+    assert text.split("\n\n") == [
+        heading_line(1, "Refunds"), heading_line(2, "Store credit"), "客户（会员）问：多久？",
+        "1. Check the receipt.\n2. Call the customer.\n  - Confirm the amount.\n3. Close the case.",
+    ]
 
 
 def test_docx_without_a_title_property_is_titled_by_its_first_heading(tmp_path):
