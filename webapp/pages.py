@@ -126,7 +126,8 @@ def render_document(doc_id: int, status: int = 200, **extra):
     if start is not None and end is not None and 0 <= start < end <= len(view.text):
         passage = PassageSpan(chunk_id or 0, start, end, view.summary.lang)  # an answer's exact sentences
     marks = _document_marks(kb, view.text, passage, request.args.get("q", ""))
-    doc_html = structured_html(view.text, view.headings, marks, passage_label=_("The passage that matched"))
+    doc_html = structured_html(view.text, view.headings, marks, passage_label=_("The passage that matched"),
+                               title=view.summary.title)
     related = related_documents(kb.engine, doc_id, k=5, viewer=viewer)
     return render_template("document.html", doc=view, doc_html=doc_html, passage=passage, related=related,
                            **extra), status

@@ -66,11 +66,16 @@ class _Marker:
 
 
 def structured_html(text: str, headings: list[Heading] | None = None, marks: list[Mark] | None = None,
-                    heading_base: int = 2, passage_label: str = "") -> Markup:
-    """`text` as HTML blocks; a heading of level 1 becomes <h{heading_base}>, and so on down to <h6>."""
+                    heading_base: int = 2, passage_label: str = "", title: str = "") -> Markup:
+    """`text` as HTML blocks; a heading of level 1 becomes <h{heading_base}>, and so on down to <h6>.
+
+    A first heading that only repeats `title` (the page already shows it) is left out.
+    """
     marker = _Marker(text, marks or [], passage_label)
     out: list[str] = []
-    for block in parse_blocks(text, headings):
+    for number, block in enumerate(parse_blocks(text, headings)):
+        if number == 0 and block.kind == "heading" and title and _same(text[slice(*block.lines[0])], title):
+            continue
         if block.kind == "heading":
             tag = f"h{min(6, heading_base + block.level - 1)}"
             out.append(f'<{tag} class="doc-heading">{marker.inline(*block.lines[0])}</{tag}>')
@@ -81,6 +86,10 @@ def structured_html(text: str, headings: list[Heading] | None = None, marks: lis
         else:
             out.append(_table_html(block, marker))
     return Markup("".join(out))
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
 
 
 def _list_open(item: ListItem) -> str:
