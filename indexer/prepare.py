@@ -23,7 +23,7 @@ from kb.text.analyzer import Analyzer, load_user_words
 from kb.text.chunking import ChunkSpec, chunk_text
 from kb.text.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
 from kb.text.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, index_text
-from kb.text.structure import Heading, embed_text, extract_headings, heading_paths
+from kb.text.structure import CONTEXT_TOKENS, Heading, embed_text, extract_headings, heading_paths
 
 # Part of every content hash: bump it when cleaning or chunking changes, so the
 # next ingest re-processes documents instead of skipping them as unchanged.
@@ -116,7 +116,9 @@ class TextPreparer:
             count = token_counter(tokenizer, prefix)
             limit = limit or min(int(tokenizer.model_max_length), 512)
         analyzer = analyzer or Analyzer(load_user_words(settings.resolved_dictionary_file))
-        return cls(count, min(settings.chunk_tokens, limit or 512), load_boilerplate_rules(settings.boilerplate_file),
+        # Room is left for the heading line the model reads before each guidance chunk (see embed_text).
+        budget = min(settings.chunk_tokens, (limit or 512) - CONTEXT_TOKENS)
+        return cls(count, budget, load_boilerplate_rules(settings.boilerplate_file),
                    analyzer)
 
     def prepare(self, doc: DocumentInput) -> PreparedDocument:

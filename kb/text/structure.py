@@ -20,8 +20,10 @@ from kb.documents import NOTE
 from kb.text.cleaning import STRUCTURE_MARKS
 
 MAX_HEADING_LEVEL = 6
-# The heading context given to the model with each chunk stays this short (characters).
-MAX_CONTEXT_CHARS = 200
+# The heading line given to the model with each guidance chunk stays this short (characters), and
+# chunks leave this many of the model's tokens for it (160 Han characters are at most about 96 tokens).
+MAX_CONTEXT_CHARS = 160
+CONTEXT_TOKENS = 96
 CONTEXT_SEPARATOR = " > "
 
 _LIST_LINE = re.compile(r"( *)([-*•]|(\d{1,3})[.)])[ \t]+(?=\S)")
