@@ -23,10 +23,14 @@ from kb.text.analyzer import Analyzer, load_user_words
 from kb.text.chunking import ChunkSpec, chunk_text
 from kb.text.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
 from kb.text.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, index_text
+from kb.text.structure import CONTEXT_TOKENS, Heading, embed_text, extract_headings, heading_paths
 
 # Part of every content hash: bump it when cleaning or chunking changes, so the
 # next ingest re-processes documents instead of skipping them as unchanged.
-PIPELINE_VERSION = 2  # 2: personal data in notes kept out of the indexes
+# 2: personal data in notes kept out of the indexes; 3: the author's characters kept (no NFKC for
+# display), headings, lists and tables kept, the heading path given to the model with each chunk.
+PIPELINE_VERSION = 3
+MAX_TITLE_CHARS = 120
 # A language holding at least this share of a document's text makes it "mixed".
 MIXED_SHARE = 0.10
 # Languages with less than this share are not listed among a document's languages.
@@ -46,10 +50,19 @@ class PreparedDocument:
     languages: list[str]
     is_mixed: bool
     personal_data: list[PiiSpan] = field(default_factory=list)
+    title: str = ""
+    headings: list[Heading] = field(default_factory=list)  # spans in `text`
+    chunk_headings: list[list[str]] = field(default_factory=list)  # per chunk, without the title
 
     def index_text(self, chunk: ChunkSpec) -> str:
         """What the indexes see of a chunk: its text with personal data replaced by labels."""
         return index_text(self.text[chunk.start : chunk.end], self.personal_data, chunk.start)
+
+    def embed_texts(self) -> list[str]:
+        """What the model is given for each chunk: its heading path on a line, then its text (see `embed_text`)."""
+        paths = self.chunk_headings or [[] for _ in self.chunks]
+        return [embed_text(self.doc.kind, self.title, path, self.index_text(chunk))
+                for chunk, path in zip(self.chunks, paths, strict=True)]
 
 
 def find_note_personal_data(doc: DocumentInput, text: str) -> list[PiiSpan]:
@@ -103,12 +116,16 @@ class TextPreparer:
             count = token_counter(tokenizer, prefix)
             limit = limit or min(int(tokenizer.model_max_length), 512)
         analyzer = analyzer or Analyzer(load_user_words(settings.resolved_dictionary_file))
-        return cls(count, min(settings.chunk_tokens, limit or 512), load_boilerplate_rules(settings.boilerplate_file),
+        # Room is left for the heading line the model reads before each guidance chunk (see embed_text).
+        budget = min(settings.chunk_tokens, (limit or 512) - CONTEXT_TOKENS)
+        return cls(count, budget, load_boilerplate_rules(settings.boilerplate_file),
                    analyzer)
 
     def prepare(self, doc: DocumentInput) -> PreparedDocument:
-        text = clean_text(doc.text, self.boilerplate)
+        text, headings = extract_headings(clean_text(doc.text, self.boilerplate))
         chunks = chunk_text(text, self.count_tokens, max_tokens=self.max_tokens)
+        title = document_title(doc, text)
+        paths = heading_paths(text, headings, [(c.start, c.end) for c in chunks], title)
         share: Counter[str] = Counter()
         for chunk in chunks:
             share[chunk.lang] += chunk.end - chunk.start
@@ -118,7 +135,8 @@ class TextPreparer:
         mixed = sum(1 for n in share.values() if n / total >= MIXED_SHARE) > 1
         personal = find_note_personal_data(doc, text)
         terms = [self.analyzer.term_texts(index_text(text[c.start : c.end], personal, c.start)) for c in chunks]
-        return PreparedDocument(doc, content_hash(doc), text, chunks, terms, main, ranked or [main], mixed, personal)
+        return PreparedDocument(doc, content_hash(doc), text, chunks, terms, main, ranked or [main], mixed, personal,
+                                title, headings, paths)
 
     def prepare_all(self, docs: list[DocumentInput]) -> list[PreparedDocument | str]:
         """Each document prepared, or the reason it could not be; never raises."""
@@ -131,6 +149,18 @@ class TextPreparer:
                 continue
             results.append(prepared if prepared.chunks else "no text left after cleaning")
         return results
+
+
+def document_title(doc: DocumentInput, cleaned: str) -> str:
+    """The reader's title, or the cleaned text's first line when the title was only the raw first line."""
+    if doc.title and not doc.title_from_text:
+        return doc.title
+    first = next((line.strip() for line in cleaned.splitlines() if line.strip()), "")
+    if first and len(first) <= MAX_TITLE_CHARS:
+        return first
+    if doc.title:
+        return doc.title
+    return first[: MAX_TITLE_CHARS - 1] + "…" if first else "(untitled)"
 
 
 def token_counter(tokenizer, prefix: str) -> Callable[[list[str]], list[int]]:

@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 
-from indexer.prepare import PreparedDocument, TextPreparer, content_hash
+from indexer.prepare import PreparedDocument, TextPreparer, content_hash, document_title
 from kb.access import normalize_visibility
 from kb.documents import KINDS, NOTE, DocumentInput
 from kb.engine import Engine
@@ -22,8 +22,6 @@ from kb.storage.models import Chunk, Document, DocumentTag, Note, utcnow
 from kb.storage.store import vector_to_bytes
 from kb.storage.tag_edits import apply_tag_edits, tag_edits_by_source
 from kb.text.privacy import mask_personal_data
-
-MAX_TITLE_CHARS = 120
 
 # Longest values the database columns take (see kb.storage.models).
 FIELD_LIMITS = {
@@ -116,7 +114,7 @@ def commit(engine: Engine, batch: IngestPlan, atomic: bool = False) -> list[AddO
     nothing) the database's refusal is raised instead and nothing is written.
     """
     if batch.todo:
-        texts = [p.index_text(c) for _, p in batch.todo for c in p.chunks]
+        texts = [text for _, p in batch.todo for text in p.embed_texts()]
         vectors = engine.embedder.encode_passages(texts)
         engine.record_model(engine.embedder.dimension)
         _write(engine, batch.todo, vectors, batch.outcomes, batch.existing, atomic)
@@ -193,10 +191,11 @@ def _write_rows(s, items: list[tuple[PreparedDocument, np.ndarray]]) -> list[int
         {
             "document_id": doc_id, "ordinal": k, "start": c.start, "end": c.end, "lang": c.lang,
             "token_count": c.token_count, "text": prep.text[c.start : c.end], "vector": vector_to_bytes(v),
-            "terms": " ".join(terms), "sentences": c.relative_sentences(),
+            "terms": " ".join(terms), "sentences": c.relative_sentences(), "headings": path or None,
         }
         for doc_id, (prep, vectors) in zip(doc_ids, items, strict=True)
-        for k, (c, v, terms) in enumerate(zip(prep.chunks, vectors, prep.terms, strict=True))
+        for k, (c, v, terms, path) in enumerate(
+            zip(prep.chunks, vectors, prep.terms, prep.chunk_headings or [[]] * len(prep.chunks), strict=True))
     ]
     s.execute(insert(Chunk), chunks)
     return doc_ids
@@ -239,7 +238,7 @@ def document_ids_from_file(engine: Engine, source_file: str) -> list[int]:
 
 def _document_values(prep: PreparedDocument, now) -> dict:
     doc = prep.doc
-    title = _title(doc, prep.text)[:512]
+    title = (prep.title or document_title(doc, prep.text))[:512]
     if doc.note is not None:  # a note's title quotes its complaint: no personal data in it, for anyone
         title = mask_personal_data(title, doc.note.customer_name, doc.note.customer_email, doc.note.customer_phone)
     return {
@@ -247,6 +246,7 @@ def _document_values(prep: PreparedDocument, now) -> dict:
         "kind": doc.kind, "lang": prep.lang, "languages": prep.languages, "is_mixed": prep.is_mixed,
         "content_hash": prep.content_hash, "visibility": normalize_visibility(doc.visibility), "text": prep.text,
         "meta": doc.metadata, "personal_data": [span.to_dict() for span in prep.personal_data], "updated_at": now,
+        "headings": [[h.start, h.end, h.level] for h in prep.headings] or None,
     }
 
 
@@ -268,15 +268,3 @@ def validate(doc: DocumentInput) -> str | None:
         if len(tag) > FIELD_LIMITS["tag"]:
             return f"tag {tag[:20]!r}... is {len(tag)} characters long (at most {FIELD_LIMITS['tag']})"
     return None
-
-
-def _title(doc: DocumentInput, cleaned: str) -> str:
-    """The reader's title, or the cleaned text's first line when the title was only the raw first line."""
-    if doc.title and not doc.title_from_text:
-        return doc.title
-    first = next((line.strip() for line in cleaned.splitlines() if line.strip()), "")
-    if first and len(first) <= MAX_TITLE_CHARS:
-        return first
-    if doc.title:
-        return doc.title
-    return first[: MAX_TITLE_CHARS - 1] + "…" if first else "(untitled)"

@@ -22,6 +22,7 @@ from kb.storage.store import Store, vector_to_bytes
 from kb.text.analyzer import Analyzer, analyzer_version, load_user_words
 from kb.text.chunking import warm_up_text_tools
 from kb.text.privacy import PiiSpan, index_text
+from kb.text.structure import embed_text
 
 
 class ModelMismatchError(Conflict):
@@ -184,10 +185,13 @@ class Engine:
     def _reembed_all(self) -> None:
         with self.store.session() as s:
             rows = s.execute(
-                select(Chunk.id, Chunk.text, Chunk.start, Document.personal_data)
+                select(Chunk.id, Chunk.text, Chunk.start, Chunk.headings, Document.personal_data, Document.kind,
+                       Document.title)
                 .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
             ).all()
-        texts = [index_text(r.text, [PiiSpan.from_dict(d) for d in r.personal_data or []], r.start) for r in rows]
+        texts = [embed_text(r.kind, r.title, r.headings,
+                            index_text(r.text, [PiiSpan.from_dict(d) for d in r.personal_data or []], r.start))
+                 for r in rows]
         vectors = self.embedder.encode_passages(texts) if rows else None
         with self.store.session() as s:
             for (chunk_id, *_), vector in zip(rows, vectors if vectors is not None else [], strict=False):

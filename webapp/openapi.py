@@ -25,11 +25,15 @@ def _json(schema: dict, description: str) -> dict:
 
 ERROR = _json(_ref("Error"), "an error, with a code and a message that says what to do")
 
+HEADING_PATH = {"type": "array", "items": STRING,
+                "description": "where the passage sits: document title, section, subsection (outermost first)"}
+
 SCHEMAS = {
     "Error": _object({"error": _object({"code": STRING, "message": STRING})}),
     "Passage": _object({
         "chunk_id": INTEGER, "lang": LANG, "start": INTEGER, "end": INTEGER, "score": NUMBER,
         "snippet": STRING, "highlights": {"type": "array", "items": {"type": "array", "items": INTEGER}},
+        "heading_path": HEADING_PATH,
     }),
     "SearchResult": _object({
         "doc_id": INTEGER, "chunk_id": INTEGER, "title": STRING, "source": STRING,
@@ -37,6 +41,7 @@ SCHEMAS = {
         "text": STRING, "start": INTEGER, "end": INTEGER, "doc_lang": LANG, "snippet": STRING,
         "highlights": {"type": "array", "items": {"type": "array", "items": INTEGER, "minItems": 2, "maxItems": 2},
                        "description": "[start, end) spans of snippet to mark"},
+        "heading_path": HEADING_PATH,
         "more_passages": INTEGER, "passages": {"type": "array", "items": _ref("Passage")},
         "explain": _object({"dense_rank": {"type": ["integer", "null"]},
                             "keyword_rank": {"type": ["integer", "null"]},
@@ -51,7 +56,8 @@ SCHEMAS = {
                                                               "additionalProperties": INTEGER}},
     }, ["results", "query", "has_more"]),
     "Citation": _object({"doc_id": INTEGER, "chunk_id": INTEGER, "title": STRING, "source": STRING,
-                         "start": INTEGER, "end": INTEGER, "text": STRING, "lang": LANG}),
+                         "start": INTEGER, "end": INTEGER, "text": STRING, "lang": LANG,
+                         "heading_path": HEADING_PATH}),
     "AskResponse": _object({
         "answer": {"type": ["string", "null"], "description": "sentences quoted from the first citation, or null"},
         "lang": {"type": ["string", "null"], "description": "the language the answer is written in"},
@@ -74,6 +80,8 @@ SCHEMAS = {
     "Document": {"allOf": [_ref("DocumentSummary"), _object({
         "text": STRING, "visibility": STRING, "is_mixed": {"type": "boolean"},
         "note": {"type": ["object", "null"]},
+        "headings": {"type": "array", "items": _object({"start": INTEGER, "end": INTEGER, "level": INTEGER}),
+                     "description": "[start, end) of each heading in text, and its level (1 outermost)"},
         "passages": {"type": "array", "items": _object({"chunk_id": INTEGER, "start": INTEGER, "end": INTEGER,
                                                          "lang": LANG})},
         "related": {"type": "array", "items": {"allOf": [_ref("DocumentSummary"), _object(

@@ -19,6 +19,7 @@ from webapp.current import get_kb
 from webapp.forms import AddForm, AskForm, SearchForm, first_error
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.params import LANGUAGES
+from webapp.rendering import Mark, structured_html
 
 bp = Blueprint("pages", __name__)
 
@@ -37,6 +38,18 @@ def marked(text: str, spans: list) -> Markup:
         last = end
     out.append(escape(text[last:]))
     return Markup("").join(out)
+
+
+@bp.app_template_filter("structured")
+def structured(text: str) -> Markup:
+    """A passage with its lists and tables as HTML (escaped text, see webapp.rendering)."""
+    return structured_html(text or "")
+
+
+@bp.app_template_filter("crumbs")
+def crumbs(path: list) -> str:
+    """A heading path as one line: "Returns guide › Refunds › Store credit"."""
+    return " › ".join(part for part in path or [] if part)
 
 
 @bp.app_context_processor
@@ -112,20 +125,23 @@ def render_document(doc_id: int, status: int = 200, **extra):
     start, end = request.args.get("start", type=int), request.args.get("end", type=int)
     if start is not None and end is not None and 0 <= start < end <= len(view.text):
         passage = PassageSpan(chunk_id or 0, start, end, view.summary.lang)  # an answer's exact sentences
-    pieces = _document_pieces(kb, view.text, passage, request.args.get("q", ""))
+    marks = _document_marks(kb, view.text, passage, request.args.get("q", ""))
+    doc_html = structured_html(view.text, view.headings, marks, passage_label=_("The passage that matched"),
+                               title=view.summary.title)
     related = related_documents(kb.engine, doc_id, k=5, viewer=viewer)
-    return render_template("document.html", doc=view, pieces=pieces, passage=passage, related=related,
+    return render_template("document.html", doc=view, doc_html=doc_html, passage=passage, related=related,
                            **extra), status
 
 
-def _document_pieces(kb, text: str, passage, query: str) -> dict:
-    """The text before, inside and after the matched passage, with the query's words marked inside it."""
+def _document_marks(kb, text: str, passage, query: str) -> list[Mark]:
+    """The matched passage, and the query's words marked inside it (exact spans of the text as written)."""
     if passage is None:
-        return {"before": text, "inside": None, "spans": [], "after": ""}
+        return []
     inside = text[passage.start : passage.end]
     terms = set(kb.analyzer.term_texts(query)) if query.strip() else set()
     merged = merge_spans((t.start, t.end) for t in kb.analyzer.terms(inside) if t.text in terms)
-    return {"before": text[: passage.start], "inside": inside, "spans": merged, "after": text[passage.end :]}
+    return [Mark(passage.start, passage.end, passage=True),
+            *(Mark(passage.start + a, passage.start + b) for a, b in merged)]
 
 
 @bp.route("/ask")

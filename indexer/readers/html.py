@@ -13,6 +13,7 @@ from lxml import etree
 from indexer.readers.common import _empty_text_error, _title_from_stem, _where
 from indexer.readers.encodings import _BOMS, decode_bytes
 from kb.documents import DocumentInput, ReadError, ReadResult
+from kb.text.structure import heading_line, table_row
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.IGNORECASE)
 # What browsers actually use for the legacy labels (WHATWG Encoding Standard).
@@ -40,6 +41,7 @@ _BOILERPLATE_NAME = re.compile(
 _BLOCK_TAGS = (
     "p div section article main h1 h2 h3 h4 h5 h6 li ul ol dl dt dd tr table pre blockquote figure figcaption"
 ).split()
+_HEADING_LEVEL = re.compile(r"h([1-6])")
 _TITLE_SEPARATOR = re.compile(r"^\s*[|\-–—·:»]\s*\S")
 
 
@@ -125,20 +127,26 @@ def _main_text_with_trafilatura(html: str) -> str:
 
 
 def _xml_block_text(element, depth: int = 0) -> str:
-    """One block of trafilatura's XML (head, p, list, table, quote, code) as plain text."""
+    """One block of trafilatura's XML (head, p, list, table, quote, code) as text with light markup:
+    headings marked with their level, "- " and "1. " list lines, "| a | b |" table rows."""
     if element.tag == "list":
         lines = []
+        number = 1 if element.get("rend") == "ol" else None
         for item in element.iter("item"):
             if item.getparent() is element:
                 nested = [_xml_block_text(sub, depth + 1) for sub in item if sub.tag == "list"]
-                lines.append("  " * depth + "- " + _xml_inline_text(item, skip="list"))
+                marker = "- " if number is None else f"{number}. "
+                lines.append("  " * depth + marker + " ".join(_xml_inline_text(item, skip="list").split()))
                 lines.extend(nested)
+                number = number + 1 if number is not None else None
         return "\n".join(lines)
     if element.tag == "table":
-        rows = [
-            " | ".join(_xml_inline_text(cell) for cell in row.iter("cell")) for row in element.iter("row")
-        ]
-        return "\n".join(row for row in rows if row.strip(" |"))
+        rows = [[_xml_inline_text(cell) for cell in row.iter("cell")] for row in element.iter("row")]
+        return "\n".join(table_row(cells) for cells in rows if any(cell.strip() for cell in cells))
+    if element.tag == "head":
+        level = _HEADING_LEVEL.fullmatch(element.get("rend") or "")
+        text = _xml_inline_text(element)
+        return heading_line(int(level.group(1)) if level else 2, text) if text.strip() else ""
     return _xml_inline_text(element)
 
 
@@ -166,19 +174,44 @@ def _main_text_with_soup(soup: BeautifulSoup) -> str:
             form.decompose()
     for br in body.find_all("br"):
         br.replace_with("\n")
-    for cell in body.find_all(["td", "th"]):
-        if cell.find_previous_sibling(["td", "th"]):
-            cell.insert_before(" | ")
+    # Rows and items are marked: \x02 opens a table or a list (after a blank line), \x01 goes on with it.
+    rows = body.find_all("tr")
+    firsts = {id(table.find("tr")) for table in body.find_all("table")}
+    for row in rows:
+        cells = [" ".join(cell.get_text(" ").split()) for cell in row.find_all(["td", "th"])]
+        marker = "\x02" if id(row) in firsts else "\x01"
+        row.replace_with(marker + table_row(cells) if any(cells) else "")
+    for heading in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        text = " ".join(heading.get_text(" ").split())
+        heading.replace_with(f"\n\n{heading_line(int(heading.name[1]), text)}\n\n" if text else "")
     for item in body.find_all("li"):
-        item.insert(0, "- ")
+        parent = item.find_parent(["ol", "ul"])
+        depth = len(item.find_parents(["ol", "ul"])) - 1
+        if parent is not None and parent.name == "ol":
+            marker = f"{1 + len(item.find_previous_siblings('li'))}. "
+        else:
+            marker = "- "
+        first = depth == 0 and item.find_previous_sibling("li") is None
+        item.insert(0, ("\x02" if first else "\x01") + "  " * depth + marker)
     for block in body.find_all(_BLOCK_TAGS):
         block.insert_before("\n\n")
         block.insert_after("\n\n")
-    paragraphs = re.split(r"\n\s*\n", body.get_text())
+    text = body.get_text()
+    # List items stay together, one per line; their indent survives the space tidying below.
+    text = re.sub(r"\s*\x02", "\n\n\x01", re.sub(r"\s*\x01", "\n\x01", text))
+    paragraphs = re.split(r"\n\s*\n", text)
     cleaned = (
-        re.sub(r"[ \t]+", " ", "\n".join(line.strip() for line in p.splitlines())).strip() for p in paragraphs
+        "\n".join(_tidy_line(line) for line in p.splitlines() if line.strip()).strip() for p in paragraphs
     )
     return "\n\n".join(p for p in cleaned if p)
+
+
+def _tidy_line(line: str) -> str:
+    if line.startswith("\x01"):
+        body = line[1:]
+        indent = len(body) - len(body.lstrip(" "))
+        return " " * indent + re.sub(r"[ \t]+", " ", body.strip())
+    return re.sub(r"[ \t]+", " ", line.strip())
 
 
 def _html_title(soup: BeautifulSoup) -> str | None:

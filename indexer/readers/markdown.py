@@ -25,6 +25,7 @@ from kb.documents import (
     ReadError,
     ReadResult,
 )
+from kb.text.structure import heading_line, table_row
 
 _FRONT_MATTER_KEYS = ("title", "tags", "visibility", "lang", "language", "kind")
 
@@ -109,9 +110,10 @@ def _markdown_tokens_to_text(tokens: list) -> str:
 
     Uses markdown-it-py (a maintained CommonMark parser) rather than regexes, so
     nested emphasis, links with brackets in them and code spans come out right.
-    Headings become their own paragraphs without '#', list items become "- " (or
-    "1. ") lines, table rows become cells joined by " | ", code is kept as text,
-    links and images keep only their visible text, raw HTML keeps its text.
+    Headings become their own paragraphs marked with their level (see
+    `kb.text.structure.heading_line`), list items become "- " (or "1. ") lines
+    indented by nesting, table rows become "| a | b |" lines, code is kept as
+    text, links and images keep only their visible text, raw HTML keeps its text.
     Blocks are separated by a blank line; lines of a list or table by one newline.
     """
     blocks: list[str] = []
@@ -119,6 +121,7 @@ def _markdown_tokens_to_text(tokens: list) -> str:
     lists: list[int | None] = []  # open lists, innermost last: next number, None for bullets
     row: list[str] | None = None
     item_prefix: str | None = None
+    heading_level = 0
 
     def add(text: str) -> None:
         nonlocal item_prefix
@@ -150,8 +153,12 @@ def _markdown_tokens_to_text(tokens: list) -> str:
                 group = []
         elif kind == "tr_open":
             row = []
+        elif kind == "heading_open" and not lists:
+            heading_level = int(token.tag[1:])
+        elif kind == "heading_close":
+            heading_level = 0
         elif kind == "tr_close":
-            group.append(" | ".join(row or []))
+            group.append(("  " * len(lists) if lists else "") + table_row(row or []))
             row = None
         elif kind == "table_close" and not lists:  # a table inside a list stays in the list's lines
             blocks.append("\n".join(group))
@@ -160,6 +167,8 @@ def _markdown_tokens_to_text(tokens: list) -> str:
             text = _inline_text(token)
             if row is not None:
                 row.append(text.replace("\n", " "))
+            elif heading_level and text.strip():
+                blocks.append(heading_line(heading_level, text))
             else:
                 add(text)
         elif kind in ("fence", "code_block"):

@@ -21,7 +21,7 @@ import numpy as np
 
 from kb.config import BUNDLED_MODEL, Settings
 from kb.embed.bundled_model import BUNDLED_MODEL_ID, bundled_model_info, ensure_bundled_model
-from kb.text.cleaning import normalize_text
+from kb.text.cleaning import fold, normalize_text
 
 # Long encodes show a progress bar; short ones (a query, one document) stay quiet.
 PROGRESS_THRESHOLD = 256
@@ -112,7 +112,8 @@ class Embedder:
         return self.ref.model_id
 
     def encode_passages(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
-        return self._encode([model_input(self.passage_prefix, t) for t in texts], progress)
+        # Stored text keeps the author's characters; the model sees them folded, as queries are.
+        return self._encode([model_input(self.passage_prefix, fold(t)) for t in texts], progress)
 
     def encode_queries(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
         return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress)

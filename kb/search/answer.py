@@ -51,10 +51,12 @@ class Citation:
     end: int
     text: str
     lang: str
+    heading_path: list[str] = field(default_factory=list)  # document title > section > subsection
 
     def to_dict(self) -> dict:
         return {"doc_id": self.doc_id, "chunk_id": self.chunk_id, "title": self.title, "source": self.source,
-                "start": self.start, "end": self.end, "text": self.text, "lang": self.lang}
+                "start": self.start, "end": self.end, "text": self.text, "lang": self.lang,
+                "heading_path": self.heading_path}
 
 
 @dataclass
@@ -320,4 +322,5 @@ def confidence_of(evidence: dict[str, float]) -> float:
 
 
 def _citation(result: SearchResult, start: int, end: int, text: str) -> Citation:
-    return Citation(result.doc_id, result.chunk_id, result.title, result.source, start, end, text, result.lang)
+    return Citation(result.doc_id, result.chunk_id, result.title, result.source, start, end, text, result.lang,
+                    result.heading_path)

@@ -28,13 +28,14 @@ class _ChunkRow:
     start: int
     end: int
     sentences: list | None
+    headings: list | None
 
 
 def _masked(row) -> _ChunkRow:
     """A chunk row whose text has its document's personal data replaced by labels (same length: spans hold)."""
     spans = [PiiSpan.from_dict(d) for d in row.personal_data or []]
     text = mask(row.text, spans, row.start) if spans else row.text
-    return _ChunkRow(row.id, text, row.lang, row.start, row.end, row.sentences)
+    return _ChunkRow(row.id, text, row.lang, row.start, row.end, row.sentences, row.headings)
 
 
 @dataclass
@@ -71,7 +72,7 @@ def materialize(
     if not page:
         return []
     wanted = [cid for g in page for cid, _ in g.chunks[: 1 + weights.MAX_PASSAGES]]
-    columns = [Chunk.id, Chunk.text, Chunk.lang, Chunk.start, Chunk.end, Chunk.sentences]
+    columns = [Chunk.id, Chunk.text, Chunk.lang, Chunk.start, Chunk.end, Chunk.sentences, Chunk.headings]
     with engine.store.session() as s:
         if mask_personal_data:
             stmt = select(*columns, Document.personal_data).join(Document, Document.id == Chunk.document_id)
@@ -91,10 +92,13 @@ def materialize(
             if snippets:  # the sentences found at ingest, where the chunk has them
                 sentences = [tuple(span) for span in row.sentences] if row.sentences else None
                 snippet = make_snippet(row.text, row.lang, terms, engine.analyzer, sentences=sentences)
-            passages.append(Passage(chunk_id, row.lang, row.start, row.end, row.text, score, snippet))
+            passages.append(Passage(chunk_id, row.lang, row.start, row.end, row.text, score, snippet,
+                                    list(row.headings or [])))
         if not passages:
             continue
         info = engine.indexes.table.docs.get(group.doc_id)
+        for passage in passages:
+            passage.title = info.title if info else ""
         best = passages[0]
         d_rank, k_rank = dense_rank.get(best.chunk_id), keyword_rank.get(best.chunk_id)
         if parts:

@@ -53,11 +53,19 @@ class Passage:
     text: str
     score: float
     snippet: Snippet
+    headings: list[str] = field(default_factory=list)  # the sections it sits under, outermost first
+    title: str = ""  # its document's
+
+    @property
+    def heading_path(self) -> list[str]:
+        """Document title > section > subsection, as a breadcrumb shows it."""
+        return [self.title, *self.headings] if self.title else list(self.headings)
 
     def to_dict(self) -> dict:
         return {
             "chunk_id": self.chunk_id, "lang": self.lang, "start": self.start, "end": self.end,
             "score": round(self.score, 6), "snippet": self.snippet.text, "highlights": self.snippet.highlights,
+            "heading_path": self.heading_path,
         }
 
 
@@ -90,13 +98,18 @@ class SearchResult:
     def text(self) -> str:
         return self.best.text
 
+    @property
+    def heading_path(self) -> list[str]:
+        """Title > section > subsection of the best passage."""
+        return [self.title, *self.best.headings] if self.title else list(self.best.headings)
+
     def to_dict(self) -> dict:
         return {
             "doc_id": self.doc_id, "chunk_id": self.best.chunk_id, "title": self.title, "source": self.source,
             "kind": self.kind, "lang": self.best.lang, "score": round(self.score, 6), "text": self.best.text,
             "start": self.best.start, "end": self.best.end, "doc_lang": self.doc_lang,
             "snippet": self.best.snippet.text, "highlights": self.best.snippet.highlights,
-            "more_passages": self.more_count, "passages": [p.to_dict() for p in self.more],
+            "heading_path": self.heading_path, "more_passages": self.more_count, "passages": [p.to_dict() for p in self.more],
             "explain": {
                 "dense_rank": self.dense_rank, "keyword_rank": self.keyword_rank,
                 "keyword_share": round(self.keyword_share, 3),

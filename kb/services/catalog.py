@@ -20,6 +20,7 @@ from kb.index.chunk_table import SearchFilters
 from kb.search import weights
 from kb.storage.models import Chunk, Document
 from kb.text.privacy import PiiSpan, mask, mask_personal_data
+from kb.text.structure import Heading
 
 if TYPE_CHECKING:
     from kb.engine import Engine
@@ -68,11 +69,13 @@ class DocumentView:
     passages: list[PassageSpan]
     note: dict | None = None
     metadata: dict = field(default_factory=dict)
+    headings: list[Heading] = field(default_factory=list)  # spans of its headings in `text`, for rendering
 
     def to_dict(self) -> dict:
         return {
             **self.summary.to_dict(), "text": self.text, "visibility": self.visibility,
             "is_mixed": self.is_mixed, "note": self.note,
+            "headings": [{"start": h.start, "end": h.end, "level": h.level} for h in self.headings],
             "passages": [{"chunk_id": p.chunk_id, "start": p.start, "end": p.end, "lang": p.lang}
                          for p in self.passages],
         }
@@ -125,8 +128,9 @@ def get_document(engine: Engine, doc_id: int, viewer: Viewer = OPERATOR) -> Docu
         }
     passages = [PassageSpan(c.id, c.start, c.end, c.lang) for c in doc.chunks]
     text = mask(doc.text, spans) if spans else doc.text
+    headings = [Heading(*span) for span in doc.headings or []]
     return DocumentView(DocumentSummary.of(doc), text, doc.visibility, doc.is_mixed, passages, note,
-                        dict(doc.meta or {}))
+                        dict(doc.meta or {}), headings)
 
 
 def related_documents(engine: Engine, doc_id: int, k: int = 5, other_languages: bool = True,

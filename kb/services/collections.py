@@ -24,11 +24,13 @@ import numpy as np
 from sqlalchemy import func, select, true
 
 from kb.access import INTERNAL, OPERATOR, Viewer
+from kb.documents import GUIDANCE, NOTE
 from kb.errors import InvalidInput, NotFound
 from kb.index.chunk_table import SearchFilters
 from kb.search import weights
 from kb.storage.models import Chunk, Collection, CollectionItem, Document, utcnow
 from kb.text.privacy import PiiSpan, mask
+from kb.text.structure import embed_text
 
 if TYPE_CHECKING:
     from kb.engine import Engine
@@ -538,7 +540,11 @@ def _item_vectors(engine: Engine, items: list[ItemView]) -> list[np.ndarray]:
     ]
     missing = [k for k, v in enumerate(vectors) if v is None]
     if missing:
-        raw = engine.embedder.encode_passages([items[k].text for k in missing])
+        # As the model saw the passage at ingest: its document's title first (a note's source is "file#id").
+        raw = engine.embedder.encode_passages([
+            embed_text(NOTE if "#" in items[k].source else GUIDANCE, items[k].title, None, items[k].text)
+            for k in missing
+        ])
         centered = indexes.centroids.center(raw, [items[k].lang for k in missing])
         for k, vector in zip(missing, centered, strict=True):
             vectors[k] = vector

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kb.services.collections import CollectionView, ItemView
+from kb.text.structure import Block, parse_blocks
 
 # The language tags a handout's passages are marked with (Word needs a region).
 WORD_LANGUAGE = {"th": "th-TH", "zh": "zh-CN", "en": "en-GB"}
@@ -93,10 +94,35 @@ def _plain(text: str) -> str:
     return text.replace("\\", "\\\\").replace("<", "\\<")
 
 
+_LINE_START_MARKUP = re.compile(r"^([#>+=])")
+
+
 def _quoted(text: str) -> str:
-    """A passage as a block quote, its lines kept."""
-    lines = _plain(text).splitlines() or [""]
+    """A passage as a block quote: paragraphs with their lines, lists with their numbers and nesting, tables."""
+    parts = [_block_markdown(text, block) for block in parse_blocks(text)] or [""]
+    lines = "\n\n".join(parts).splitlines() or [""]
     return "\n".join(f"> {line}" if line.strip() else ">" for line in lines)
+
+
+def _block_markdown(text: str, block: Block) -> str:
+    if block.kind == "list":
+        out = []
+        for item in block.items:
+            marker = f"{item.number}." if item.ordered and item.number is not None else "-"
+            first, *rest = [_plain(text[a:b]) for a, b in item.lines]
+            pad = " " * (4 * item.depth)
+            out.append(f"{pad}{marker} {first}")
+            out.extend(f"{pad}{' ' * (len(marker) + 1)}{line}" for line in rest)
+        return "\n".join(out)
+    if block.kind == "table":
+        width = max(len(row) for row in block.rows)
+        rows = [[_plain(text[a:b]).replace("|", "\\|") for a, b in row] + [""] * (width - len(row))
+                for row in block.rows]
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        lines.insert(1, "|" + " --- |" * width)  # Markdown needs a header row; the first row is it
+        return "\n".join(lines)
+    # A paragraph (or heading) line must not turn into markup of its own.
+    return "\n".join(_LINE_START_MARKUP.sub(r"\\\1", _plain(text[a:b])) for a, b in block.lines)
 
 
 def to_markdown(handout: Handout, labels: HandoutLabels | None = None) -> str:
@@ -138,8 +164,7 @@ def to_docx(handout: Handout, labels: HandoutLabels | None = None) -> bytes:
             _add_lines(document.add_paragraph(), paragraph, handout.lang)
     for entry in handout.entries:
         _mark_language(document.add_heading(f"{entry.number}. {entry.title}", level=2).runs, entry.lang)
-        for paragraph in _paragraphs(entry.text):
-            _add_lines(document.add_paragraph(style="Quote"), paragraph, entry.lang)
+        _add_passage(document, entry.text, entry.lang)
         if entry.annotation:
             note = document.add_paragraph()
             note.add_run(f"{labels.note}: ").bold = True
@@ -161,6 +186,31 @@ def to_docx(handout: Handout, labels: HandoutLabels | None = None) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def _add_passage(document, text: str, lang: str) -> None:
+    """A passage as Word paragraphs (Quote style), lists (numbers as written, indented by level) and tables."""
+    from docx.shared import Cm
+
+    for block in parse_blocks(text):
+        if block.kind == "list":
+            for item in block.items:
+                marker = f"{item.number}." if item.ordered and item.number is not None else "•"
+                paragraph = document.add_paragraph(style="List Paragraph")
+                paragraph.paragraph_format.left_indent = Cm(0.9 * (item.depth + 1))
+                paragraph.paragraph_format.first_line_indent = Cm(-0.6)
+                lines = "\n".join(text[a:b] for a, b in item.lines)
+                _add_lines(paragraph, f"{marker}\t{lines}", lang)
+        elif block.kind == "table":
+            width = max(len(row) for row in block.rows)
+            table = document.add_table(rows=len(block.rows), cols=width)
+            table.style = "Table Grid"
+            for cells, row in zip(table.rows, block.rows, strict=True):
+                for cell, (a, b) in zip(cells.cells, row, strict=False):
+                    cell.text = ""
+                    _add_lines(cell.paragraphs[0], text[a:b], lang)
+        else:
+            _add_lines(document.add_paragraph(style="Quote"), "\n".join(text[a:b] for a, b in block.lines), lang)
 
 
 def _paragraphs(text: str) -> list[str]:

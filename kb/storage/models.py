@@ -37,6 +37,9 @@ class Document(Base):
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     # Spans of personal data in `text` ([{"start", "end", "kind"}], see kb.text.privacy), masked for most readers.
     personal_data: Mapped[list] = mapped_column(JSON, default=list)
+    # [[start, end, level], ...] of its headings in `text` (md/html/docx); None when it has none or
+    # was stored before they were kept.
+    headings: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
@@ -76,6 +79,9 @@ class Chunk(Base):
     # [[start, end], ...] of its sentences, in the chunk's text, found at ingest for snippets;
     # None for chunks stored before they were kept (their snippets segment the text again).
     sentences: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # The headings it sits under, outermost first, without the document's title ("Refunds",
+    # "Store credit"); None for chunks stored before they were kept.
+    headings: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
     document: Mapped[Document] = relationship(back_populates="chunks")
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from kb.text.cleaning import normalize_text
+from kb.text.cleaning import fold_with_offsets, normalize_text
 
 DATA_DIR = Path(__file__).parents[1] / "data"
 _RULES = "kw1"  # see ANALYZER_VERSION
@@ -312,9 +312,10 @@ _Token = tuple[str, int, int, bool]
 class Analyzer:
     """Turns text into index terms with spans; documents and queries go through the same one.
 
-    Texts are expected as `kb.text.cleaning.normalize_text` left them (NFKC, one
-    kind of space); the analyzer does not normalize again, so that every span
-    indexes the very string the caller holds.
+    Documents keep their own characters (full-width ，１２３ and all); the
+    analyzer folds each text to NFKC itself (`kb.text.cleaning.fold_with_offsets`)
+    and maps every span back, so terms match whatever form the text was written
+    in while every span still indexes the very string the caller holds.
 
     No stemming: English stemmers conflate words users keep apart ("news" /
     "new", "series" / "sery"), do nothing for Thai and Chinese, and would show
@@ -363,6 +364,13 @@ class Analyzer:
         return [text[t.start : t.end] for t in self.words(text)]
 
     def _tokens(self, text: str) -> list[_Token]:
+        folded, starts, ends = fold_with_offsets(text)
+        tokens = self._folded_tokens(folded)
+        if starts is None or ends is None:
+            return tokens
+        return [(t, starts[a], ends[b - 1], word) for t, a, b, word in tokens]
+
+    def _folded_tokens(self, text: str) -> list[_Token]:
         tokens: list[_Token] = []
         for match in _RUN.finditer(text):
             kind, start = match.lastgroup, match.start()

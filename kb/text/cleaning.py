@@ -43,14 +43,20 @@ _SPACE_RUN = re.compile(r" {2,}")
 _PARAGRAPH_BREAK = re.compile(r"\n[ ]*\n")
 _WHITESPACE = re.compile(r"\s+")
 _CUT = "\x00"  # marks removed phrases; normalize_text guarantees the text has none
+# Private-use characters readers put before a heading line (one per level, see
+# `kb.text.structure`); kept through cleaning, taken out before chunking.
+STRUCTURE_MARKS = "".join(chr(0xE000 + level) for level in range(1, 7))
+_LIST_ITEM = re.compile(r"(?:[-*•]|\d{1,3}[.)])\s")
 _WIDE = re.compile(r"[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, invisible characters out, one kind of space and newline.
+    """NFKC, invisible characters out, one kind of space and newline: the form queries are matched in.
 
-    Runs on every document and every query, so it is a few C-level passes and
-    idempotent: normalize_text(normalize_text(x)) == normalize_text(x).
+    Runs on every query, so it is a few C-level passes and idempotent:
+    normalize_text(normalize_text(x)) == normalize_text(x). Documents are kept
+    as `tidy_text` leaves them (their own characters) and folded to this form
+    only for indexing and matching (`fold_with_offsets`).
     """
     if not text:
         return ""
@@ -59,13 +65,94 @@ def normalize_text(text: str) -> str:
     if not text.isascii() and not unicodedata.is_normalized("NFKC", text):
         # NFKC can itself produce odd spaces (e.g. from compatibility forms).
         text = unicodedata.normalize("NFKC", text).translate(_TRANSLATE)
+    return _tidy_lines(_recompose_thai(text))
+
+
+def tidy_text(text: str) -> str:
+    """What a document is shown and stored as: invisible characters out, one kind of space and newline.
+
+    Unlike `normalize_text` it keeps every visible character as the author
+    wrote it: Chinese full-width punctuation (，：（）？), full-width digits and
+    ligatures stay, so passages, answers and exports quote the original.
+    """
+    if not text:
+        return ""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_TRANSLATE)
+    return _tidy_lines(_recompose_thai(text))
+
+
+def _recompose_thai(text: str) -> str:
     # NFKC splits Thai SARA AM (and its Lao twin) into NIKHAHIT + SARA AA,
     # which no Thai dictionary uses: "กำลัง" would segment as "กํา|ลัง".
     # Recompose; decomposed input from PDFs is unified the same way.
     if "\u0e4d\u0e32" in text or "\u0ecd\u0eb2" in text:
         text = text.replace("\u0e4d\u0e32", "\u0e33").replace("\u0ecd\u0eb2", "\u0eb3")
+    return text
+
+
+def _tidy_lines(text: str) -> str:
     text = _TRAILING_SPACES.sub("", text)
     return _MANY_NEWLINES.sub("\n\n", text)
+
+
+def _joins_previous(char: str) -> bool:
+    """A combining mark (outside Thai, whose marks NFKC leaves alone) composes with the character before it."""
+    return unicodedata.combining(char) != 0 and not "\u0e00" <= char <= "\u0e7f"
+
+
+@lru_cache(maxsize=8192)
+def _fold_piece(piece: str) -> str:
+    folded = unicodedata.normalize("NFKC", piece).translate(_TRANSLATE)
+    return _recompose_thai(folded)
+
+
+def _is_folded(text: str) -> bool:
+    """Whether folding would leave `text` as it is (C-level checks only).
+
+    SARA AM is swapped for SARA AA for the check: NFKC splits it and
+    `_recompose_thai` joins it again, so for folding it is stable.
+    """
+    if text.isascii():
+        return text.translate(_TRANSLATE) == text
+    probe = text.replace("\u0e33", "\u0e32").replace("\u0eb3", "\u0eb2")
+    return unicodedata.is_normalized("NFKC", probe) and text.translate(_TRANSLATE) == text
+
+
+def fold_with_offsets(text: str) -> tuple[str, list[int] | None, list[int] | None]:
+    """`text` in the form it is indexed and matched in (NFKC, as `normalize_text`), with a way back.
+
+    Returns (folded, starts, ends): character k of `folded` came from
+    text[starts[k]:ends[k]], so a span [a, b) found in the folded text is
+    text[starts[a]:ends[b - 1]] in the original. Both lists are None when the
+    text is already folded (most text: English, Thai, Chinese without
+    full-width forms), which costs only C-level checks. A base character and
+    the combining marks after it are folded together, so "e" + U+0301 folds to
+    "é" as NFKC would.
+    """
+    if not text or _is_folded(text):
+        return text, None, None
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    size, i = len(text), 0
+    while i < size:
+        j = i + 1
+        while j < size and _joins_previous(text[j]):
+            j += 1
+        piece = text[i:j]
+        plain = len(piece) == 1 and (" " <= piece <= "~" or piece == "\n")
+        folded = piece if plain else _fold_piece(piece)
+        if folded:
+            pieces.append(folded)
+            starts.extend([i] * len(folded))
+            ends.extend([j] * len(folded))
+        i = j
+    return "".join(pieces), starts, ends
+
+
+def fold(text: str) -> str:
+    """`text` as indexes and the model see it (see `fold_with_offsets`)."""
+    return fold_with_offsets(text)[0]
 
 
 @dataclass
@@ -153,6 +240,26 @@ def _phrase_remover(patterns: list[re.Pattern]):
     return remove_each
 
 
+def _cut_phrases(text: str, patterns: list[re.Pattern]) -> str:
+    """Phrases are matched in the folded text (rules are written for NFKC forms) and cut from the original."""
+    folded, starts, ends = fold_with_offsets(text)
+    if starts is None or ends is None:
+        return _phrase_remover(patterns)(text)
+    combined = _combined(tuple(patterns))
+    spans = [(m.start(), m.end()) for p in ([combined] if combined else patterns) for m in p.finditer(folded)]
+    pieces, position = [], 0
+    for a, b in sorted(span for span in spans if span[1] > span[0]):
+        start, end = starts[a], ends[b - 1]
+        if start < position:  # overlaps a phrase already cut
+            start = position
+            if end <= start:
+                continue
+        pieces += [text[position:start], _CUT]
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
 def remove_boilerplate(text: str, rules: BoilerplateRules) -> str:
     """Cut boilerplate phrases, then drop boilerplate lines; tidy spaces on each line.
 
@@ -162,7 +269,7 @@ def remove_boilerplate(text: str, rules: BoilerplateRules) -> str:
     creates a paragraph break that the document did not have.
     """
     if rules.phrase_patterns:
-        text = _phrase_remover(rules.phrase_patterns)(text)
+        text = _cut_phrases(text, rules.phrase_patterns)
     is_boilerplate = _line_matcher(rules.line_patterns)
     kept: list[str] = []
     for line in text.split("\n"):
@@ -174,8 +281,10 @@ def remove_boilerplate(text: str, rules: BoilerplateRules) -> str:
             if not had_phrase:
                 kept.append("")
             continue
-        if not is_boilerplate(stripped):
-            kept.append(stripped)
+        if not is_boilerplate(fold(stripped).lstrip(STRUCTURE_MARKS)):
+            # A nested list item keeps its indent: it says which item it belongs to.
+            indent = line[: len(line) - len(line.lstrip(" "))] if _LIST_ITEM.match(stripped) else ""
+            kept.append(indent + stripped)
     return "\n".join(kept)
 
 
@@ -219,8 +328,8 @@ def collapse_repeats(text: str, min_chars: int = 20, always_chars: int = 80) -> 
 
 
 def clean_text(text: str, rules: BoilerplateRules | None = None) -> str:
-    """normalize_text + boilerplate removal + repeat collapse, whitespace tidied."""
-    text = normalize_text(text)
+    """tidy_text + boilerplate removal + repeat collapse, whitespace tidied; the author's characters kept."""
+    text = tidy_text(text)
     text = remove_boilerplate(text, rules if rules is not None else load_boilerplate_rules())
     text = collapse_repeats(_MANY_NEWLINES.sub("\n\n", text))
     return _MANY_NEWLINES.sub("\n\n", text).strip()

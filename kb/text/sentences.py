@@ -45,7 +45,7 @@ _INLINE_BULLET = re.compile(f"[{_BULLETS}]")
 _LIST_MARKER = re.compile(
     rf"(?:[{_BULLETS}]|[-–—*✓✔]\s|\d{{1,3}}[.)](?:\s|$)|[a-z][.)]\s|[A-Z]\)\s|\(\w{{1,3}}\)\s)"
 )
-_SENTENCE_END = re.compile(r"[.!?:…][\"'”’)\]]*$")
+_SENTENCE_END = re.compile(r"[.!?:…。！？：][\"'”’)）」\]]*$")
 _THAI_LETTER = re.compile(r"[\u0e01-\u0e4e]")
 _FRAGMENT_CHARS = 12
 _CONNECTOR_END = re.compile(r"[,;\-‐–(/&]$")
@@ -306,10 +306,10 @@ def join_thai_clauses(text: str, spans: list[tuple[int, int]]) -> list[tuple[int
     return joined
 
 
-# Chinese sentence ends, closing quotes and brackets kept with the sentence.
-# NFKC has turned ！？… into !? and "...". A Latin sentence inside Chinese text
-# ("... the end. 然后") ends at its period.
-_CJK_END = re.compile(r"(?:[。!?]+|…+|\.{3,}|(?<=[a-z]{2})\.(?=\s))[\"'”’」』)\]】》〉]*")
+# Chinese sentence ends, closing quotes and brackets kept with the sentence;
+# documents keep full-width ！？）, queries and folded text have !?). A Latin
+# sentence inside Chinese text ("... the end. 然后") ends at its period.
+_CJK_END = re.compile(r"(?:[。!?！？]+|…+|\.{3,}|(?<=[a-z]{2})\.(?=\s))[\"'”’」』)）\]】》〉]*")
 
 
 def _cjk_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -23,6 +23,7 @@ from indexer.readers import (
 )
 from indexer.readers.html import _main_text_with_soup, _remove_page_furniture
 from kb.documents import GUIDANCE, NOTE, ReadError
+from kb.text.structure import heading_line
 
 THAI = (
     "นโยบายการคืนสินค้า\n"
@@ -248,7 +249,7 @@ def test_markdown_tags_may_be_a_comma_separated_string(tmp_path):
 def test_markdown_markup_becomes_plain_searchable_text(tmp_path):
     text = only_document(write(tmp_path, "refunds.md", MARKDOWN)).text
     paragraphs = text.split("\n\n")
-    assert paragraphs[0] == "Refunds"
+    assert paragraphs[0] == heading_line(1, "Refunds")
     assert paragraphs[1] == "Refunds are always paid to the original card. See the policy."
     assert paragraphs[2] == "Refund form screenshot"
     assert (
@@ -257,7 +258,7 @@ def test_markdown_markup_becomes_plain_searchable_text(tmp_path):
     )
     assert "Run refund --id 42 in the console:" in paragraphs
     assert "refund --id 42 --notify" in paragraphs
-    assert paragraphs[-1] == "Product | Days\nPrinter | 30"
+    assert paragraphs[-1] == "| Product | Days |\n| Printer | 30 |"
     for markup in ("#", "**", "](", "![", "```"):
         assert markup not in text
 
@@ -343,6 +344,23 @@ def test_html_page_of_bare_text_is_read(tmp_path):
     assert doc.text == "Call 1175 for help."
 
 
+def test_html_keeps_heading_levels_numbered_and_nested_lists_and_tables(tmp_path):
+    page = (
+        "<html><head><title>Returns</title></head><body><article><h1>Returns</h1>"
+        "<p>Everything staff need to know about returned goods, for every product we sell.</p>"
+        "<h2>Refunds</h2><p>Refunds go back to the original card within fourteen days of arrival.</p>"
+        "<h3>Store credit</h3><ol><li>Ask the customer</li><li>Issue credit<ul><li>Note it</li></ul></li></ol>"
+        "<table><tr><th>Plan</th><th>Days</th></tr><tr><td>Gold</td><td>60</td></tr></table>"
+        "<p>客户（会员）问：退款多久到账？请在１４个工作日内等待，我们会通知您。</p></article></body></html>"
+    )
+    text = only_document(write(tmp_path, "returns.html", page)).text
+    blocks = text.split("\n\n")
+    assert heading_line(2, "Refunds") in blocks and heading_line(3, "Store credit") in blocks
+    assert "1. Ask the customer\n2. Issue credit\n  - Note it" in blocks
+    assert "| Plan | Days |\n| Gold | 60 |" in blocks
+    assert "客户（会员）问：退款多久到账？请在１４个工作日内等待，我们会通知您。" in blocks
+
+
 def test_fallback_extraction_keeps_blocks_apart_and_drops_forms_and_banners():
     page = (
         "<html><body><nav>Menu</nav><div class='cookie-notice'>Cookies!</div>"
@@ -352,7 +370,9 @@ def test_fallback_extraction_keeps_blocks_apart_and_drops_forms_and_banners():
     )
     soup = BeautifulSoup(page, "lxml")
     _remove_page_furniture(soup)
-    assert _main_text_with_soup(soup) == "Plans\n\nFiber 500\nFiber 1000\n\n- No contract\n\nPlan | Price"
+    assert _main_text_with_soup(soup) == (
+        heading_line(2, "Plans") + "\n\nFiber 500\nFiber 1000\n\n- No contract\n\n| Plan | Price |"
+    )
 
 
 def test_html_in_a_legacy_encoding_follows_its_meta_charset(tmp_path):
@@ -454,13 +474,30 @@ def test_docx_paragraphs_headings_and_tables_are_read_in_order(tmp_path):
     doc = only_document(make_docx(tmp_path / "escalation.docx", title="Escalation Handbook"))
     assert doc.title == "Escalation Handbook"
     assert doc.text.split("\n\n") == [
-        "Escalation rules",
+        heading_line(1, "Escalation rules"),
         "Escalate to a supervisor after two failed fixes.",
         "- Record the case number.",
-        "Level | Owner\n2 | Team lead",
+        "| Level | Owner |\n| 2 | Team lead |",
         "กรุณาบันทึกหมายเลขเคส 请记录案例编号",
     ]
     assert doc.metadata["format"] == "docx"
+
+
+def test_docx_keeps_heading_levels_list_numbers_nesting_and_full_width_text(tmp_path):
+    document = docx.Document()
+    document.add_heading("Refunds", level=1)
+    document.add_heading("Store credit", level=2)
+    document.add_paragraph("客户（会员）问：多久？")
+    document.add_paragraph("Check the receipt.", style="List Number")
+    document.add_paragraph("Call the customer.", style="List Number")
+    document.add_paragraph("Confirm the amount.", style="List Bullet 2")
+    document.add_paragraph("Close the case.", style="List Number")
+    document.save(tmp_path / "steps.docx")
+    text = only_document(tmp_path / "steps.docx").text
+    assert text.split("\n\n") == [
+        heading_line(1, "Refunds"), heading_line(2, "Store credit"), "客户（会员）问：多久？",
+        "1. Check the receipt.\n2. Call the customer.\n  - Confirm the amount.\n3. Close the case.",
+    ]
 
 
 def test_docx_without_a_title_property_is_titled_by_its_first_heading(tmp_path):

@@ -63,6 +63,13 @@ def test_thai_word_is_marked_inside_a_longer_run(analyzer):
     assert marked(s) == ["ลูกค้าสัมพันธ์"]  # adjacent matches merge into one mark
 
 
+def test_full_width_text_is_shown_as_written_and_marked_exactly(analyzer):
+    text = "客户（会员）问：退款多久到账？答：在１４个工作日内退回原卡。ＣＲＭ系统会发短信通知。"
+    s = snippet(text, "zh", "14 crm 退款", analyzer)
+    assert s.text == text  # nothing folded for display
+    assert set(marked(s)) == {"１４", "ＣＲＭ", "退款"}
+
+
 def test_thai_marks_keep_tone_marks_apart(analyzer):
     s = snippet("ร้านขายไก่และไข่สด", "th", "ไข่", analyzer)
     assert marked(s) == ["ไข่"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kb.text.chunking import ChunkSpec, chunk_text
-from kb.text.cleaning import clean_text, load_boilerplate_rules, normalize_text
+from kb.text.cleaning import clean_text, load_boilerplate_rules, normalize_text, tidy_text
 from kb.text.languages import SUPPORTED_LANGUAGES, detect_language
 from kb.text.sentences import THAI_SENTENCE_MAX, Run, join_thai_clauses, language_runs, split_sentences
 
@@ -210,7 +210,7 @@ def test_clean_text_removes_translation_widget_line_but_keeps_both_languages(see
 def test_clean_text_keeps_real_thai_content(seeds):
     raw, text = _seed(seeds, "001"), clean_text(_seed(seeds, "001"))
     # Nothing in the Thai article is boilerplate: only whitespace may change.
-    assert re.sub(r"\s", "", text) == re.sub(r"\s", "", normalize_text(raw))
+    assert re.sub(r"\s", "", text) == re.sub(r"\s", "", tidy_text(raw))
 
 
 def test_clean_text_collapses_repeated_paragraph_blocks(seeds):

@@ -137,3 +137,49 @@ def test_add_page_without_javascript_reports_each_file(tmp_path, models_dir, emb
         assert empty.status_code == 400 and "Choose a file or paste some text." in empty.get_data(as_text=True)
     finally:
         kb.close()
+
+
+STRUCTURED_MD = """# Refund handbook
+
+## Store credit
+
+1. Offer store credit when the card has expired `<script>alert(1)</script>`.
+2. Record the credit note number in the case.
+   - Attach the receipt.
+
+| Plan | Days to return |
+|------|----------------|
+| Gold | 60 |
+
+## 退款
+
+客户（会员）问：退款多久到账？答：在１４个工作日内退回原卡。
+"""
+
+
+def test_document_and_result_pages_show_headings_lists_tables_and_original_characters(tmp_path, models_dir,
+                                                                                        embedder):
+    from indexer.readers import read_file
+
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", models_dir=models_dir), embedder=embedder)
+    try:
+        path = tmp_path / "refunds.md"
+        path.write_text(STRUCTURED_MD, encoding="utf-8")
+        doc_id = kb.add_documents(read_file(path).documents)[0].doc_id
+        client = signed_in(create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False}))
+        hit = kb.search("退款多久到账", k=1).results[0]
+        html = client.get(f"/documents/{doc_id}?passage={hit.chunk_id}&q=退款",
+                          headers={"Accept-Language": "en"}).get_data(as_text=True)
+        marked = html.split('<div class="doc-text">', 1)[1].split("</article>", 1)[0]
+        assert 'id="passage"' in marked and "<mark>退款</mark>" in marked
+        text = re.sub(r"</?mark[^>]*>", "", marked)
+        assert "Refund handbook</h2>" not in text  # the title is the page's own <h1>
+        assert '<h3 class="doc-heading">Store credit</h3>' in text
+        assert re.search(r"<ol><li>Offer store credit.*?<ul><li>Attach the receipt.</li></ul></li></ol>", text)
+        assert "<td>Gold</td><td>60</td>" in text
+        assert "&lt;script&gt;" in text and "<script>" not in text
+        assert "客户（会员）问：退款多久到账？" in text and "１４" in text
+        page = client.get("/search?q=credit+note+receipt", headers={"Accept-Language": "en"}).get_data(as_text=True)
+        assert '<p class="crumbs" lang="en">Store credit</p>' in page
+    finally:
+        kb.close()
