@@ -11,7 +11,8 @@ so the weights can be tried again without the model:
    evidence (`evidence_for`) over every fit question, answerable or not, so the
    confidence is the chance the answer is right; then the threshold is the
    lowest one that keeps wrong answers to at most MAX_WRONG of those given and
-   unanswerable questions answered to at most MAX_UNANSWERED.
+   unanswerable questions answered to at most MAX_UNANSWERED (where no threshold
+   meets both, the one with the most right answers net of wrong ones).
 
 The printed constants go in kb/search/weights.py; bench/realq.py reports the
 test half with them.
@@ -149,15 +150,20 @@ def fit_confidence(records: list[dict]) -> None:
 
 
 def choose_threshold(records: list[dict], confidences: np.ndarray, labels: np.ndarray) -> float:
-    """The lowest threshold (in steps of 0.05) meeting both limits on the fit questions; answers the most."""
+    """The lowest threshold (steps of 0.05) meeting both limits on the fit questions; where none does, the one
+    with the most right answers net of wrong ones (an answer that misleads costs what a right one gains)."""
     answerable = np.asarray([r.get("answerable", True) for r in records])
+    best, best_net = 0.95, -1
     for threshold in np.arange(0.3, 0.96, 0.05):
         given = confidences >= threshold
-        wrong = (given & (labels == 0)).sum() / max(1, given.sum())
+        wrong = int((given & (labels == 0)).sum())
+        right = int((given & (labels == 1)).sum())
         unanswerable = (given & ~answerable).sum() / max(1, (~answerable).sum())
-        if wrong <= MAX_WRONG and unanswerable <= MAX_UNANSWERED:
+        if wrong <= MAX_WRONG * max(1, given.sum()) and unanswerable <= MAX_UNANSWERED and right > 0:
             return round(float(threshold), 2)
-    return 0.95
+        if right - wrong > best_net:
+            best, best_net = round(float(threshold), 2), right - wrong
+    return best
 
 
 def report(label: str, records: list[dict]) -> dict[str, float]:
@@ -197,7 +203,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="a data dir holding the bundled corpus")
-    parser.add_argument("--questions", type=Path, default=REPO / "bench" / "realq" / "questions.jsonl")
+    parser.add_argument("--questions", type=Path, default=REPO / "bench" / "realq" / "dev.jsonl")
+    parser.add_argument("--report-only", action="store_true", help="report both halves with the weights in use")
     args = parser.parse_args()
     questions = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
     with KnowledgeBase.open(Settings.from_env(data_dir=args.data_dir)) as kb:
@@ -206,6 +213,8 @@ def main() -> None:
     test = [r for r in records if r.get("split") != "fit"]
     report("before, fit", fit)
     report("before, test", test)
+    if args.report_only:
+        return
     fit_choice(fit)
     fit_confidence(fit)
     report("after, fit", fit)
