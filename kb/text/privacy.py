@@ -2,8 +2,8 @@
 
 Agents type customers' e-mails, phone numbers, national ID numbers and even
 card numbers into complaints. `find_personal_data` finds them by their shape
-(phone numbers with Google's libphonenumber for the markets we serve, Thai ID
-and card numbers by their check digits with python-stdnum) plus the note's
+(phone numbers with Google's libphonenumber for the markets we serve, Thai ID,
+Chinese resident ID and card numbers by their check digits with python-stdnum) plus the note's
 own structured fields (the customer's name, e-mail and phone, in whatever
 form the agent typed them). `mask` replaces what was found with a label.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 from stdnum import luhn
+from stdnum.cn import ric as chinese_ric
 from stdnum.th import pin as thai_pin
 
 EMAIL, PHONE, NATIONAL_ID, CARD, NAME = "email", "phone", "national_id", "card", "name"
@@ -34,6 +35,8 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 # 13 digits, optionally grouped 1-2345-67890-12-3 (Thai ID) or 13-19 digits in groups (cards).
 _DIGIT_RUN = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A Chinese resident ID: 17 digits and a check character (a digit or X), optionally grouped 6-8-4.
+_CHINESE_RIC = re.compile(r"(?<![\dA-Za-z-])\d{6}[ -]?\d{8}[ -]?\d{3}[\dXx](?![\dA-Za-z-])")
 
 
 @dataclass(frozen=True, order=True)
@@ -59,6 +62,7 @@ def find_personal_data(text: str, known: Iterable[tuple[str, str]] = ()) -> list
     """
     found: list[PiiSpan] = []
     found += [PiiSpan(m.start(), m.end(), EMAIL) for m in _EMAIL.finditer(text)]
+    found += _chinese_resident_ids(text)
     found += _id_and_card_numbers(text)
     found += _phone_numbers(text)
     found += _known_values(text, known)
@@ -73,6 +77,15 @@ def _id_and_card_numbers(text: str) -> list[PiiSpan]:
             spans.append(PiiSpan(match.start(), match.end(), NATIONAL_ID))
         elif luhn.is_valid(digits):
             spans.append(PiiSpan(match.start(), match.end(), CARD))
+    return spans
+
+
+def _chinese_resident_ids(text: str) -> list[PiiSpan]:
+    """18-character Chinese resident IDs whose check character and birth date are valid (stdnum.cn.ric)."""
+    spans = []
+    for match in _CHINESE_RIC.finditer(text):
+        if chinese_ric.is_valid(re.sub(r"[ -]", "", match.group())):
+            spans.append(PiiSpan(match.start(), match.end(), NATIONAL_ID))
     return spans
 
 

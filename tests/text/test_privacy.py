@@ -89,3 +89,22 @@ def test_no_customers_contact_details_survive_masking_in_the_bundled_notes():
                 assert spans == [], (row["id"], "resolutions hold no personal data")
         assert find_personal_data(f"{row['id']} · {row['product']}: ") == [], "note ids and products are no phones"
     assert flagged >= 15  # the corpus README: complaints that quote phones, e-mails, two IDs and two cards
+
+
+@pytest.mark.parametrize("text", [
+    "客户身份证号 110101199003071233，请核实",
+    "ID 11010519491231109x was given on the phone",
+    "身份证：110101 19900307 1233。",
+])
+def test_chinese_resident_id_with_a_valid_check_character_is_found(text):
+    spans = find_personal_data(text)
+    assert [s.kind for s in spans] == [NATIONAL_ID]
+    assert text[spans[0].start:spans[0].end].replace(" ", "").upper() in {"110101199003071233", "11010519491231109X"}
+
+
+@pytest.mark.parametrize("text", [
+    "订单号 110101199003071234 已发货",  # 18 digits, wrong check character: an order number
+    "tracking 110101199013071233",  # check digit fits no real birth date (month 13)
+])
+def test_eighteen_digit_numbers_that_are_not_resident_ids_are_left_alone(text):
+    assert all(s.kind != NATIONAL_ID for s in find_personal_data(text))
