@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from kb.storage.models import AuditEntry, utcnow
 from kb.storage.store import Store
+from kb.text.spreadsheet import formula_safe
 
 SEARCH, VIEW, EXPORT, SIMILAR, ASK = "search", "view", "export", "similar", "ask"
 MAX_TARGET_CHARS = 2000
@@ -73,7 +74,8 @@ def _record(row: AuditEntry) -> AuditRecord:
 
 
 def export(store: Store, fmt: str = "csv", batch: int = 1000) -> Iterator[str]:
-    """The whole log, oldest first, as CSV (with a header) or JSON Lines, in pieces to stream."""
+    """The whole log, oldest first, as CSV (with a header; no cell a spreadsheet would run as a formula)
+    or JSON Lines, in pieces to stream."""
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"unknown format {fmt!r} (expected csv or jsonl)")
     if fmt == "csv":
@@ -92,6 +94,6 @@ def export(store: Store, fmt: str = "csv", batch: int = 1000) -> Iterator[str]:
             buffer = io.StringIO()
             writer = csv.writer(buffer)
             for r in rows:
-                writer.writerow([r.id, r.at.isoformat(), r.actor, r.action, r.target,
-                                 json.dumps(r.details, ensure_ascii=False)])
+                writer.writerow([formula_safe(value) for value in (
+                    r.id, r.at.isoformat(), r.actor, r.action, r.target, json.dumps(r.details, ensure_ascii=False))])
             yield buffer.getvalue()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -72,6 +74,16 @@ def test_the_audit_log_keeps_every_entry_in_order_and_exports(store):
     assert len(text.splitlines()) == 4 and "เราเตอร์หลุด" in text
     lines = "".join(audit.export(store, "jsonl")).splitlines()
     assert [json.loads(line)["action"] for line in lines] == ["search", "view", "export"]
+
+
+@pytest.mark.parametrize("planted", ['=HYPERLINK("http://evil.example","click")', "+1+cmd|' /C calc'!A0", "-2+3",
+                                     "@SUM(A1:A9)", "\t=1+1"])
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(store, planted):
+    audit.record(store, "user:partner", audit.SEARCH, planted)
+    rows = list(csv.reader(io.StringIO("".join(audit.export(store, "csv")))))
+    target = rows[-1][4]
+    assert target == "'" + planted  # shown as the text that was typed, never evaluated
+    assert json.loads("".join(audit.export(store, "jsonl")).splitlines()[-1])["target"] == planted
 
 
 def test_kb_user_on_the_command_line(tmp_path, models_dir):
