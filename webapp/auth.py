@@ -20,7 +20,6 @@ import os
 import secrets
 from functools import wraps
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -44,6 +43,7 @@ from webapp.forms import (
     SignOutEverywhereForm,
     TokenForm,
 )
+from webapp.redirects import local_path
 
 bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
@@ -232,12 +232,7 @@ def _throttled(username: str, address: str) -> bool:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never send someone elsewhere after signing in."""
-    if not target:
-        return url_for("pages.home")
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("pages.home")
-    return target
+    return local_path(target) or url_for("pages.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])

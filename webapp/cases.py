@@ -56,6 +56,7 @@ from webapp.forms import (
     first_error,
 )
 from webapp.params import BadParameter, case_filters, int_param
+from webapp.redirects import local_path
 
 bp = Blueprint("cases", __name__)
 api = Blueprint("cases_api", __name__, url_prefix="/api/v1/cases")
@@ -159,10 +160,7 @@ def helped(doc_id: int):
         # 307 repeats the same POST (the complaint and filters ride along), so the agent
         # sees the same results again with the new count, without a long URL.
         return redirect(url_for("cases.similar") + f"#case-{doc_id}", code=307)
-    target = form.next.data
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("cases.case", doc_id=doc_id)
-    return redirect(target, code=303)
+    return redirect(local_path(form.next.data) or url_for("cases.case", doc_id=doc_id), code=303)
 
 
 @bp.route("/cases/import", methods=["GET", "POST"])

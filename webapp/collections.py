@@ -72,6 +72,7 @@ from webapp.forms import (
 )
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.params import BadParameter
+from webapp.redirects import local_path
 
 bp = Blueprint("collections", __name__)
 api = Blueprint("collections_api", __name__, url_prefix="/api/v1/collections")
@@ -261,17 +262,10 @@ def add_from_page():
     except NotFoundError as exc:  # says what is missing (the document, the passage), unlike a missing page
         return error_page(404, str(exc))
     anchor = re.sub(r"[^A-Za-z0-9_-]", "", form.anchor.data)
-    back = _local_url(form.next.data) or url_for("collections.collection", collection_id=collection_id)
+    back = local_path(form.next.data) or url_for("collections.collection", collection_id=collection_id)
     response = redirect(back + (f"#{anchor}" if anchor else ""), code=303)
     remember_current(response, collection_id)
     return response
-
-
-def _local_url(value: str) -> str | None:
-    """A path on this site to go back to (never another site's address)."""
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value and "\n" not in value:
-        return value.rstrip("?")
-    return None
 
 
 def remember_current(response: Response, collection_id: int) -> None:

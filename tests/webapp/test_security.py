@@ -349,3 +349,34 @@ def test_tokens_are_made_on_the_account_page_shown_once_and_revoked_there(app, p
     other = signed_in(app, "employee", "someone-else")
     assert other.post(f"/account/tokens/{token_id}/revoke").status_code == 404
     assert trainer.post("/account/tokens", data={"name": "  "}).status_code == 400
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/\t/evil.example", "/\\evil.example",
+                                    "/\n/evil.example", "/%0d%0aSet-Cookie:x=1", "javascript:alert(1)", " /x"])
+def test_no_form_sends_the_browser_off_site_or_fails_on_a_strange_next(app, portal_kb, target):
+    from webapp.redirects import local_path
+
+    assert local_path(target) is None or local_path(target).startswith("/") and "//" not in local_path(target)
+    agent = signed_in(app, "agent")
+    note_id = _ids(portal_kb, kind="note")[0]
+    responses = [agent.post(f"/cases/{note_id}/helped", data={"next": target})]
+    doc_id = _ids(portal_kb, kind="guidance")[0]
+    responses.append(signed_in(app, "trainer").post("/collections/add", data={"doc_id": str(doc_id), "collection": "new",
+                                                            "new_name": "Redirect check", "next": target}))
+    client = app.test_client()
+    password = ensure_user(portal_kb.store, "redirected", "employee")
+    token = csrf_token_of(client.get("/login").get_data(as_text=True))
+    responses.append(client.post("/login", query_string={"next": target},
+                                 data={"username": "redirected", "password": password, "csrf_token": token}))
+    for response in responses:
+        assert response.status_code in (302, 303), response.status_code
+        location = response.headers["Location"]
+        assert location.startswith("/") and not location.startswith("//") and "evil" not in location
+        assert not any(ch in location for ch in "\t\n\r\\")
+
+
+def test_a_plain_local_next_is_kept():
+    from webapp.redirects import local_path
+
+    assert local_path("/search?q=router") == "/search?q=router"
+    assert local_path("/collections/3?") == "/collections/3"
