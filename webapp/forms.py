@@ -309,11 +309,12 @@ class DeleteCollectionForm(PostForm):
 
 
 class _CaseFilterFields(FlaskForm):
-    """Product, channel, status and dates, checked by `webapp.params.case_filters` as the API's are."""
+    """Product, channel, status, resolved/open and dates, checked by `webapp.params.case_filters` as the API's are."""
 
     product = StringField()
     channel = StringField()
     status = StringField()
+    state = StringField()
     date_from = StringField(name="from")
     date_to = StringField(name="to")
 
@@ -323,7 +324,8 @@ class _CaseFilterFields(FlaskForm):
             return False
         try:
             self.filters = case_filters({f.name: f.data for f in
-                                         (self.product, self.channel, self.status, self.date_from, self.date_to)})
+                                         (self.product, self.channel, self.status, self.state, self.date_from,
+                                          self.date_to)})
         except InvalidInput as exc:
             return _refuse(self, exc)
         return True

@@ -261,8 +261,8 @@ CASE_SCHEMAS = {
                          "total": INTEGER, "limit": INTEGER, "offset": INTEGER}),
     "SimilarCases": _object({
         "results": {"type": "array", "items": _ref("SimilarCase"),
-                    "description": "resolved cases with a relevance of 0.4 or more first, then the others; "
-                                   "\"this helped\" lifts a case a little (log of its count, capped)"},
+                    "description": "the most similar first (resolved or open is not a sort key: filter with "
+                                   "`state`); \"this helped\" lifts a case a little (log of its count, capped)"},
         "filters": {"type": "object"},
     }),
     "CaseHelped": _object({
@@ -288,6 +288,8 @@ CASE_SCHEMAS = {
 SCHEMAS.update(CASE_SCHEMAS)
 
 _CASE_FILTERS = {"product": NULLABLE_STRING, "channel": NULLABLE_STRING, "status": NULLABLE_STRING,
+                 "state": {"enum": ["all", "resolved", "open", "", None],
+                           "description": "resolved cases only, open (not resolved) ones only, or all (default)"},
                  "from": {"type": ["string", "null"], "format": "date"},
                  "to": {"type": ["string", "null"], "format": "date"}}
 _HELPED = {"200": _json(_ref("CaseHelped"), "the case's count now"), "404": ERROR}
@@ -297,6 +299,8 @@ CASE_PATHS = {
         "summary": "Customer notes as cases, newest first",
         "parameters": [_query("product", "only this product"), _query("channel", "only this channel"),
                        _query("status", "only this status"),
+                       _query("state", "resolved, open (not resolved) or all (default)",
+                              {"enum": ["all", "resolved", "open"]}),
                        _query("from", "dated on or after (YYYY-MM-DD)", {"type": "string", "format": "date"}),
                        _query("to", "dated on or before (YYYY-MM-DD)", {"type": "string", "format": "date"}),
                        _query("limit", "1-200, default 20", INTEGER), _query("offset", "", INTEGER)],
@@ -307,7 +311,7 @@ CASE_PATHS = {
         "responses": {"200": _json(_ref("Case"), "the case"), "404": ERROR},
     }},
     "/api/v1/cases/similar": {"post": {
-        "summary": "Past cases most like a new complaint, in any language, resolved ones first",
+        "summary": "Past cases most like a new complaint, in any language, the most similar first",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _object(
             {"text": STRING, "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
              **_CASE_FILTERS}, ["text"])}}},

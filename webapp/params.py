@@ -15,7 +15,7 @@ from kb.documents import KINDS
 from kb.errors import InvalidInput
 from kb.index.chunk_table import SearchFilters
 from kb.search.types import MODES
-from kb.services.cases import CaseFilters
+from kb.services.cases import STATES, CaseFilters
 
 MAX_K = 100
 LANGUAGES = ("th", "zh", "en")
@@ -113,13 +113,20 @@ def search_params(args: MultiDict, default_k: int = 10) -> SearchParams:
 
 
 def case_filters(values: MultiDict | dict) -> CaseFilters:
-    """Product, channel, status and a date range (from/to, YYYY-MM-DD) from a form, query or JSON body."""
+    """Product, channel, status, resolved/open (`state`) and a date range (from/to, YYYY-MM-DD).
+
+    From a form, query or JSON body; `state` empty or "all" means resolved and open cases alike.
+    """
     text = {}
-    for name in ("product", "channel", "status"):
+    for name in ("product", "channel", "status", "state"):
         value = values.get(name)
         if value is not None and not isinstance(value, str):
             raise BadParameter(name, "text is required")
         text[name] = (value or "").strip() or None
+    if text["state"] == "all":
+        text["state"] = None
+    if text["state"] not in (None, *STATES):
+        raise BadParameter("state", f"unknown value {text['state']!r} (expected one of: all, {', '.join(STATES)})")
     dates = {name: _case_date(values.get(name), name) for name in ("from", "to")}
     if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
         raise BadParameter("from", "the start date is after the end date")

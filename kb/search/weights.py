@@ -109,13 +109,6 @@ MEANING_FULL = 0.6
 
 # -- similar cases (kb.services.cases) --------------------------------------------------------------
 
-# A resolved case goes before the others only when its relevance (its score
-# over the best one's) is at least RESOLVED_FLOOR. Measured on the bundled
-# corpus with fifteen new complaints in Thai, Chinese and English, labelled by
-# hand: of the resolved cases at relevance 0.4 or more, 91% were the same
-# problem (floor 0.3: 83%, 0.2: 72%, 0.5: 96%), and the best match fell at
-# most three places (see the docstring of kb.services.cases).
-RESOLVED_FLOOR = 0.4
 # "This helped" lifts a case by HELP_STEP * log1p(helped) relevance units, at
 # most HELP_CAP: enough to reorder near-equals, never to bury a clearly better match.
 HELP_STEP = 0.03

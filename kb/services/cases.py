@@ -2,26 +2,20 @@
 
 A case is a document of kind `note` with its `Note` row (complaint,
 resolution, status, product, channel, date and the customer). Similar cases
-are the hybrid search restricted to notes, one result per case, put in the
-order an agent who wants a resolution to reuse needs (see `case_order`):
+are the hybrid search restricted to notes, one result per case, ranked by
+similarity (see `case_order`):
 
 1. Relevance is a case's search score over the best one's: 1.0 is the best match.
-2. Resolved first: a case whose status says it was solved (`RESOLVED_STATUSES`)
-   and that has a resolution goes before the others, but only when its
-   relevance is at least `RESOLVED_FLOOR`. Below the floor cases keep their
-   search order whatever their status, so a barely related resolved case never
-   outranks an exact open match.
-3. "This helped" lifts a case by `HELP_STEP * log1p(helped)` (relevance units,
+2. "This helped" lifts a case by `HELP_STEP * log1p(helped)` (relevance units,
    i.e. that share of the best score), at most `HELP_CAP`: enough to reorder
    near-equals, never enough to bury a clearly better match.
 
-The floor was measured on the bundled corpus (guidance and notes) with
-fifteen new complaints in Thai, Chinese and English about its recurring
-problems, labelled by hand: of the resolved cases at relevance 0.4 or more,
-91% were the same problem (floor 0.3: 83%, 0.2: 72%, 0.5: 96%), and the best
-match fell at most three places (0.4 on average). Matches of the same problem
-in another language typically score 0.3 to 0.45, so they come right after
-the promoted cases.
+Whether a case was resolved is not a sort key: an agent who pastes a
+complaint wants the same problem first, and an exact match that is still
+open tells them who else is working on it. Resolved or open is shown as a
+badge and can be chosen as a filter (`CaseFilters.state`). Sorting resolved
+cases first (as this module once did, above a relevance floor of 0.4) put a
+100% match in fifth place on the bundled corpus.
 """
 
 from __future__ import annotations
@@ -31,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, select
 from sqlalchemy.exc import IntegrityError
 
 from kb.access import OPERATOR, Viewer, visibility_clause
@@ -51,6 +45,9 @@ RESOLVED_STATUSES = frozenset({"resolved", "closed", "solved", "done", "fixed", 
                                "已解决", "已解決", "已关闭", "已關閉"})
 MAX_SIMILAR = 50
 MAX_VOTER_CHARS = 128
+# The values of the resolved/open filter (`CaseFilters.state`); empty means both.
+RESOLVED, OPEN = "resolved", "open"
+STATES = (RESOLVED, OPEN)
 
 
 def is_resolved(status: str, resolution: str) -> bool:
@@ -67,6 +64,7 @@ class CaseFilters:
     status: str | None = None
     date_from: dt.date | None = None
     date_to: dt.date | None = None
+    state: str | None = None  # RESOLVED, OPEN (anything not resolved), or None for both
 
     def search_filters(self) -> SearchFilters:
         return SearchFilters(kind=NOTE, product=self.product, channel=self.channel, status=self.status,
@@ -165,40 +163,49 @@ def relevance(score: float, best: float) -> float:
     return score / best if best > 0 else (1.0 if score >= best else 0.0)
 
 
-def case_order(scores: list[float], resolved: list[bool], helped: list[int]) -> list[int]:
-    """Indexes of the candidates in the order to show them (see the module docstring)."""
-    best = max(scores, default=0.0)
+def case_order(scores: list[float], helped: list[int], best: float | None = None) -> list[int]:
+    """Indexes of the candidates in the order to show them: by relevance, lifted a little by "this helped".
+
+    `best` is the score relevance is measured against (default: the best of `scores`).
+    """
+    best = max(scores, default=0.0) if best is None else best
     rel = [relevance(s, best) for s in scores]
+    return sorted(range(len(scores)), key=lambda i: (-(rel[i] + helped_lift(helped[i])), i))
 
-    def key(i: int) -> tuple:
-        promoted = resolved[i] and rel[i] >= weights.RESOLVED_FLOOR
-        return (0 if promoted else 1, -(rel[i] + helped_lift(helped[i])), i)
 
-    return sorted(range(len(scores)), key=key)
+def _in_state(summary: CaseSummary, state: str | None) -> bool:
+    return state is None or summary.resolved == (state == RESOLVED)
 
 
 def similar_cases(
     engine: Engine, text: str, k: int = 10, filters: CaseFilters | None = None, exclude: tuple[int, ...] = (),
     viewer: Viewer = OPERATOR,
 ) -> list[SimilarCase]:
-    """The past cases most like this complaint, in any language, resolved ones first.
+    """The past cases most like this complaint, in any language, the most similar first.
 
     Raises `kb.search.types.EmptyQueryError` for an empty text and ValueError for a
     `k` out of range. `exclude` leaves out cases (the one being looked at).
     """
     if not 1 <= k <= MAX_SIMILAR:
         raise ValueError(f"k must be between 1 and {MAX_SIMILAR}")
+    filters = filters or CaseFilters()
+    if filters.state not in (None, *STATES):
+        raise ValueError(f"state must be one of: {', '.join(STATES)} (or empty for both)")
     depth = max(weights.CANDIDATES_PER_RESULT * k, weights.MIN_CANDIDATES) + len(exclude)
-    response = search_text(engine, text, k=depth, filters=(filters or CaseFilters()).search_filters(), viewer=viewer)
+    if filters.state:  # resolved or open is known after the search: look at more candidates
+        depth *= 2
+    response = search_text(engine, text, k=depth, filters=filters.search_filters(), viewer=viewer)
     left_out = set(exclude)
     hits = [hit for hit in response.results if hit.doc_id not in left_out]
     summaries = case_summaries(engine, [hit.doc_id for hit in hits], viewer)
     hits = [hit for hit in hits if hit.doc_id in summaries]  # deleted meanwhile
+    # Relevance is measured before the resolved/open filter, so that choosing
+    # one leaves every case's percentage as it was.
+    best = max((h.score for h in hits), default=0.0)
+    hits = [hit for hit in hits if _in_state(summaries[hit.doc_id], filters.state)]
     if not hits:
         return []
-    order = case_order([h.score for h in hits], [summaries[h.doc_id].resolved for h in hits],
-                       [summaries[h.doc_id].helped for h in hits])
-    best = max(h.score for h in hits)
+    order = case_order([h.score for h in hits], [summaries[h.doc_id].helped for h in hits], best)
     return [
         SimilarCase(**summaries[hits[i].doc_id].__dict__, score=hits[i].score,
                     relevance=relevance(hits[i].score, best))
@@ -270,7 +277,17 @@ def get_case(engine: Engine, doc_id: int, viewer: Viewer = OPERATOR) -> Case | N
     return Case(**summary.__dict__, customer=customer, tags=tags, source=row.source)
 
 
+def _resolved_clause():
+    """`is_resolved` in SQL: a solved status (any case) and a resolution that is not blank."""
+    status = func.lower(func.trim(func.coalesce(Note.status, "")))
+    return and_(status.in_(sorted(RESOLVED_STATUSES)), func.trim(func.coalesce(Note.resolution, "")) != "")
+
+
 def _filtered(stmt, filters: CaseFilters):
+    if filters.state == RESOLVED:
+        stmt = stmt.where(_resolved_clause())
+    elif filters.state == OPEN:
+        stmt = stmt.where(not_(_resolved_clause()))
     for name in ("product", "channel", "status"):
         value = getattr(filters, name)
         if value:

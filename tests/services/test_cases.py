@@ -22,7 +22,7 @@ from indexer.note_import import check_import, guess_mapping, import_notes, read_
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
 from kb.search.types import EmptyQueryError
-from kb.search.weights import HELP_CAP, RESOLVED_FLOOR
+from kb.search.weights import HELP_CAP
 from kb.services.cases import (
     CaseFilters,
     case_order,
@@ -168,27 +168,51 @@ def test_a_case_can_be_left_out_of_its_own_similar_cases(kb):
     assert {c.note_id for c in results} & ROUTER_DROPS
 
 
-# -- resolved first, above a relevance floor -------------------------------------------------------
+# -- ranked by similarity; resolved or open is a filter -------------------------------------------
 
 
-def test_resolved_cases_go_first_but_only_among_relevant_ones():
-    # An exact open match, a relevant resolved case, a barely related resolved one, an unrelated open one.
-    scores = [10.0, 6.0, RESOLVED_FLOOR * 10 - 0.5, 2.0]
-    order = case_order(scores, [False, True, True, False], [0, 0, 0, 0])
-    assert order == [1, 0, 2, 3]
-    # A resolved case without a resolution is not promoted: is_resolved needs one (see kb.services.cases).
-    assert case_order([10.0, 6.0], [False, False], [0, 0]) == [0, 1]
+def test_cases_are_ranked_by_similarity_whatever_their_status():
+    # An exact open match stays first before a weaker resolved case (case_order knows no status).
+    assert case_order([10.0, 6.0, 3.5, 2.0], [0, 0, 0, 0]) == [0, 1, 2, 3]
+    assert case_order([2.0, 10.0, 6.0], [0, 0, 0]) == [1, 2, 0]
 
 
-def test_on_the_corpus_the_promoted_cases_are_resolved_and_the_exact_open_match_follows_them(kb):
+def test_a_pasted_complaint_of_an_open_case_finds_that_case_first_at_100_percent(kb):
+    own = get_case(kb.engine, doc_id_of(kb, "N-2024-0047"))
+    assert not own.resolved, "the test needs an open case: it once came fifth, after resolved ones"
+    results = similar_cases(kb.engine, own.complaint, k=10)
+    assert results[0].doc_id == own.doc_id and results[0].relevance == 1.0
+    assert [c.relevance for c in results] == sorted((c.relevance for c in results), reverse=True)
+    assert any(c.resolved for c in results[1:]), "resolved cases are still there, in their place"
+
+
+def test_on_the_corpus_the_closest_case_comes_first_and_status_does_not_reorder(kb):
     results = similar_cases(kb.engine, THAI_ROUTER, k=10)
-    promoted = [c.resolved and c.relevance >= RESOLVED_FLOOR for c in results]
-    assert promoted[0] and promoted == sorted(promoted, reverse=True), "promoted cases form the head of the list"
-    rest = [c for c, p in zip(results, promoted, strict=True) if not p]
-    assert [c.relevance for c in rest] == sorted((c.relevance for c in rest), reverse=True)
-    exact = next(c for c in results if c.note_id == "N-2024-0047")  # open, and the closest in wording
-    assert exact.relevance == 1.0 and not exact.resolved
-    assert results.index(exact) == sum(promoted), "right after the resolved ones, before weaker resolved cases"
+    assert [c.relevance for c in results] == sorted((c.relevance for c in results), reverse=True)
+    exact = results[0]
+    assert exact.note_id == "N-2024-0047" and exact.relevance == 1.0 and not exact.resolved
+
+
+def test_resolved_or_open_filters_similar_cases_and_keeps_their_relevance(kb):
+    everything = {c.doc_id: c.relevance for c in similar_cases(kb.engine, THAI_ROUTER, k=20)}
+    resolved = similar_cases(kb.engine, THAI_ROUTER, k=10, filters=CaseFilters(state="resolved"))
+    still_open = similar_cases(kb.engine, THAI_ROUTER, k=10, filters=CaseFilters(state="open"))
+    assert resolved and all(c.resolved for c in resolved)
+    assert still_open and not any(c.resolved for c in still_open)
+    assert still_open[0].note_id == "N-2024-0047"
+    for c in resolved + still_open:
+        if c.doc_id in everything:
+            assert c.relevance == pytest.approx(everything[c.doc_id])
+    with pytest.raises(ValueError, match="state"):
+        similar_cases(kb.engine, THAI_ROUTER, filters=CaseFilters(state="maybe"))
+
+
+def test_the_case_list_filters_resolved_and_open(kb):
+    _, total = list_cases(kb.engine, limit=1)
+    resolved, n_resolved = list_cases(kb.engine, CaseFilters(state="resolved"), limit=200)
+    still_open, n_open = list_cases(kb.engine, CaseFilters(state="open"), limit=200)
+    assert n_resolved + n_open == total and n_resolved and n_open
+    assert all(c.resolved for c in resolved) and not any(c.resolved for c in still_open)
 
 
 # -- this helped ------------------------------------------------------------------------------------
@@ -214,16 +238,16 @@ def test_this_helped_counts_once_per_voter_and_can_be_taken_back(kb):
 def test_the_lift_of_this_helped_is_bounded():
     assert helped_lift(0) == 0 < helped_lift(1) < helped_lift(10) < helped_lift(1000) == HELP_CAP
     # One click on a weak match never passes a clearly better one, nor does any number of clicks.
-    assert case_order([10.0, 5.0], [True, True], [0, 1]) == [0, 1]
-    assert case_order([10.0, 5.0], [True, True], [0, 10**6]) == [0, 1]
+    assert case_order([10.0, 5.0], [0, 1]) == [0, 1]
+    assert case_order([10.0, 5.0], [0, 10**6]) == [0, 1]
     # Many clicks on a close second lift it above the first.
-    assert case_order([10.0, 9.7], [True, True], [0, 1]) == [0, 1]
-    assert case_order([10.0, 9.7], [True, True], [0, 20]) == [1, 0]
+    assert case_order([10.0, 9.7], [0, 1]) == [0, 1]
+    assert case_order([10.0, 9.7], [0, 20]) == [1, 0]
 
 
 def test_on_the_corpus_one_click_does_not_bury_a_better_match_and_many_lift_a_close_second(kb):
     before = similar_cases(kb.engine, THAI_ROUTER, k=10)
-    tail = [c for c in before if not (c.resolved and c.relevance >= RESOLVED_FLOOR)]  # ordered by relevance
+    tail = before  # ordered by relevance
     weak = tail[-1]
     better = next(c for c in tail if c.relevance >= weak.relevance + 2 * HELP_CAP)
     mark_helped(kb.engine, weak.doc_id, "browser:one")
@@ -412,6 +436,12 @@ def test_api_similar_cases_cross_languages(client):
         "text": THAI_ROUTER, "product": "FiberNet 1000", "from": "2025-01-01", "to": None}),
         "/api/v1/cases/similar", "post")
     assert filtered["results"] and {r["product"] for r in filtered["results"]} == {"FiberNet 1000"}
+    still_open = check(client.post("/api/v1/cases/similar", json={"text": THAI_ROUTER, "state": "open"}),
+                       "/api/v1/cases/similar", "post")
+    assert still_open["results"] and not any(r["resolved"] for r in still_open["results"])
+    assert still_open["filters"] == {"state": "open"}
+    listed = check(client.get("/api/v1/cases?state=resolved&limit=50"), "/api/v1/cases")
+    assert listed["cases"] and all(c["resolved"] for c in listed["cases"])
 
 
 @pytest.mark.parametrize(("payload", "code", "named"), [
@@ -425,6 +455,7 @@ def test_api_similar_cases_cross_languages(client):
     ({"text": "router", "k": True}, "bad_parameter", "k"),
     ({"text": "router", "from": "31/02/2024"}, "bad_parameter", "from"),
     ({"text": "router", "product": ["a"]}, "bad_parameter", "product"),
+    ({"text": "router", "state": "maybe"}, "bad_parameter", "state"),
     ([1, 2], "bad_json", "JSON"),
 ])
 def test_api_similar_cases_errors_name_the_field(client, payload, code, named):
