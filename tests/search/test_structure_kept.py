@@ -81,7 +81,8 @@ def test_each_chunk_knows_its_own_section_and_the_model_reads_it(make_kb, tmp_pa
     assert embed_text("guidance", "Returns guide", exchanges, "Sent by courier.") == (
         "Returns guide > Exchanges\nSent by courier."
     )
-    assert embed_text("note", "N-1 · Router", None, "Complaint.") == "Complaint."
+    assert embed_text("note", "N-1 · Router", ["Section"], "Complaint.") == "Complaint."
+    assert embed_text("guidance", "Returns guide", [], "Intro.") == "Intro."  # no section: as it is
 
 
 def test_lists_and_tables_stay_lists_and_tables_in_stored_text(make_kb, tmp_path):
