@@ -3,9 +3,9 @@
 Fusion ranks by z-scores and relative keyword scores, so it always has a
 "best" result, even for `xyzzyqwerty`. Relevance here is absolute: the
 cosine of the query's own (unexpanded, language-centered) vector with the
-passage, plus a share of the passage's BM25 score over the most the query's
-terms could score (the sum of their idf), so a passage that matches only a
-common word ("customer") counts for little. A query whose best passages fall
+passage, plus a share of the query's keyword weight (idf) the passage holds,
+so a passage that matches only a common word ("customer") counts for little
+and one that holds every word of the query counts on its own. A query whose best passages fall
 below weights.QUERY_FLOOR gets no results. A relevant query keeps its whole
 ranking: a result lower down may be the same subject in another language,
 whose cosine is lower by nature. The floor is fitted with bench/realq.py
@@ -30,9 +30,11 @@ def relevance(engine, vector: np.ndarray | None, terms: list[str], chunk_ids: li
     if vector is not None and indexes.vectors is not None:
         scores += indexes.vectors.reconstruct_many(ids) @ vector
     if terms:
-        most = sum(indexes.keywords.idf(terms).values())
+        idf = indexes.keywords.idf(terms)
+        most = sum(idf.values())
         if most > 0:
-            scores += weights.KEYWORD_RELEVANCE_WEIGHT * indexes.keywords.score_ids(terms, ids) / most
+            held = sum(weight * (indexes.keywords.score_ids([term], ids) > 0) for term, weight in idf.items())
+            scores += weights.KEYWORD_RELEVANCE_WEIGHT * np.asarray(held, np.float32) / most
     return scores
 
 
