@@ -139,6 +139,9 @@ def fit_confidence(records: list[dict]) -> None:
     names = list(weights.CONFIDENCE_WEIGHTS)
     keep = [i for i, row in enumerate(rows) if row is not None]
     x = np.asarray([[rows[i][n] for n in names] for i in keep])
+    if len(set(labels[keep].tolist())) < 2:
+        print("confidence: kept as it is (the fit questions' chosen answers are all right or all wrong)")
+        return
     model = LogisticRegression(C=10.0, max_iter=5000).fit(x, labels[keep])
     weights.CONFIDENCE_WEIGHTS = {n: round(float(w), 3) for n, w in zip(names, model.coef_[0], strict=True)}
     weights.CONFIDENCE_INTERCEPT = round(float(model.intercept_[0]), 3)

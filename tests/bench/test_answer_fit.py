@@ -22,8 +22,7 @@ def test_answer_fit_fits_and_reports_both_halves(corpus_data_dir, models_dir, tm
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert any(line.startswith("after, test: answered_right") and "ece" in line for line in lines)
-    assert any(line.startswith("CONFIDENCE_WEIGHTS = {") for line in lines)
-    assert any(line.startswith("MIN_CONFIDENCE = ") for line in lines)
+    assert any(line.startswith(("CONFIDENCE_WEIGHTS = {", "confidence: kept")) for line in lines)
 
 
 def test_every_question_of_our_set_names_gold_text_that_its_gold_document_holds():
