@@ -124,9 +124,8 @@ def evidence_rows(records: list[dict]) -> tuple[list[dict], np.ndarray]:
             labels.append(0)
             continue
         candidates = record["candidates"]
-        runs = sorted(candidates.runs, key=lambda run: -score_run(run))
-        chosen = candidates.runs[i]
-        rows.append(evidence_for(chosen, runs, candidates.response.results, candidates.response.query_lang))
+        rows.append(evidence_for(candidates.runs[i], candidates.runs, candidates.response.results,
+                                 candidates.response.query_lang))
         labels.append(int(record["right"][i]))
     return rows, np.asarray(labels)
 

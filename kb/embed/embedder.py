@@ -126,25 +126,21 @@ class Embedder:
         the cost of every ingest for the passages nobody asks about); a popular
         passage is encoded once per process.
         """
+        unique = list(dict.fromkeys(texts))
         with self._sentences_lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._sentences))
-        if missing:
-            encoded = self.encode_passages(missing)
+            found = {text: self._sentences[text] for text in unique if text in self._sentences}
+            for text in found:
+                self._sentences.move_to_end(text)
+        missing = [text for text in unique if text not in found]
+        if missing:  # encoded outside the lock: other questions go on meanwhile
+            for text, vector in zip(missing, self.encode_passages(missing), strict=True):
+                vector.setflags(write=False)
+                found[text] = vector
             with self._sentences_lock:
-                for text, vector in zip(missing, encoded, strict=True):
-                    vector.setflags(write=False)
-                    self._sentences[text] = vector
-        with self._sentences_lock:
-            vectors = []
-            for text in texts:
-                vector = self._sentences.get(text)
-                if vector is None:  # pushed out by a concurrent caller: encode again
-                    vector = self.encode_passages([text])[0]
-                else:
-                    self._sentences.move_to_end(text)
-                vectors.append(vector)
-            while len(self._sentences) > SENTENCE_CACHE_SIZE:
-                self._sentences.popitem(last=False)
+                self._sentences.update((text, found[text]) for text in missing)
+                while len(self._sentences) > SENTENCE_CACHE_SIZE:
+                    self._sentences.popitem(last=False)
+        vectors = [found[text] for text in texts]
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def _encode_one_query(self, text: str) -> np.ndarray:

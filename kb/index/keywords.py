@@ -337,6 +337,17 @@ class KeywordIndex:
                 result[known] = self._scores(query_terms)[rows[known]]
             return result
 
+    def holds(self, terms: Sequence[str], chunk_ids: np.ndarray) -> np.ndarray:
+        """Which of `terms` each chunk holds: (chunks x terms) booleans read from the postings, nothing scored."""
+        with self._lock:
+            rows = self._rows_of(chunk_ids)
+            held = np.zeros((len(rows), len(terms)), bool)
+            for column, term in enumerate(terms):
+                term_id = self._vocab.get(term)
+                if term_id is not None:
+                    held[:, column] = (rows >= 0) & np.isin(rows, self._postings(term_id)[0])
+            return held
+
     # -------------------------------------------------------------- persistence
 
     def save(self, directory: Path, manifest: dict) -> None:

@@ -95,6 +95,12 @@ class _Run:
     cue: float = 0.0  # 1 when the run has the shape the question asks for (a duration for "how long"...)
     score: float = 0.0
 
+    @property
+    def doc_span(self) -> tuple[int, int, int]:
+        """The run's place in its document (document id, start, end): chunks overlap, documents do not."""
+        offset = self.result.best.start
+        return self.result.doc_id, offset + self.start, offset + self.end
+
 
 @dataclass
 class Candidates:
@@ -195,11 +201,11 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
                     continue
                 if context and headings[i]:
                     coverage = _coverage(set().union(*sentence_terms[first : i + size]), idf, total_weight)
-                where = (result.doc_id, result.best.start + start, result.best.start + end)
-                if where in seen:  # the sentence a passage shares with its neighbour (chunks overlap)
+                run = _Run(result, rank, start, end, (first, i + size), coverage, passage_coverage, cosine)
+                if run.doc_span in seen:  # the sentence a passage shares with its neighbour (chunks overlap)
                     continue
-                seen.add(where)
-                runs.append(_Run(result, rank, start, end, (first, i + size), coverage, passage_coverage, cosine))
+                seen.add(run.doc_span)
+                runs.append(run)
     return runs, split
 
 
@@ -308,10 +314,8 @@ def evidence_for(best: _Run, runs: list[_Run], results: list[SearchResult], ques
 
 def _overlap(a: _Run, b: _Run) -> bool:
     """Whether two runs share text of their document (chunks overlap by a sentence, so compare document offsets)."""
-    if a.result.doc_id != b.result.doc_id:
-        return False
-    a_start, b_start = a.result.best.start + a.start, b.result.best.start + b.start
-    return a_start < b.result.best.start + b.end and b_start < a.result.best.start + a.end
+    (a_doc, a_start, a_end), (b_doc, b_start, b_end) = a.doc_span, b.doc_span
+    return a_doc == b_doc and a_start < b_end and b_start < a_end
 
 
 def confidence_of(evidence: dict[str, float]) -> float:

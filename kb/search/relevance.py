@@ -21,7 +21,7 @@ from kb.search import weights
 
 
 def relevance(engine, vector: np.ndarray | None, terms: list[str], chunk_ids: list[int]) -> np.ndarray:
-    """Absolute relevance of each chunk to the query (meaning plus weighted keyword strength)."""
+    """Absolute relevance of each chunk: its cosine with the query plus a share of the query's idf it holds."""
     indexes = engine.indexes
     ids = np.asarray(chunk_ids, np.int64)
     scores = np.zeros(len(ids), np.float32)
@@ -31,10 +31,10 @@ def relevance(engine, vector: np.ndarray | None, terms: list[str], chunk_ids: li
         scores += indexes.vectors.reconstruct_many(ids) @ vector
     if terms:
         idf = indexes.keywords.idf(terms)
-        most = sum(idf.values())
-        if most > 0:
-            held = sum(weight * (indexes.keywords.score_ids([term], ids) > 0) for term, weight in idf.items())
-            scores += weights.KEYWORD_RELEVANCE_WEIGHT * np.asarray(held, np.float32) / most
+        weight = np.asarray(list(idf.values()), np.float32)
+        if weight.sum() > 0:
+            held = indexes.keywords.holds(list(idf), ids) @ weight
+            scores += weights.KEYWORD_RELEVANCE_WEIGHT * held / weight.sum()
     return scores
 
 
