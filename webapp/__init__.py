@@ -42,14 +42,17 @@ def create_app(config: dict | None = None) -> Flask:
     kb = config.get("KB_INSTANCE") or KnowledgeBase.open(settings)
     app.extensions["kb"] = kb
 
-    from webapp import admin, api, auth, cases, collections, errors, i18n, pages, security, topics
+    from webapp import admin, api, apispec, auth, cases, collections, errors, i18n, pages, security, topics
 
     app.config.update(auth.config_defaults(kb.settings))
     app.config.update(config)
+    # Under test every API response is checked against its documented schema (webapp.apispec).
+    app.config.setdefault("KB_CHECK_RESPONSES", bool(app.config.get("TESTING")))
     i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
     security.init_app(app)
+    apispec.init_app(app)
     for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp, admin.bp,
                       api.bp, cases.api, collections.api, topics.api, admin.api, api.health):
         app.register_blueprint(blueprint)

@@ -5,20 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from kb.services import audit
+from webapp import schemas
+from webapp.apispec import Answers, errors, spec
 from webapp.auth import record, require
 from webapp.current import get_kb
 from webapp.errors import error_page
 from webapp.forms import AuditFilterForm, first_error
-from webapp.params import BadParameter, int_param
+from webapp.params import BadParameter
 
 bp = Blueprint("admin", __name__)
 api = Blueprint("admin_api", __name__, url_prefix="/api/v1")
 PAGE_SIZE = 50
-
-
-def _filters() -> dict:
-    return {"actor": request.args.get("actor", "").strip() or None,
-            "action": request.args.get("action", "").strip() or None}
 
 
 @bp.route("/admin/audit")
@@ -47,8 +44,10 @@ def audit_export():
 
 @api.get("/audit")
 @require("audit")
+@spec.validate(query=schemas.AuditQuery, resp=Answers(HTTP_200=schemas.AuditLog, **errors(400)), tags=["admin"])
 def api_audit():
-    limit = int_param(request.args, "limit", 100, 1, 1000)
-    offset = int_param(request.args, "offset", 0, 0, 10**9)
-    entries, total = audit.entries(get_kb().store, limit, offset, **_filters())
+    """The audit log, newest first (admins only; nobody can change it)."""
+    query = request.context.query
+    limit, offset = query.limit, query.offset
+    entries, total = audit.entries(get_kb().store, limit, offset, actor=query.actor, action=query.action)
     return jsonify({"entries": [e.to_dict() for e in entries], "total": total, "limit": limit, "offset": offset})

@@ -5,64 +5,69 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request
 
 from indexer.uploads import add_pasted_text, ingest_upload
-from kb.documents import KINDS
 from kb.search.answer import answer_question
 from kb.services import audit
 from kb.services.catalog import get_document, list_documents, related_documents
+from webapp import schemas
+from webapp.apispec import Answers, errors, openapi_document, spec
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.current import get_kb
 from webapp.errors import error_response
-from webapp.openapi import openapi_document
-from webapp.params import LANGUAGES, BadParameter, int_param, search_params
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
 
-MAX_LIST = 200
-
-
 @bp.get("/openapi.json")
+@spec.validate(resp=Answers("HTTP_200"), tags=["meta"])
 def openapi():
+    """This document (OpenAPI 3.1)."""
     return jsonify(openapi_document())
 
 
+SEARCHED = Answers(HTTP_200=schemas.SearchResponse, **errors(400))
+
+
 @bp.get("/search")
+@spec.validate(query=schemas.SearchFields, resp=SEARCHED, tags=["search"])
 def search():
-    params = search_params(request.args)
-    response = get_kb().search(params.query, k=params.k, mode=params.mode, filters=params.filters,
-                               offset=params.offset, facets=request.args.get("facets") == "1",
-                               viewer=current_viewer())
+    """Hybrid search across languages, best first (an empty list when nothing is relevant)."""
+    return _search(request.context.query)
+
+
+@bp.post("/search")
+@spec.validate(json=schemas.SearchFields, resp=SEARCHED, tags=["search"])
+def search_by_body():
+    """The same search with its fields in a JSON body, for long queries such as a pasted complaint."""
+    return _search(request.context.json)
+
+
+def _search(fields: schemas.SearchFields):
+    response = get_kb().search(fields.q, k=fields.k, mode=fields.mode, filters=fields.filters(),
+                               offset=fields.offset, facets=fields.facets, viewer=current_viewer())
     record_note_search(response)
     return jsonify(response.to_dict())
 
 
 @bp.post("/ask")
+@spec.validate(json=schemas.AskRequest, resp=Answers(HTTP_200=schemas.AskResponse, **errors(400)), tags=["search"])
 def ask():
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        return error_response(400, "bad_json", 'send a JSON object such as {"question": "..."}')
-    question = payload.get("question")
-    if not isinstance(question, str):
-        return error_response(400, "bad_parameter", "question: a string is required")
+    """Ask a question; the answer quotes its source, which comes first among the citations."""
+    question = request.context.json.question
     result = answer_question(get_kb().engine, question, viewer=current_viewer())
     record_note_answer(get_kb(), result)
     return jsonify(result.to_dict())
 
 
 @bp.get("/documents")
+@spec.validate(query=schemas.DocumentQuery, resp=Answers(HTTP_200=schemas.DocumentList, **errors(400)),
+               tags=["documents"])
 def documents():
-    args = request.args
-    kind = args.get("kind") or None
-    lang = args.get("lang") or None
-    if kind is not None and kind not in KINDS:
-        raise BadParameter("kind", f"unknown value {kind!r} (expected one of: {', '.join(KINDS)})")
-    if lang is not None and lang not in LANGUAGES:
-        raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
-    limit = int_param(args, "limit", 20, 1, MAX_LIST)
-    offset = int_param(args, "offset", 0, 0, 10**9)
-    docs, total = list_documents(get_kb().engine, limit=limit, offset=offset, kind=kind, lang=lang,
-                                 viewer=current_viewer())
-    return jsonify({"documents": [d.to_dict() for d in docs], "total": total, "limit": limit, "offset": offset})
+    """Documents, most recently updated first."""
+    query = request.context.query
+    docs, total = list_documents(get_kb().engine, limit=query.limit, offset=query.offset, kind=query.kind,
+                                 lang=query.lang, viewer=current_viewer())
+    return jsonify({"documents": [d.to_dict() for d in docs], "total": total, "limit": query.limit,
+                    "offset": query.offset})
 
 
 def _document_or_404(kb, doc_id: int):
@@ -74,7 +79,9 @@ def _document_or_404(kb, doc_id: int):
 
 
 @bp.get("/documents/<int:doc_id>")
+@spec.validate(resp=Answers(HTTP_200=schemas.Document, **errors(404)), tags=["documents"])
 def document(doc_id: int):
+    """One document whole, with its passages and related documents."""
     kb = get_kb()
     view = _document_or_404(kb, doc_id)
     if view.note is not None:
@@ -86,20 +93,18 @@ def document(doc_id: int):
 
 @bp.post("/documents")
 @require("edit")
+@spec.validate(json=schemas.PastedText, form=schemas.UploadForm,
+               resp=Answers(HTTP_201=schemas.UploadResults, HTTP_200=schemas.UploadResults,
+                             HTTP_422=schemas.UploadResults, **errors(400, 413)), tags=["documents"])
 def upload():
-    """Multipart files (field `files`, several allowed) or JSON {"text", "title", "lang", "tags"}."""
+    """Upload files (multipart field `files`, several allowed) or add pasted text (JSON).
+
+    201: something was added or updated; 200: nothing changed; 422: nothing could be read, each result says why.
+    """
     kb = get_kb()
-    if request.mimetype == "application/json":
-        payload = request.get_json(silent=True)
-        if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
-            return error_response(400, "bad_json", 'send a JSON object such as {"title": "...", "text": "..."}')
-        lang = payload.get("lang")
-        if lang is not None and lang not in LANGUAGES:
-            raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
-        tags = payload.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise BadParameter("tags", "a list of strings is required")
-        outcomes = [add_pasted_text(kb.engine, payload["text"], str(payload.get("title") or ""), lang, tags)]
+    if request.context.json is not None:
+        pasted = request.context.json
+        outcomes = [add_pasted_text(kb.engine, pasted.text, pasted.title, pasted.lang, pasted.tags)]
     else:
         files = [f for f in request.files.getlist("files") if f and f.filename]
         if not files:
@@ -113,18 +118,23 @@ def upload():
 
 @bp.delete("/documents/<int:doc_id>")
 @require("edit")
+@spec.validate(resp=Answers(HTTP_200=schemas.Deleted, **errors(404)), tags=["documents"])
 def delete(doc_id: int):
+    """Delete a document from the database and both indexes."""
     kb = get_kb()
     removed = kb.delete([_document_or_404(kb, doc_id).summary.source])
     return jsonify({"deleted": removed})
 
 
 @health.get("/healthz")
+@spec.validate(resp=Answers(HTTP_200=schemas.Health), tags=["meta"])
 def healthz():
+    """The process is alive."""
     return jsonify({"status": "ok"})
 
 
 @health.get("/readyz")
+@spec.validate(resp=Answers(HTTP_200=schemas.Ready, HTTP_503=schemas.NotReady), tags=["meta"])
 def readyz():
     """Ready when the database answers and the indexes hold exactly the database's chunks."""
     kb = get_kb()

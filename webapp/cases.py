@@ -32,7 +32,6 @@ from kb.documents import NOTE_FIELDS, ReadError
 from kb.search.types import EmptyQueryError
 from kb.services import audit
 from kb.services.cases import (
-    MAX_SIMILAR,
     case_filter_values,
     get_case,
     list_cases,
@@ -41,6 +40,8 @@ from kb.services.cases import (
     unmark_helped,
     voter_marks,
 )
+from webapp import schemas
+from webapp.apispec import Answers, errors, spec
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record, require
 from webapp.current import get_kb
@@ -55,7 +56,7 @@ from webapp.forms import (
     column_mapping,
     first_error,
 )
-from webapp.params import BadParameter, case_filters, int_param
+from webapp.params import BadParameter, case_filters
 from webapp.redirects import local_path
 
 bp = Blueprint("cases", __name__)
@@ -63,7 +64,6 @@ api = Blueprint("cases_api", __name__, url_prefix="/api/v1/cases")
 
 PAGE_SIZE = 20
 SIMILAR_ON_PAGE = 10
-MAX_LIST = 200
 FILTER_FIELDS = ("product", "channel", "status", "from", "to")
 
 
@@ -229,17 +229,20 @@ def _not_found(doc_id: int):
 
 
 @api.get("")
+@spec.validate(query=schemas.CaseQuery, resp=Answers(HTTP_200=schemas.CaseList, **errors(400)), tags=["cases"])
 def api_list():
+    """Customer notes as cases, newest first."""
     args = request.args
-    limit = int_param(args, "limit", 20, 1, MAX_LIST)
-    offset = int_param(args, "offset", 0, 0, 10**9)
+    limit, offset = request.context.query.limit, request.context.query.offset
     items, total = list_cases(get_kb().engine, case_filters(args), limit=limit, offset=offset, viewer=current_viewer())
     record(audit.SEARCH, "case list", **case_filters(args).to_dict())
     return jsonify({"cases": [c.to_dict() for c in items], "total": total, "limit": limit, "offset": offset})
 
 
 @api.get("/<int:doc_id>")
+@spec.validate(resp=Answers(HTTP_200=schemas.Case, **errors(404)), tags=["cases"])
 def api_case(doc_id: int):
+    """One case with its customer."""
     found = get_case(get_kb().engine, doc_id, current_viewer())
     if found is None:
         return _not_found(doc_id)
@@ -248,37 +251,46 @@ def api_case(doc_id: int):
 
 
 @api.post("/similar")
+@spec.validate(json=schemas.SimilarRequest, resp=Answers(HTTP_200=schemas.SimilarCases, **errors(400)),
+               tags=["cases"])
 def api_similar():
+    """Past cases most like a new complaint, in any language, the most similar first."""
     payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        return error_response(400, "bad_json", 'send a JSON object such as {"text": "...", "k": 10}')
-    text = payload.get("text")
-    if not isinstance(text, str):
-        raise BadParameter("text", "the complaint, as a string, is required")
-    k = payload.get("k", 10)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SIMILAR:
-        raise BadParameter("k", f"a whole number between 1 and {MAX_SIMILAR} is required")
+    text, k = request.context.json.text, request.context.json.k
     filters = case_filters(payload)
     results = similar_cases(get_kb().engine, text, k=k, filters=filters, viewer=current_viewer())
     record(audit.SIMILAR, text[:200], results=len(results))
     return jsonify({"results": [c.to_dict() for c in results], "filters": filters.to_dict()})
 
 
+HELPED = Answers(HTTP_200=schemas.CaseHelped, **errors(404))
+
+
 @api.post("/<int:doc_id>/helped")
+@spec.validate(resp=HELPED, tags=["cases"])
 def api_mark(doc_id: int):
+    """Say the case's resolution helped (once per user)."""
     result = mark_helped(get_kb().engine, doc_id, actor_id())
     return jsonify(result.to_dict()) if result else _not_found(doc_id)
 
 
 @api.delete("/<int:doc_id>/helped")
+@spec.validate(resp=HELPED, tags=["cases"])
 def api_unmark(doc_id: int):
+    """Take back your "this helped"."""
     result = unmark_helped(get_kb().engine, doc_id, actor_id())
     return jsonify(result.to_dict()) if result else _not_found(doc_id)
 
 
 @api.post("/import")
+@spec.validate(form=schemas.ImportForm, resp=Answers(HTTP_201=schemas.ImportReport, HTTP_200=schemas.ImportReport,
+                                                      HTTP_422=schemas.ImportReport, **errors(400, 413)),
+               tags=["cases"])
 def api_import():
-    """Multipart `file` (.csv/.jsonl), optional `mapping` (JSON) and `dry_run=1`: 201 imported, 422 problems."""
+    """Import notes from CSV or JSONL with your own column names: all of them, or none.
+
+    201: imported; 200: checked (dry_run) or nothing changed; 422: problems, nothing was written.
+    """
     kb = get_kb()
     upload = request.files.get("file")
     if upload is None or not upload.filename:

@@ -53,6 +53,8 @@ from kb.services.collections import (
     update_collection,
 )
 from kb.services.handouts import HandoutLabels, build_handout, to_docx, to_markdown
+from webapp import schemas
+from webapp.apispec import Answers, errors, spec
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record
 from webapp.current import get_kb
@@ -412,32 +414,6 @@ def shared_export(token: str):
 # -- API ----------------------------------------------------------------------------
 
 
-COLLECTION_FIELDS = {"name", "description", "lang"}
-ITEM_FIELDS = {"doc_id", "chunk_id", "start", "end", "annotation"}
-
-
-def _payload(allowed: set[str], example: str) -> dict:
-    """The request's JSON object; unknown fields are refused (a misspelt field would silently do nothing)."""
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        abort(error_response(400, "bad_json", f"send a JSON object such as {example}"))
-    unknown = sorted(set(payload) - allowed)
-    if unknown:
-        raise BadParameter(unknown[0], f"unknown field (expected: {', '.join(sorted(allowed))})")
-    return payload
-
-
-def _integer(payload: dict, name: str, required: bool = False) -> int | None:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            raise BadParameter(name, "a whole number is required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadParameter(name, "must be a whole number, 0 or more")
-    return value
-
-
 def _collection_body(view: CollectionView, parallel: bool = False) -> dict:
     body = with_share_url(view.to_dict(), view)
     if parallel:
@@ -447,82 +423,106 @@ def _collection_body(view: CollectionView, parallel: bool = False) -> dict:
     return body
 
 
+COLLECTION = Answers(HTTP_200=schemas.Collection, **errors(400, 404))
+
+
 @api.post("")
+@spec.validate(json=schemas.NewCollection, resp=Answers(HTTP_201=schemas.Collection, **errors(400)),
+               tags=["collections"])
 def api_create():
-    payload = _payload(COLLECTION_FIELDS, '{"name": "...", "description": "...", "lang": "th"}')
-    view = create_collection(get_kb().engine, payload.get("name"), payload.get("description"), payload.get("lang"),
-                             owner=actor_id())
+    """Create a collection for a workshop."""
+    fields = request.context.json
+    view = create_collection(get_kb().engine, fields.name, fields.description, fields.lang, owner=actor_id())
     return jsonify(_collection_body(view)), 201
 
 
 @api.get("")
+@spec.validate(resp=Answers(HTTP_200=schemas.CollectionList), tags=["collections"])
 def api_list():
+    """Collections, the most recently changed first, without their items."""
     return jsonify({"collections": [with_share_url(c.to_dict(items=False), c) for c in list_collections(get_kb().engine, my_collections_owner())]})
 
 
 @api.get("/<int:collection_id>")
+@spec.validate(query=schemas.CollectionQuery, resp=COLLECTION, tags=["collections"])
 def api_get(collection_id: int):
-    parallel = request.args.get("parallel", "")
-    if parallel not in ("", "0", "1"):
-        raise BadParameter("parallel", "use 1 to include each item's parallel passages, or 0")
-    return jsonify(_collection_body(get_collection(get_kb().engine, collection_id, current_viewer()), parallel == "1"))
+    """One collection with its items."""
+    parallel = request.context.query.parallel == "1"
+    return jsonify(_collection_body(get_collection(get_kb().engine, collection_id, current_viewer()), parallel))
 
 
 @api.patch("/<int:collection_id>")
+@spec.validate(json=schemas.CollectionFields, resp=COLLECTION, tags=["collections"])
 def api_edit(collection_id: int):
-    payload = _payload(COLLECTION_FIELDS, '{"name": "...", "description": "..."}')
-    view = update_collection(get_kb().engine, collection_id, payload.get("name"), payload.get("description"),
-                             payload.get("lang"))
+    """Change a collection's name, description or language (fields left out stay as they are)."""
+    fields = request.context.json
+    view = update_collection(get_kb().engine, collection_id, fields.name, fields.description, fields.lang)
     return jsonify(_collection_body(view))
 
 
 @api.delete("/<int:collection_id>")
+@spec.validate(resp=Answers(HTTP_200=schemas.CollectionDeleted, **errors(404)), tags=["collections"])
 def api_delete(collection_id: int):
+    """Delete a collection (its documents stay)."""
     delete_collection(get_kb().engine, collection_id)
     return jsonify({"deleted": collection_id})
 
 
 @api.post("/<int:collection_id>/items")
+@spec.validate(json=schemas.NewItem, resp=Answers(HTTP_201=schemas.CollectionItem, HTTP_200=schemas.CollectionItem,
+                                                   **errors(400, 404)), tags=["collections"])
 def api_add_item(collection_id: int):
-    payload = _payload(ITEM_FIELDS, '{"doc_id": 12, "chunk_id": 345}')
-    outcome = add_item(get_kb().engine, collection_id, _integer(payload, "doc_id", required=True),
-                       _integer(payload, "chunk_id"), _integer(payload, "start"), _integer(payload, "end"),
-                       payload.get("annotation"), viewer=current_viewer())
+    """Add a passage: a chunk, exact offsets (an answer), or a short document whole.
+
+    The text is copied from the document. A span already in the collection is not added again: the answer is
+    that item, with status 200.
+    """
+    item = request.context.json
+    outcome = add_item(get_kb().engine, collection_id, item.doc_id, item.chunk_id, item.start, item.end,
+                       item.annotation, viewer=current_viewer())
     return jsonify(outcome.item.to_dict()), 201 if outcome.created else 200
 
 
 @api.patch("/<int:collection_id>/items/<int:item_id>")
+@spec.validate(json=schemas.Annotation, resp=Answers(HTTP_200=schemas.CollectionItem, **errors(400, 404)),
+               tags=["collections"])
 def api_annotate(collection_id: int, item_id: int):
-    payload = _payload({"annotation"}, '{"annotation": "..."}')
-    if not isinstance(payload.get("annotation"), str):
-        raise BadParameter("annotation", "a string is required")
-    return jsonify(annotate_item(get_kb().engine, collection_id, item_id, payload["annotation"]).to_dict())
+    """Annotate an item."""
+    annotation = request.context.json.annotation
+    return jsonify(annotate_item(get_kb().engine, collection_id, item_id, annotation).to_dict())
 
 
 @api.delete("/<int:collection_id>/items/<int:item_id>")
+@spec.validate(resp=COLLECTION, tags=["collections"])
 def api_remove_item(collection_id: int, item_id: int):
+    """Remove an item."""
     return jsonify(_collection_body(remove_item(get_kb().engine, collection_id, item_id)))
 
 
 @api.put("/<int:collection_id>/order")
+@spec.validate(json=schemas.NewOrder, resp=COLLECTION, tags=["collections"])
 def api_reorder(collection_id: int):
-    payload = _payload({"items"}, '{"items": [3, 1, 2]}')
-    if "items" not in payload:
-        raise BadParameter("items", "the list of item ids in their new order is required")
-    return jsonify(_collection_body(reorder_items(get_kb().engine, collection_id, payload["items"])))
+    """Put the items in a new order (every item id exactly once)."""
+    return jsonify(_collection_body(reorder_items(get_kb().engine, collection_id, request.context.json.items)))
 
 
 @api.post("/<int:collection_id>/share")
+@spec.validate(resp=COLLECTION, tags=["collections"])
 def api_share(collection_id: int):
+    """Turn the read-only share link on (share_url)."""
     return jsonify(_collection_body(set_sharing(get_kb().engine, collection_id, True)))
 
 
 @api.delete("/<int:collection_id>/share")
+@spec.validate(resp=COLLECTION, tags=["collections"])
 def api_unshare(collection_id: int):
+    """Turn sharing off: the old link stops working."""
     return jsonify(_collection_body(set_sharing(get_kb().engine, collection_id, False)))
 
 
 @api.get("/<int:collection_id>/export")
+@spec.validate(query=schemas.ExportQuery, resp=Answers("HTTP_200", **errors(400, 404)), tags=["collections"])
 def api_export(collection_id: int):
-    return export_response(get_collection(get_kb().engine, collection_id, current_viewer()), request.args.get("format"))
-
+    """The collection as a handout file, md, html or docx (Content-Disposition names it after the collection)."""
+    view = get_collection(get_kb().engine, collection_id, current_viewer())
+    return export_response(view, request.context.query.format)

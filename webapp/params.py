@@ -29,6 +29,12 @@ class BadParameter(InvalidInput):
         self.name = name
 
 
+class BadJson(InvalidInput):
+    """A body that is not the JSON object the operation takes."""
+
+    code = "bad_json"
+
+
 @dataclass
 class SearchParams:
     query: str

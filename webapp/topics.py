@@ -6,13 +6,15 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 
 from kb.services.catalog import get_document
 from kb.services.topics import TopicError, list_topics, set_document_topics, topic_documents
+from webapp import schemas
+from webapp.apispec import Answers, errors, spec
 from webapp.auth import current_viewer, require
 from webapp.current import get_kb
 from webapp.errors import error_response
 from webapp.forms import TopicsForm
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.pages import render_document
-from webapp.params import LANGUAGES, BadParameter
+from webapp.params import LANGUAGES
 
 bp = Blueprint("topics", __name__)
 api = Blueprint("topics_api", __name__, url_prefix="/api/v1")
@@ -22,13 +24,6 @@ def _languages_first(langs) -> list[str]:
     """The reader's content language first, then the others in the usual order."""
     mine = CONTENT_LANGUAGE[select_locale()]
     return sorted(langs, key=lambda lang: (lang != mine, LANGUAGES.index(lang) if lang in LANGUAGES else 9))
-
-
-def _lang_arg() -> str | None:
-    lang = request.args.get("lang") or None
-    if lang is not None and lang not in LANGUAGES:
-        raise BadParameter("lang", f"unknown value {lang!r} (expected one of: {', '.join(LANGUAGES)})")
-    return lang
 
 
 @bp.route("/topics")
@@ -70,13 +65,18 @@ def edit_topics(doc_id: int):
 
 
 @api.get("/topics")
+@spec.validate(resp=Answers(HTTP_200=schemas.TopicList), tags=["topics"])
 def api_topics():
+    """Topics of guidance, most documents first, with their documents per language."""
     return jsonify({"topics": [t.to_dict() for t in list_topics(get_kb().engine, viewer=current_viewer())]})
 
 
 @api.get("/topics/<tag>")
+@spec.validate(query=schemas.TopicQuery, resp=Answers(HTTP_200=schemas.TopicDocuments, **errors(400, 404)),
+               tags=["topics"])
 def api_topic(tag: str):
-    by_lang = topic_documents(get_kb().engine, tag, _lang_arg(), viewer=current_viewer())
+    """The guidance of one topic, by language."""
+    by_lang = topic_documents(get_kb().engine, tag, request.context.query.lang, viewer=current_viewer())
     if not by_lang and not request.args.get("lang"):
         return error_response(404, "not_found", f"no guidance has the topic {tag!r}")
     return jsonify({"tag": tag, "documents": {lang: [d.to_dict() for d in docs] for lang, docs in by_lang.items()}})
@@ -84,13 +84,13 @@ def api_topic(tag: str):
 
 @api.put("/documents/<int:doc_id>/topics")
 @require("edit")
+@spec.validate(json=schemas.TopicsBody, resp=Answers(HTTP_200=schemas.DocumentTopics, **errors(400, 404)),
+               tags=["topics"])
 def api_set_topics(doc_id: int):
+    """Replace a document's topics (kept when its file is ingested again)."""
     if get_document(get_kb().engine, doc_id, current_viewer()) is None:
         return error_response(404, "not_found", f"no document with id {doc_id}")
-    payload = request.get_json(silent=True)
-    topics = payload.get("topics") if isinstance(payload, dict) else None
-    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
-        return error_response(400, "bad_parameter", 'topics: send {"topics": ["a-topic", ...]}')
+    topics = request.context.json.topics
     try:
         saved = set_document_topics(get_kb().engine, doc_id, topics)
     except TopicError as exc:

@@ -16,9 +16,9 @@ from kb.knowledge_base import KnowledgeBase
 from tests.cli.test_cli import SEARCH_FIELDS
 from tests.portal_client import signed_in
 from webapp import create_app
-from webapp.openapi import openapi_document
+from webapp.apispec import openapi_document
 
-SPEC = openapi_document()
+SPEC: dict = {}  # the document of the app under test, filled by the `client` fixture
 
 
 def check(response, path: str, method: str = "get"):
@@ -40,6 +40,8 @@ def check(response, path: str, method: str = "get"):
 @pytest.fixture(scope="module")
 def client(corpus_kb):
     app = create_app({"KB_INSTANCE": corpus_kb, "TESTING": True, "KB_WARM_UP": False})
+    with app.app_context():
+        SPEC.update(openapi_document())
     return signed_in(app)
 
 
