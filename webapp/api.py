@@ -99,15 +99,18 @@ def upload():
         tags = payload.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise BadParameter("tags", "a list of strings is required")
-        outcomes = [add_pasted_text(kb.engine, payload["text"], str(payload.get("title") or ""), lang, tags)]
+        outcomes = [add_pasted_text(kb.engine, payload["text"], str(payload.get("title") or ""), lang, tags,
+                                    uploader=current_viewer())]
     else:
         files = [f for f in request.files.getlist("files") if f and f.filename]
         if not files:
             return error_response(400, "no_files", "send one or more files in the multipart field 'files'")
-        outcomes = [ingest_upload(kb.engine, f.filename, f.read()) for f in files]
+        outcomes = [ingest_upload(kb.engine, f.filename, f.read(), current_viewer()) for f in files]
     results = [o.to_dict() for o in outcomes]
     ok = any(o.status != "failed" for o in outcomes)
     status = 201 if any(o.status in ("added", "updated") for o in outcomes) else 200 if ok else 422
+    if all(o.forbidden for o in outcomes):
+        status = 403
     return jsonify({"results": results}), status
 
 
@@ -115,7 +118,11 @@ def upload():
 @require("edit")
 def delete(doc_id: int):
     kb = get_kb()
-    removed = kb.delete([_document_or_404(kb, doc_id).summary.source])
+    view = _document_or_404(kb, doc_id)
+    if not current_viewer().can_change(view.owner, view.visibility):
+        return error_response(403, "forbidden", f"document {doc_id} is not yours: only its owner "
+                                                "(who uploaded it) or an admin may delete it")
+    removed = kb.delete([view.summary.source])
     return jsonify({"deleted": removed})
 
 

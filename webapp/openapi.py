@@ -79,6 +79,7 @@ SCHEMAS = {
                              "total": INTEGER, "limit": INTEGER, "offset": INTEGER}),
     "Document": {"allOf": [_ref("DocumentSummary"), _object({
         "text": STRING, "visibility": STRING, "is_mixed": {"type": "boolean"},
+        "owner": {"type": "string", "description": "the user name of who uploaded it; empty when the operator ingested it"},
         "note": {"type": ["object", "null"]},
         "headings": {"type": "array", "items": _object({"start": INTEGER, "end": INTEGER, "level": INTEGER}),
                      "description": "[start, end) of each heading in text, and its level (1 outermost)"},
@@ -379,6 +380,9 @@ def openapi_document() -> dict:
                         "201": _json(_ref("UploadResults"), "something was added or updated"),
                         "200": _json(_ref("UploadResults"), "nothing changed (every file already there)"),
                         "400": ERROR, "413": ERROR,
+                        "403": _json(_ref("UploadResults"), "every file was refused: it would replace a document "
+                                                            "you may not change, or asks for a visibility you "
+                                                            "may not give; each result says which"),
                         "422": _json(_ref("UploadResults"), "nothing could be read; each result says why"),
                     },
                 },
@@ -387,9 +391,10 @@ def openapi_document() -> dict:
                 "get": {"summary": "One document whole, with its passages and related documents",
                         "parameters": [DOC_ID],
                         "responses": {"200": _json(_ref("Document"), "the document"), "404": ERROR}},
-                "delete": {"summary": "Delete a document from the database and both indexes",
+                "delete": {"summary": "Delete a document from the database and both indexes (its owner or an admin)",
                            "parameters": [DOC_ID],
-                           "responses": {"200": _json(_ref("Deleted"), "the sources removed"), "404": ERROR}},
+                           "responses": {"200": _json(_ref("Deleted"), "the sources removed"), "403": ERROR,
+                                         "404": ERROR}},
             },
             "/api/v1/topics": {"get": {
                 "summary": "Topics of guidance, with their documents per language",
