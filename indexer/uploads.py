@@ -76,7 +76,7 @@ def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPE
     if not data.strip():
         return UploadOutcome(name, "failed", error=f"{name}: empty file")
     source_file = str(path.resolve())
-    if any(not uploader.can_change(owner, visibility) for owner, visibility in documents_from_file(engine, source_file)):
+    if not all(uploader.can_change(owner, visibility) for owner, visibility in documents_from_file(engine, source_file)):
         return UploadOutcome(name, "failed", forbidden=True,
                              error=f"{name}: a document from this file exists that you may not replace "
                                    "(only its owner or an admin may); upload it under another name")
@@ -84,20 +84,26 @@ def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPE
     previous = path.read_bytes() if path.exists() else None
     path.write_bytes(data)
     refusal = _visibility_refusal(path, name, uploader)
-    report = None if refusal else ingest_paths(engine, [path], progress=False, owner=uploader.username)
-    if report is None or (report.failed and not report.documents_read):
-        if previous is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(previous)
-        if report is None:
-            return UploadOutcome(name, "failed", error=refusal, forbidden=True)
+    if refusal:
+        _put_back(path, previous)
+        return UploadOutcome(name, "failed", error=refusal, forbidden=True)
+    report = ingest_paths(engine, [path], progress=False, owner=uploader.username)
+    if report.failed and not report.documents_read:
+        _put_back(path, previous)
         error = "; ".join(f["error"] for f in report.failed)
-        return UploadOutcome(name, "failed", error=error.replace(str(path.resolve()), name))
-    doc_ids = document_ids_from_file(engine, str(path.resolve()))
+        return UploadOutcome(name, "failed", error=error.replace(source_file, name))
+    doc_ids = document_ids_from_file(engine, source_file)
     status = "added" if report.added else "updated" if report.updated else "skipped"
-    problems = "; ".join(f["error"] for f in report.failed).replace(str(path.resolve()), name) or None
+    problems = "; ".join(f["error"] for f in report.failed).replace(source_file, name) or None
     return UploadOutcome(name, status, doc_ids, problems)
+
+
+def _put_back(path: Path, previous: bytes | None) -> None:
+    """Leave the uploads folder as it was before a file that did not go in."""
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(previous)
 
 
 def _visibility_refusal(path: Path, name: str, uploader: Viewer) -> str | None:

@@ -19,6 +19,7 @@ from kb.knowledge_base import KnowledgeBase
 from kb.services import audit
 from kb.storage.models import Document
 from tests.portal_client import csrf_token_of, ensure_user, signed_in, token_for
+from tests.services.test_cases import notes_csv
 from tests.webapp.test_api import check
 from webapp import create_app
 from webapp.auth import THROTTLE_FAILURES, THROTTLE_FAILURES_PER_ADDRESS
@@ -147,6 +148,17 @@ def test_only_the_owner_or_an_admin_replaces_reclassifies_or_deletes(app, portal
 def _operator_doc() -> DocumentInput:
     return DocumentInput(source="/corpus/handbook.md", source_file="/corpus/handbook.md", title="Handbook",
                          text="The staff handbook, ingested by the operator.", language="en")
+
+
+def test_two_peoples_note_imports_of_the_same_file_name_never_touch_each_other(app, portal_kb):
+    path = "/api/v1/cases/import"
+    first, second = signed_in(app, "agent", "importer-one"), signed_in(app, "agent", "importer-two")
+    for client in (first, second):
+        response = client.post(path, data={"file": (io.BytesIO(notes_csv()), "export.csv")},
+                               content_type="multipart/form-data")
+        assert response.status_code == 201 and check(response, path, "post")["added"] == 3, client.username
+    owners = sorted(d.owner for d in documents_named(portal_kb, "export.csv"))
+    assert owners == ["importer-one"] * 3 + ["importer-two"] * 3
 
 
 def test_a_session_cookie_needs_its_csrf_token_whatever_authorization_says(app, portal_kb):
