@@ -11,9 +11,10 @@ Three steps, so that nothing is written until the whole file is known to be good
    (`KnowledgeBase.commit(atomic=True)`), or none of them.
 
 Imported notes get the sources `<stored file>#<note id>` like `kb ingest`
-gives, the stored file being `<data dir>/imports/<safe file name>`, so
-importing the same file again skips unchanged notes and updates changed ones
-instead of adding them twice. Columns left unmapped are not stored: they may
+gives, the stored file being `<data dir>/imports/by/<user name>/<safe file name>`
+(a folder per importer, as uploads have), so importing the same file again
+skips unchanged notes and updates changed ones instead of adding them twice,
+and two people's files of the same name never touch each other's notes. Columns left unmapped are not stored: they may
 hold personal data that nothing else would mask.
 """
 
@@ -48,6 +49,7 @@ from kb.errors import InvalidInput
 
 IMPORTS = "imports"
 PENDING = "pending"
+BY_OWNER = "by"  # imports/by/<user name>/: apart from imports/pending/, whatever a user is called
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 # Files uploaded for mapping but never imported are removed after this long.
 PENDING_MAX_AGE = dt.timedelta(days=1)
@@ -294,20 +296,26 @@ def _field_of(message: str) -> str | None:
 # -- writing ----------------------------------------------------------------------
 
 
-def stored_path(data_dir: Path, name: str) -> Path:
-    """Where an imported file is kept: one place per file name, so a second import finds the first."""
-    return (Path(data_dir) / IMPORTS / safe_file_name(name)).resolve()
+def stored_path(data_dir: Path, name: str, owner: str = "") -> Path:
+    """Where an imported file is kept: one place per importer and file name, so their second import finds the
+    first ("" for imports without a user, as the command line makes them)."""
+    folder = Path(data_dir) / IMPORTS / BY_OWNER / owner if owner else Path(data_dir) / IMPORTS
+    return (folder / safe_file_name(name)).resolve()
 
 
-def import_notes(engine: Engine, report: ImportReport, data: bytes, *, dry_run: bool = False) -> ImportReport:
+def import_notes(engine: Engine, report: ImportReport, data: bytes, *, dry_run: bool = False,
+                 owner: str = "") -> ImportReport:
     """Write every note of a clean report in one transaction, or none; keep the file at `report.source_file`.
 
     Checks the database first (notes already there and unchanged are
     skipped; a field too long for its column is a problem). With `dry_run`
     nothing is written: the report then says how many would be skipped.
+    The notes belong to `owner`, who imported them.
     """
     if not report.ok or not report.documents:
         return report
+    for doc in report.documents:
+        doc.owner = owner
     row_of = {doc.source: doc.metadata.get("row") for doc in report.documents}
     plan = writer.triage(engine, report.documents) if dry_run else writer.plan(engine, report.documents)
     failed = [o for o in plan.outcomes.values() if o.status == "failed"]

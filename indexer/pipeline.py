@@ -129,9 +129,9 @@ def find_files(paths: Iterable[str | Path], report: IngestReport) -> list[Path]:
 
 def ingest_paths(
     engine: Engine, paths: Iterable[str | Path], progress: bool | None = None,
-    worker: IngestWorker | None = None,
+    worker: IngestWorker | None = None, owner: str = "",
 ) -> IngestReport:
-    """Read, clean, chunk, embed and store everything under `paths`.
+    """Read, clean, chunk, embed and store everything under `paths`, as documents of `owner`.
 
     While one batch is embedded the next ones are cleaned and chunked, in
     `worker` when given (see `IngestWorker`), else in this process.
@@ -142,7 +142,7 @@ def ingest_paths(
     if progress is None:
         progress = sys.stderr.isatty() and len(files) > 5
     planner = _Planner(engine, worker)
-    for batch in _batches(engine, files, report, progress):
+    for batch in _batches(engine, files, report, progress, owner):
         planner.submit(batch)
         while planner.backlog > PLAN_AHEAD:
             _record(commit(engine, planner.next_plan()), report)
@@ -289,7 +289,7 @@ def _prepare_in_worker(docs: list[DocumentInput]) -> list:
 
 
 def _batches(
-    engine: Engine, files: list[Path], report: IngestReport, progress: bool
+    engine: Engine, files: list[Path], report: IngestReport, progress: bool, owner: str = ""
 ) -> Iterator[list[DocumentInput]]:
     """Documents read from `files`, in batches sized for one embedding call each."""
     batch: list[DocumentInput] = []
@@ -307,6 +307,7 @@ def _batches(
         for problem in result.problems:
             report.fail(problem.path, str(problem))
         for doc in result.documents:
+            doc.owner = owner
             if doc.kind == GUIDANCE and not doc.tags:
                 doc.tags = list(report.folder_topics.get(str(path), []))
             batch.append(doc)

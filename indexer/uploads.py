@@ -1,10 +1,13 @@
 """Knowledge added through the portal: uploaded files and pasted text.
 
-An uploaded file is kept under the data directory (`uploads/`) and ingested
-like any file given to `kb ingest`, by the same readers and pipeline, so that
+An uploaded file is kept under the data directory, in its uploader's own
+folder (`uploads/<user name>/<folders it came from>/<name>`), and ingested like
+any file given to `kb ingest`, by the same readers and pipeline, so that
 uploading a changed version of a file replaces the old one and an unchanged
-one is skipped. Each file gets its own outcome; one bad file never stops the
-others.
+one is skipped. Identical names from different people or folders are
+different documents. A document is only replaced by someone who may change
+it, and only given a visibility its uploader may grant (see kb.access). Each
+file gets its own outcome; one bad file never stops the others.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.pipeline import ingest_paths
-from indexer.readers import SUPPORTED_SUFFIXES, is_supported
-from indexer.writer import add_documents, document_ids_from_file
+from indexer.readers import SUPPORTED_SUFFIXES, is_supported, read_file
+from indexer.writer import add_documents, document_ids_from_file, documents_from_file
+from kb.access import OPERATOR, Viewer, normalize_visibility
 from kb.documents import DocumentInput
 from kb.engine import Engine
 
 UPLOADS = "uploads"
+# The folder of uploads made without a user (no user name can start with "_").
+OPERATOR_FOLDER = "_operator"
 MAX_NAME_CHARS = 120
+MAX_FOLDERS = 4  # the innermost folders of an uploaded path that are kept
 # Anything but letters (any script, with their marks), digits, and a few safe marks.
 _UNSAFE = re.compile(r"[^\w\u0e00-\u0e7f .()\-+]", re.UNICODE)
 
@@ -33,6 +40,7 @@ class UploadOutcome:
     status: str  # "added", "updated", "skipped" or "failed"
     doc_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    forbidden: bool = False  # failed because the uploader may not do it (not because of the file)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "status": self.status, "doc_ids": self.doc_ids, "error": self.error}
@@ -49,36 +57,76 @@ def safe_file_name(name: str) -> str:
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
-def ingest_upload(engine: Engine, name: str, data: bytes) -> UploadOutcome:
-    """Keep one uploaded file and ingest it; a file that cannot be read is not kept."""
-    safe = safe_file_name(name)
-    if not is_supported(Path(safe)):
+def upload_path(data_dir: Path, name: str, owner: str) -> Path:
+    """Where an upload is kept: the uploader's folder, then the (cleaned) folders and name it was sent with.
+
+    "../../x.md" cannot leave the folder (it is kept as "x.md"), "/tmp/x.md" is kept as "tmp/x.md".
+    """
+    parts = unicodedata.normalize("NFC", name or "").replace("\\", "/").split("/")
+    folders = [folder for part in parts[:-1] if (folder := _UNSAFE.sub("_", part).strip(" .")[:MAX_NAME_CHARS])]
+    return Path(data_dir, UPLOADS, owner or OPERATOR_FOLDER, *folders[-MAX_FOLDERS:], safe_file_name(parts[-1]))
+
+
+def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPERATOR) -> UploadOutcome:
+    """Keep one uploaded file of `uploader` and ingest it; a file that cannot be read or may not go in is not kept."""
+    path = upload_path(engine.settings.data_dir, name, uploader.username)
+    if not is_supported(path):
         supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
         return UploadOutcome(name, "failed", error=f"{name}: unsupported file type (supported: {supported})")
     if not data.strip():
         return UploadOutcome(name, "failed", error=f"{name}: empty file")
-    folder = engine.settings.data_dir / UPLOADS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / safe
-    existed = path.exists()
-    previous = path.read_bytes() if existed else None
+    source_file = str(path.resolve())
+    if not all(uploader.can_change(owner, visibility) for owner, visibility in documents_from_file(engine, source_file)):
+        return UploadOutcome(name, "failed", forbidden=True,
+                             error=f"{name}: a document from this file exists that you may not replace "
+                                   "(only its owner or an admin may); upload it under another name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = path.read_bytes() if path.exists() else None
     path.write_bytes(data)
-    report = ingest_paths(engine, [path], progress=False)
+    refusal = _visibility_refusal(path, name, uploader)
+    if refusal:
+        _put_back(path, previous)
+        return UploadOutcome(name, "failed", error=refusal, forbidden=True)
+    report = ingest_paths(engine, [path], progress=False, owner=uploader.username)
     if report.failed and not report.documents_read:
-        if previous is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(previous)
+        _put_back(path, previous)
         error = "; ".join(f["error"] for f in report.failed)
-        return UploadOutcome(name, "failed", error=error.replace(str(path.resolve()), name))
-    doc_ids = document_ids_from_file(engine, str(path.resolve()))
+        return UploadOutcome(name, "failed", error=error.replace(source_file, name))
+    doc_ids = document_ids_from_file(engine, source_file)
     status = "added" if report.added else "updated" if report.updated else "skipped"
-    problems = "; ".join(f["error"] for f in report.failed).replace(str(path.resolve()), name) or None
+    problems = "; ".join(f["error"] for f in report.failed).replace(source_file, name) or None
     return UploadOutcome(name, status, doc_ids, problems)
+
+
+def _put_back(path: Path, previous: bytes | None) -> None:
+    """Leave the uploads folder as it was before a file that did not go in."""
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(previous)
+
+
+def _visibility_refusal(path: Path, name: str, uploader: Viewer) -> str | None:
+    """Why the file's documents may not go in with the visibility they ask for (front matter), or None.
+
+    Read here once before ingesting, so that nothing is stored when one of them asks too much;
+    a file that cannot be read is left for the ingest to report.
+    """
+    try:
+        docs = read_file(path).documents
+    except Exception:  # noqa: BLE001 - the ingest reports it, with its reason
+        return None
+    for doc in docs:
+        if not uploader.can_grant(doc.visibility):
+            return (f"{name}: visibility {normalize_visibility(doc.visibility)!r} is not yours to give; "
+                    "give only a visibility you can read yourself (internal, partner, or a list of roles "
+                    "that includes yours)")
+    return None
 
 
 def add_pasted_text(
     engine: Engine, text: str, title: str = "", lang: str | None = None, tags: list[str] | None = None,
+    uploader: Viewer = OPERATOR,
 ) -> UploadOutcome:
     """Add text typed or pasted into the portal as a guidance document of its own."""
     title = " ".join((title or "").split())
@@ -87,7 +135,8 @@ def add_pasted_text(
         return UploadOutcome(label, "failed", error="the text is empty: paste or type some knowledge to add")
     source = f"pasted:{uuid.uuid4().hex}"
     doc = DocumentInput(source=source, source_file=source, title=title or text.strip().splitlines()[0][:120],
-                        title_from_text=not title, text=text, language=lang or None, tags=list(tags or []))
+                        title_from_text=not title, text=text, language=lang or None, tags=list(tags or []),
+                        owner=uploader.username)
     outcome = add_documents(engine, [doc])[0]
     if outcome.status == "failed":
         return UploadOutcome(label, "failed", error=outcome.error)

@@ -25,7 +25,7 @@ from kb.text.privacy import mask_personal_data
 
 # Longest values the database columns take (see kb.storage.models).
 FIELD_LIMITS = {
-    "source": 1024, "visibility": 255, "note_id": 128, "customer_name": 255, "customer_email": 255,
+    "source": 1024, "visibility": 255, "owner": 64, "note_id": 128, "customer_name": 255, "customer_email": 255,
     "customer_phone": 64, "channel": 64, "product": 255, "status": 32, "tag": 64,
 }
 
@@ -236,6 +236,13 @@ def document_ids_from_file(engine: Engine, source_file: str) -> list[int]:
         return sorted(s.scalars(select(Document.id).where(Document.source_file == source_file)))
 
 
+def documents_from_file(engine: Engine, source_file: str) -> list[tuple[str, str]]:
+    """The (owner, visibility) of each document read from `source_file` (a resolved path)."""
+    with engine.store.session() as s:
+        return [(r.owner, r.visibility) for r in
+                s.execute(select(Document.owner, Document.visibility).where(Document.source_file == source_file))]
+
+
 def _document_values(prep: PreparedDocument, now) -> dict:
     doc = prep.doc
     title = (prep.title or document_title(doc, prep.text))[:512]
@@ -244,7 +251,8 @@ def _document_values(prep: PreparedDocument, now) -> dict:
     return {
         "source": doc.source, "source_file": doc.source_file, "title": title,
         "kind": doc.kind, "lang": prep.lang, "languages": prep.languages, "is_mixed": prep.is_mixed,
-        "content_hash": prep.content_hash, "visibility": normalize_visibility(doc.visibility), "text": prep.text,
+        "content_hash": prep.content_hash, "visibility": normalize_visibility(doc.visibility), "owner": doc.owner,
+        "text": prep.text,
         "meta": doc.metadata, "personal_data": [span.to_dict() for span in prep.personal_data], "updated_at": now,
         "headings": [[h.start, h.end, h.level] for h in prep.headings] or None,
     }
@@ -258,7 +266,7 @@ def validate(doc: DocumentInput) -> str | None:
         return "the document has no text"
     if doc.kind == NOTE and doc.note is None:
         return "a note needs its note fields (id, complaint, ...)"
-    values = {"source": doc.source, "visibility": doc.visibility}
+    values = {"source": doc.source, "visibility": doc.visibility, "owner": doc.owner}
     if doc.note is not None:
         values.update({name: getattr(doc.note, name) or "" for name in FIELD_LIMITS if hasattr(doc.note, name)})
     for name, value in values.items():

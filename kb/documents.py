@@ -62,6 +62,7 @@ class DocumentInput:
     visibility: str = "internal"
     language: str | None = None
     note: NoteFields | None = None
+    owner: str = ""  # who uploaded it in the portal ("" for the operator's own ingests)
 
 
 @dataclass

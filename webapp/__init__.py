@@ -12,6 +12,7 @@ import logging
 import time
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
@@ -48,6 +49,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config)
     # Under test every API response is checked against its documented schema (webapp.apispec).
     app.config.setdefault("KB_CHECK_RESPONSES", bool(app.config.get("TESTING")))
+    if kb.settings.trusted_proxies > 0:
+        # The client's address (what sign-in throttling counts) as the proxies in front of us saw it;
+        # without proxies X-Forwarded-For is anyone's to write, so it is never read.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=kb.settings.trusted_proxies)
     i18n.init_app(app)
     errors.init_app(app)
     auth.init_app(app)

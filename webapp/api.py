@@ -95,24 +95,30 @@ def document(doc_id: int):
 @require("edit")
 @spec.validate(json=schemas.PastedText, form=schemas.UploadForm,
                resp=Answers(HTTP_201=schemas.UploadResults, HTTP_200=schemas.UploadResults,
-                             HTTP_422=schemas.UploadResults, **errors(400, 413)), tags=["documents"])
+                             HTTP_403=schemas.UploadResults, HTTP_422=schemas.UploadResults, **errors(400, 413)),
+               tags=["documents"])
 def upload():
     """Upload files (multipart field `files`, several allowed) or add pasted text (JSON).
 
-    201: something was added or updated; 200: nothing changed; 422: nothing could be read, each result says why.
+    201: something was added or updated; 200: nothing changed; 403: every file was refused (it would replace a
+    document you may not change, or asks for a visibility you may not give); 422: nothing could be read. Each
+    result says why.
     """
     kb = get_kb()
     if request.context.json is not None:
         pasted = request.context.json
-        outcomes = [add_pasted_text(kb.engine, pasted.text, pasted.title, pasted.lang, pasted.tags)]
+        outcomes = [add_pasted_text(kb.engine, pasted.text, pasted.title, pasted.lang, pasted.tags,
+                                    uploader=current_viewer())]
     else:
         files = [f for f in request.files.getlist("files") if f and f.filename]
         if not files:
             return error_response(400, "no_files", "send one or more files in the multipart field 'files'")
-        outcomes = [ingest_upload(kb.engine, f.filename, f.read()) for f in files]
+        outcomes = [ingest_upload(kb.engine, f.filename, f.read(), current_viewer()) for f in files]
     results = [o.to_dict() for o in outcomes]
     ok = any(o.status != "failed" for o in outcomes)
     status = 201 if any(o.status in ("added", "updated") for o in outcomes) else 200 if ok else 422
+    if all(o.forbidden for o in outcomes):
+        status = 403
     return jsonify({"results": results}), status
 
 
@@ -120,9 +126,13 @@ def upload():
 @require("edit")
 @spec.validate(resp=Answers(HTTP_200=schemas.Deleted, **errors(404)), tags=["documents"])
 def delete(doc_id: int):
-    """Delete a document from the database and both indexes."""
+    """Delete a document from the database and both indexes (its owner or an admin)."""
     kb = get_kb()
-    removed = kb.delete([_document_or_404(kb, doc_id).summary.source])
+    view = _document_or_404(kb, doc_id)
+    if not current_viewer().can_change(view.owner, view.visibility):
+        return error_response(403, "forbidden", f"document {doc_id} is not yours: only its owner "
+                                                "(who uploaded it) or an admin may delete it")
+    removed = kb.delete([view.summary.source])
     return jsonify({"deleted": removed})
 
 

@@ -3,14 +3,20 @@
 Every page and API call needs a signed-in user, except signing in itself, the
 health checks, the API description and static files. A browser signs in with
 a password and gets a session; a program sends `Authorization: Bearer <token>`
-with a token made on the account page. Forms and any cookie-authenticated
-API call carry a CSRF token; token-authenticated calls need none (no cookie,
-so nothing for another site to ride on).
+with a token made on the account page. Forms and any request that the session
+cookie authenticates carry a CSRF token, whatever else they send; only calls
+authenticated by a token alone need none (no cookie, so nothing for another
+site to ride on). Each session has its own id: "sign out" ends that session on
+the server, so a copy of its cookie is refused afterwards.
 
 Failed sign-ins are counted in the audit log, so throttling holds across
-every worker process: after THROTTLE_FAILURES failures for one user name (or
-THROTTLE_FAILURES_PER_ADDRESS from one address) in THROTTLE_WINDOW, sign-ins
-are refused for the rest of the window.
+every worker process. After THROTTLE_FAILURES failures for one user name in
+THROTTLE_WINDOW, that account's sign-ins are refused for the rest of the
+window, from anywhere. An address (behind KB_TRUSTED_PROXIES proxies: the
+client's, from X-Forwarded-For) is throttled only after many more failures
+(THROTTLE_FAILURES_PER_ADDRESS), and then only for accounts that have not
+signed in from it lately: a guesser behind an office's NAT never locks out
+the colleagues who work there.
 """
 
 from __future__ import annotations
@@ -21,7 +27,19 @@ import secrets
 from functools import wraps
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -51,20 +69,24 @@ login_manager = LoginManager()
 
 THROTTLE_WINDOW = dt.timedelta(minutes=15)
 THROTTLE_FAILURES = 5
-THROTTLE_FAILURES_PER_ADDRESS = 20
-LOGIN_FAILED = "login_failed"
+THROTTLE_FAILURES_PER_ADDRESS = 50
+# An account that signed in from an address within this long is still let in there when the address is throttled.
+KNOWN_ADDRESS_WINDOW = dt.timedelta(days=30)
+LOGIN, LOGIN_FAILED = "login", "login_failed"
 # Endpoints anyone may reach without signing in.
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz", "health.readyz", "api.openapi"}
 
 
 class SignedInUser(UserMixin):
-    """Flask-Login's user: an account, identified in the session with its epoch (see kb.services.accounts)."""
+    """Flask-Login's user: an account, identified in the session with its epoch and the session's own id
+    (see kb.services.accounts); `session_id` is "" for a program signed in with a token."""
 
-    def __init__(self, account: accounts.Account) -> None:
+    def __init__(self, account: accounts.Account, session_id: str = "") -> None:
         self.account = account
+        self.session_id = session_id
 
     def get_id(self) -> str:
-        return f"{self.account.id}:{self.account.session_epoch}"
+        return f"{self.account.id}:{self.account.session_epoch}:{self.session_id}"
 
     def can(self, permission: str) -> bool:
         return self.account.can(permission)
@@ -97,11 +119,13 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def guard():
         # A program's call with a bearer token sends no cookie, so there is nothing for CSRF to protect
-        # (webapp.forms reads this too).
-        g.token_authenticated = _bearer_token() is not None
+        # (webapp.forms reads this too). When the session cookie signs the request in, a bearer header
+        # beside it changes nothing: another site's request carries the cookie and could carry any header.
+        signed_in = current_user.is_authenticated  # from the session cookie first, else a bearer token
+        g.token_authenticated = _bearer_token() is not None and not g.get("session_authenticated", False)
         if not g.token_authenticated and request.method in ("POST", "PUT", "PATCH", "DELETE"):
             csrf.protect()
-        if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        if request.endpoint in PUBLIC_ENDPOINTS or signed_in:
             return None
         if wants_json():
             return error_response(401, "unauthorized",
@@ -146,14 +170,15 @@ def _secret_key(data_dir: Path) -> str:
 
 
 @login_manager.user_loader
-def _load_user(session_id: str) -> SignedInUser | None:
-    user_id, _, epoch = session_id.partition(":")
+def _load_user(user_key: str) -> SignedInUser | None:
+    user_id, epoch, session_id = (user_key.split(":") + ["", ""])[:3]
     if not user_id.isdigit() or not epoch.isdigit():
         return None
-    account = accounts.get_user(get_kb().store, int(user_id))
-    if account is None or account.disabled or account.session_epoch != int(epoch):
-        return None  # signed out everywhere, disabled, or the role changed
-    return SignedInUser(account)
+    account = accounts.session_account(get_kb().store, int(user_id), int(epoch), session_id)
+    if account is None:
+        return None  # signed out (here or everywhere), disabled, or the role changed
+    g.session_authenticated = True
+    return SignedInUser(account, session_id)
 
 
 @login_manager.request_loader
@@ -175,7 +200,7 @@ def current_viewer() -> Viewer:
     """The signed-in user as a reader of documents (their role decides what they see and what is masked)."""
     if not current_user.is_authenticated:
         return Viewer("partner")  # the least trusted reader, should anything run before the guard
-    return Viewer(current_user.account.role)
+    return Viewer(current_user.account.role, current_user.account.username)
 
 
 def current_actor() -> str:
@@ -224,10 +249,16 @@ def record_note_answer(kb, answer) -> None:
 
 
 def _throttled(username: str, address: str) -> bool:
+    """Whether a sign-in as `username` from `address` is refused for now (see the module's description)."""
     store = get_kb().store
-    by_name = audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, target=username)
+    if audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, target=username) >= THROTTLE_FAILURES:
+        return True
     by_address = audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, actor=f"address:{address}")
-    return by_name >= THROTTLE_FAILURES or by_address >= THROTTLE_FAILURES_PER_ADDRESS
+    if by_address < THROTTLE_FAILURES_PER_ADDRESS:
+        return False
+    known_here = audit.count_recent(store, LOGIN, KNOWN_ADDRESS_WINDOW, actor=f"user:{username}",
+                                    target=f"address:{address}")
+    return known_here == 0
 
 
 def _safe_next(target: str | None) -> str:
@@ -249,9 +280,9 @@ def login():
             account = accounts.authenticate(store, username, form.password.data)
             if account is not None:
                 session.clear()
-                login_user(SignedInUser(account))
+                login_user(SignedInUser(account, accounts.new_session_id()))
                 session.permanent = True
-                audit.record(store, f"user:{account.username}", "login", "", {"address": address})
+                audit.record(store, f"user:{account.username}", LOGIN, f"address:{address}", {"address": address})
                 return redirect(_safe_next(request.args.get("next")), code=303)
             audit.record(store, f"address:{address}", LOGIN_FAILED, username, {})
             error, status = _("Wrong user name or password."), 401
@@ -264,6 +295,9 @@ def login():
 def logout():
     if not LogoutForm().validate_on_submit():
         abort(400)
+    if current_user.is_authenticated and current_user.session_id:
+        accounts.end_session(get_kb().store, current_user.session_id,
+                             current_app.permanent_session_lifetime)
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"), code=303)
@@ -323,7 +357,7 @@ def change_password():
     if accounts.authenticate(store, me.username, form.current.data) is None:
         return _account_page(error=_("The current password is wrong."), status=400)
     updated = accounts.set_password(store, me.username, form.new.data)
-    login_user(SignedInUser(updated))  # this browser stays signed in; every other session ends
+    login_user(SignedInUser(updated, current_user.session_id))  # this browser stays signed in; every other session ends
     flash(_("Password changed. Every other session has been signed out."))
     return redirect(url_for("auth.account"), code=303)
 

@@ -210,8 +210,9 @@ def import_mapping(token: str):
     mapping = _form_mapping(form, values, table.columns)
     report = None
     if request.method == "POST" or form.check.data:
-        report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, pending.name)))
-        report = import_notes(kb.engine, report, data, dry_run=request.method != "POST")
+        importer = current_viewer().username
+        report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, pending.name, importer)))
+        report = import_notes(kb.engine, report, data, dry_run=request.method != "POST", owner=importer)
         if request.method == "POST" and report.ok:
             discard_pending(pending)
             return render_template("import_notes.html", step="done", report=report, error=None)
@@ -313,7 +314,8 @@ def api_import():
         return jsonify(report.to_dict()), 422
     # Fields the client names override the guesses; naming one with "" or null unmaps it.
     mapping = clean_mapping({**guess_mapping(table.columns), **chosen_mapping})
-    report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, upload.filename)))
-    report = import_notes(kb.engine, report, data, dry_run=dry_run)
+    importer = current_viewer().username
+    report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, upload.filename, importer)))
+    report = import_notes(kb.engine, report, data, dry_run=dry_run, owner=importer)
     status = 422 if not report.ok else 201 if report.imported else 200
     return jsonify(report.to_dict()), status

@@ -170,10 +170,11 @@ def add():
         if not form.validate():
             return render_template("add.html", outcomes=[], error=first_error(form)), 400
         for upload in form.uploads():
-            outcomes.append(ingest_upload(kb.engine, upload.filename, upload.read()))
+            outcomes.append(ingest_upload(kb.engine, upload.filename, upload.read(), current_viewer()))
         text = form.text.data
         if text.strip():
             lang = form.lang.data if form.lang.data in LANGUAGES else None
             tags = [t.strip() for t in form.tags.data.split(",") if t.strip()]
-            outcomes.append(add_pasted_text(kb.engine, text, form.title.data, lang, tags))
+            outcomes.append(add_pasted_text(kb.engine, text, form.title.data, lang, tags,
+                                            uploader=current_viewer()))
     return render_template("add.html", outcomes=outcomes, error=None)

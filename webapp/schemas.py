@@ -358,6 +358,7 @@ class RelatedDocument(DocumentSummary):
 class Document(DocumentSummary):
     text: str
     visibility: str
+    owner: str = Field(description="the user name of who uploaded it; empty when the operator ingested it")
     is_mixed: bool
     note: dict[str, Any] | None
     headings: list[Heading] = Field(description="[start, end) of each heading in text, and its level")

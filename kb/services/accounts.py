@@ -9,16 +9,17 @@ there is no default password anywhere.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from kb.errors import InvalidInput
-from kb.storage.models import ApiToken, User, utcnow
+from kb.storage.models import ApiToken, SignedOutSession, User, utcnow
 from kb.storage.store import Store
 
 ADMIN, TRAINER, AGENT, EMPLOYEE, PARTNER = "admin", "trainer", "agent", "employee", "partner"
@@ -149,6 +150,36 @@ def sign_out_everywhere(store: Store, user_id: int) -> None:
         user = s.get(User, user_id)
         if user is not None:
             user.session_epoch += 1
+
+
+def new_session_id() -> str:
+    """A random id for one browser session, so that signing out can end that session alone."""
+    return secrets.token_urlsafe(24)
+
+
+def session_account(store: Store, user_id: int, epoch: int, session_id: str) -> Account | None:
+    """The account a browser session belongs to; None once that session was signed out, the user
+    signed out everywhere (or changed role or password: a new epoch), or the account was disabled."""
+    with store.session() as s:
+        user = s.get(User, user_id)
+        if user is None or user.disabled or user.session_epoch != epoch:
+            return None
+        if not session_id or s.get(SignedOutSession, session_id) is not None:
+            return None
+        return Account.of(user)
+
+
+def end_session(store: Store, session_id: str, lifetime: dt.timedelta) -> None:
+    """Sign one browser session out for good: a copy of its cookie is refused from now on.
+
+    Remembered for `lifetime` (how long a session cookie is valid at most), after which the
+    cookie has expired anyway; older entries are dropped here.
+    """
+    now = utcnow()
+    with store.session() as s:
+        s.execute(delete(SignedOutSession).where(SignedOutSession.expires_at < now))
+        if s.get(SignedOutSession, session_id) is None:
+            s.add(SignedOutSession(session_id=session_id, expires_at=now + lifetime))
 
 
 def authenticate(store: Store, username: str, password: str) -> Account | None:

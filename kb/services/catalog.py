@@ -70,10 +70,11 @@ class DocumentView:
     note: dict | None = None
     metadata: dict = field(default_factory=dict)
     headings: list[Heading] = field(default_factory=list)  # spans of its headings in `text`, for rendering
+    owner: str = ""  # who uploaded it in the portal ("" when the operator ingested it)
 
     def to_dict(self) -> dict:
         return {
-            **self.summary.to_dict(), "text": self.text, "visibility": self.visibility,
+            **self.summary.to_dict(), "text": self.text, "visibility": self.visibility, "owner": self.owner,
             "is_mixed": self.is_mixed, "note": self.note,
             "headings": [{"start": h.start, "end": h.end, "level": h.level} for h in self.headings],
             "passages": [{"chunk_id": p.chunk_id, "start": p.start, "end": p.end, "lang": p.lang}
@@ -130,7 +131,7 @@ def get_document(engine: Engine, doc_id: int, viewer: Viewer = OPERATOR) -> Docu
     text = mask(doc.text, spans) if spans else doc.text
     headings = [Heading(*span) for span in doc.headings or []]
     return DocumentView(DocumentSummary.of(doc), text, doc.visibility, doc.is_mixed, passages, note,
-                        dict(doc.meta or {}), headings)
+                        dict(doc.meta or {}), headings, doc.owner)
 
 
 def related_documents(engine: Engine, doc_id: int, k: int = 5, other_languages: bool = True,

@@ -33,6 +33,9 @@ class Document(Base):
     is_mixed: Mapped[bool] = mapped_column(Boolean, default=False)
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     visibility: Mapped[str] = mapped_column(String(255), default="internal")
+    # The user name of whoever uploaded it in the portal; "" for files the operator ingested (kb ingest).
+    # Only its owner or an admin may replace, re-classify or delete it there.
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     text: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     # Spans of personal data in `text` ([{"start", "end", "kind"}], see kb.text.privacy), masked for most readers.
@@ -205,6 +208,18 @@ class User(Base):
     # Sessions carry the epoch they were made in; raising it signs the user out everywhere.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SignedOutSession(Base):
+    """A browser session ended with "sign out": its cookie is refused even if a copy of it is sent again.
+
+    Kept until the session would have expired anyway (`expires_at`), then pruned.
+    """
+
+    __tablename__ = "signed_out_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ApiToken(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.access import Viewer, can_view, normalize_visibility
+from kb.access import OPERATOR, Viewer, can_grant, can_view, normalize_visibility
 from kb.documents import NOTE, DocumentInput, NoteFields
 from kb.search.answer import answer_question
 from kb.services.catalog import get_document, list_documents, related_documents
@@ -20,6 +20,22 @@ def test_visibility_rules():
     assert can_view("agent,admin", "admin") and can_view("anything", None)
     assert normalize_visibility(" Agent, ADMIN,agent ") == "agent,admin"
     assert normalize_visibility("") == "internal"
+
+
+def test_a_visibility_is_given_only_by_someone_who_could_read_it():
+    assert can_grant("employee", "internal") and can_grant("employee", "partner")
+    assert not can_grant("employee", "agent,admin") and not can_grant("employee", "admin")
+    assert can_grant("agent", " Agent, Admin") and not can_grant("agent", "trainer")
+    assert not can_grant("partner", "internal") and can_grant("partner", "partner")
+    assert can_grant("admin", "trainer") and can_grant(None, "anything")
+
+
+def test_a_document_is_changed_only_by_its_owner_who_still_sees_it_or_an_admin():
+    wei = Viewer("agent", "wei")
+    assert wei.can_change("wei", "agent") and wei.can_change("wei", "internal")
+    assert not wei.can_change("somchai", "internal") and not wei.can_change("", "internal")
+    assert not Viewer("employee", "wei").can_change("wei", "agent")  # no longer sees what they own
+    assert Viewer("admin", "root").can_change("wei", "agent") and OPERATOR.can_change("", "admin")
 
 
 @pytest.fixture

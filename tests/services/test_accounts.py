@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 
@@ -43,6 +44,25 @@ def test_role_changes_and_disabling_end_every_session(store):
     assert disabled.disabled and accounts.authenticate(store, "partner1", password) is None
     assert accounts.set_disabled(store, "partner1", False).disabled is False
     assert accounts.authenticate(store, "partner1", password) is not None
+
+
+def test_signing_one_session_out_ends_that_session_only(store):
+    account, _ = accounts.add_user(store, "two-browsers", accounts.EMPLOYEE)
+    laptop, phone = accounts.new_session_id(), accounts.new_session_id()
+    assert laptop != phone and accounts.session_account(store, account.id, 0, laptop) == account
+    accounts.end_session(store, laptop, dt.timedelta(hours=12))
+    accounts.end_session(store, laptop, dt.timedelta(hours=12))  # twice is harmless
+    assert accounts.session_account(store, account.id, 0, laptop) is None
+    assert accounts.session_account(store, account.id, 0, phone) == account
+    assert accounts.session_account(store, account.id, 0, "") is None  # a session without its own id
+    accounts.sign_out_everywhere(store, account.id)
+    assert accounts.session_account(store, account.id, 0, phone) is None
+    assert accounts.session_account(store, account.id, 1, phone) is not None
+    # Entries whose cookies have expired anyway are dropped on the next sign-out.
+    accounts.end_session(store, "expired-long-ago", -dt.timedelta(seconds=1))
+    accounts.end_session(store, phone, dt.timedelta(hours=12))
+    assert accounts.session_account(store, account.id, 1, "expired-long-ago") is not None
+    assert accounts.session_account(store, account.id, 1, phone) is None
 
 
 def test_api_tokens_are_shown_once_and_can_be_revoked(store):

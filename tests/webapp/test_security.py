@@ -324,8 +324,8 @@ def test_uploads_are_checked_by_content_and_stored_under_safe_names(app, portal_
                                                               "../../../etc/escalation.docx")},
                         content_type="multipart/form-data")
     assert sneaky.status_code == 201
-    stored = portal_kb.settings.data_dir / "uploads"
-    assert (stored / "escalation.docx").exists() and not (portal_kb.settings.data_dir.parent / "etc").exists()
+    stored = portal_kb.settings.data_dir / "uploads" / "test-admin"  # the uploader's own folder
+    assert (stored / "etc" / "escalation.docx").exists() and not (portal_kb.settings.data_dir.parent / "etc").exists()
     limited = create_app({"KB_INSTANCE": portal_kb, "TESTING": True, "KB_WARM_UP": False, "MAX_CONTENT_LENGTH": 10_000})
     big = signed_in(limited, "admin").post("/api/v1/documents", data={"files": (io.BytesIO(b"x" * 20_000), "big.txt")},
                                            content_type="multipart/form-data")
