@@ -28,8 +28,9 @@ from kb.text.structure import CONTEXT_TOKENS, Heading, embed_text, extract_headi
 # Part of every content hash: bump it when cleaning or chunking changes, so the
 # next ingest re-processes documents instead of skipping them as unchanged.
 # 2: personal data in notes kept out of the indexes; 3: the author's characters kept (no NFKC for
-# display), headings, lists and tables kept, the heading path given to the model with each chunk.
-PIPELINE_VERSION = 3
+# display), headings, lists and tables kept, the heading path given to the model with each chunk;
+# 4: personal data found (and kept out of the indexes, masked for partners) in guidance as well.
+PIPELINE_VERSION = 4
 MAX_TITLE_CHARS = 120
 # A language holding at least this share of a document's text makes it "mixed".
 MIXED_SHARE = 0.10
@@ -65,10 +66,11 @@ class PreparedDocument:
                 for chunk, path in zip(self.chunks, paths, strict=True)]
 
 
-def find_note_personal_data(doc: DocumentInput, text: str) -> list[PiiSpan]:
-    """Personal data in a note's cleaned text, its customer's own name and contacts included; none in guidance."""
+def find_document_personal_data(doc: DocumentInput, text: str) -> list[PiiSpan]:
+    """Personal data in a document's cleaned text: in guidance too (a guide pasted from a real case keeps its
+    customer's phone or ID), and in a note its customer's own name and contacts wherever they appear."""
     if doc.note is None:
-        return []
+        return find_personal_data(text)
     known = [(NAME, doc.note.customer_name), (EMAIL, doc.note.customer_email), (PHONE, doc.note.customer_phone)]
     return find_personal_data(text, known)
 
@@ -133,7 +135,7 @@ class TextPreparer:
         ranked = [lang for lang, n in share.most_common() if n / total >= LISTED_SHARE]
         main = doc.language or (ranked[0] if ranked else "und")
         mixed = sum(1 for n in share.values() if n / total >= MIXED_SHARE) > 1
-        personal = find_note_personal_data(doc, text)
+        personal = find_document_personal_data(doc, text)
         terms = [self.analyzer.term_texts(index_text(text[c.start : c.end], personal, c.start)) for c in chunks]
         return PreparedDocument(doc, content_hash(doc), text, chunks, terms, main, ranked or [main], mixed, personal,
                                 title, headings, paths)

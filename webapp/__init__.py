@@ -61,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp, admin.bp,
                       api.bp, cases.api, collections.api, topics.api, admin.api, api.health):
         app.register_blueprint(blueprint)
+    apispec.describe(app)
     if app.config["KB_WARM_UP"]:
         warm_up(kb)
     return app

@@ -105,6 +105,12 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = RowId
 
 
+def describe(app: Flask) -> None:
+    """Make the document once the app has every route (it is the same for every app of this code)."""
+    with app.app_context():
+        spec.spec  # noqa: B018 - generated and cached by spectree
+
+
 def openapi_document() -> dict:
     """The OpenAPI 3.1 document of the running app: spectree's, plus who may call what."""
     document = deepcopy(spec.spec)

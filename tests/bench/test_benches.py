@@ -1,0 +1,34 @@
+"""Each benchmark runs on a tiny input, so none of them rots; the figures themselves are read by people."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run_bench(*args: str, models_dir, timeout: int = 600) -> str:
+    env = {**os.environ, "KB_MODELS_DIR": str(models_dir), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    return proc.stdout
+
+
+def test_load_bench_searches_while_documents_are_added(corpus_data_dir, models_dir):
+    out = run_bench("bench/load.py", "--seconds", "8", "--searchers", "3", "--workers", "2",
+                    "--data-dir", str(corpus_data_dir), "--models-dir", str(models_dir), models_dir=models_dir)
+    assert re.search(r"requests [1-9]\d*, errors 0,", out), out
+    assert re.search(r"latency ms: p50 \d+, p95 \d+, p99 \d+", out), out
+    assert re.search(r"documents added during the run: [1-9]", out), out
+
+
+def test_workflows_bench_runs_once(corpus_data_dir, models_dir, tmp_path):
+    data_dir = tmp_path / "data"  # the bench makes collections: not in the corpus's shared knowledge base
+    shutil.copytree(corpus_data_dir, data_dir, ignore=shutil.ignore_patterns("*.lock"))
+    out = run_bench("bench/workflows.py", "--data-dir", str(data_dir), "--models-dir", str(models_dir),
+                    "--repeat", "1", models_dir=models_dir)
+    assert "similar" in out.lower(), out
