@@ -40,7 +40,8 @@ def init_app(app: Flask) -> None:
                 status, exc.description or exc.name)
             return error_response(status, CODES.get(status, "error"), message)
         messages = {404: _("This page does not exist."), 413: _("The upload is too large."),
-                    405: _("This page cannot be used that way.")}
+                    405: _("This page cannot be used that way."),
+                    403: _("Your role cannot use this page.")}
         return error_page(status, messages.get(status, exc.name))
 
     @app.errorhandler(KBError)
