@@ -9,13 +9,34 @@ another language borrows the keyword evidence of the passage it says again
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from kb.search import weights
 from kb.search.types import Ranking
 
 
-def fuse(indexes, vector: np.ndarray, dense: Ranking, keyword: Ranking):
+@dataclass(frozen=True)
+class Scale:
+    """What fused scores are measured against: the dense head's mean and spread, and the best BM25 score.
+
+    Taken from the search without filters (the reader's rights aside), so a
+    filter only removes results and never reorders the ones it keeps.
+    """
+
+    mean: float
+    spread: float
+    keyword_top: float
+
+
+def scale_of(dense: Ranking, keyword: Ranking) -> Scale:
+    head = dense.scores[:weights.MIN_DEPTH]
+    mean, spread = (float(np.mean(head)), float(np.std(head)) or 1.0) if len(head) else (0.0, 1.0)
+    return Scale(mean, spread, float(keyword.scores[0]) if len(keyword.scores) else 0.0)
+
+
+def fuse(indexes, vector: np.ndarray, dense: Ranking, keyword: Ranking, scale: Scale | None = None):
     """Fused ranking of the union of both candidate lists: ((ids, scores), {chunk id: (dense part, keyword part)}).
 
     A chunk scores weights.DENSE_WEIGHT times its cosine as a z-score among
@@ -25,11 +46,11 @@ def fuse(indexes, vector: np.ndarray, dense: Ranking, keyword: Ranking):
     fusion every weak keyword match outranked a strong passage in another
     language, and on XQuAD score fusion found the right paragraph first more
     often in every language (see the bench). Keyword-only candidates get their
-    exact cosine from the index.
+    exact cosine from the index. `scale` (see `Scale`) defaults to these lists' own.
     """
     keyword_part: dict[int, float] = {}
-    if len(keyword.ids) and keyword.scores[0] > 0:
-        top = float(keyword.scores[0])
+    top = scale.keyword_top if scale and scale.keyword_top > 0 else float(keyword.scores[0]) if len(keyword.ids) else 0.0
+    if len(keyword.ids) and top > 0:
         keyword_part = {
             c: weights.KEYWORD_WEIGHT * v / top for c, v in zip(keyword.ids.tolist(), keyword.scores.tolist(), strict=True)
         }
@@ -40,8 +61,11 @@ def fuse(indexes, vector: np.ndarray, dense: Ranking, keyword: Ranking):
         cosine.update(zip(missing.tolist(), (indexes.vectors.reconstruct_many(missing) @ vector).tolist(), strict=True))
     if not cosine and not keyword_part:
         return (np.empty(0, np.int64), np.empty(0, np.float32)), {}
-    head = dense.scores[:weights.MIN_DEPTH] if len(dense.scores) else np.asarray(list(cosine.values()), np.float32)
-    mean, spread = float(np.mean(head)), float(np.std(head)) or 1.0
+    if scale is not None:
+        mean, spread = scale.mean, scale.spread
+    else:
+        head = dense.scores[:weights.MIN_DEPTH] if len(dense.scores) else np.asarray(list(cosine.values()), np.float32)
+        mean, spread = float(np.mean(head)), float(np.std(head)) or 1.0
     parts = {
         c: (weights.DENSE_WEIGHT * (value - mean) / spread, keyword_part.get(c, 0.0)) for c, value in cosine.items()
     }

@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
+from kb.search import weights
 from kb.search.expand import expand
-from kb.search.fuse import fuse
+from kb.search.fuse import fuse, scale_of
 from kb.search.types import Ranking
 
 
@@ -42,6 +43,10 @@ def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None)
     if mode == "keyword":
         return (keyword.ids, keyword.scores), dense, keyword, {}, first
     started = clock()
-    fused, parts = fuse(indexes, expanded, dense, keyword)
+    scale = None
+    if allowed is not None and allowed is not visible:  # filtered: measure against the unfiltered search
+        scale = scale_of(Ranking(*indexes.vectors.search(expanded, weights.MIN_DEPTH, visible)),
+                         Ranking(*indexes.keywords.search(terms, 1, visible)) if terms else Ranking.empty())
+    fused, parts = fuse(indexes, expanded, dense, keyword, scale)
     timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
     return fused, dense, keyword, parts, first
