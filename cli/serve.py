@@ -41,6 +41,9 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         "workers": workers,
         # Uploads are read, embedded and indexed inside the request.
         "timeout": 300,
+        # A pasted Thai or Chinese complaint of 4,000 characters is ~36 kB of URL: request lines of any length
+        # (gunicorn allows at most 8190 otherwise); the portal itself refuses a query past 4,000 characters.
+        "limit_request_line": 0,
         "graceful_timeout": 20,
         "accesslog": "-",
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,

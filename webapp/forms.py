@@ -39,6 +39,7 @@ from wtforms.validators import AnyOf, DataRequired, Length, ValidationError
 
 from kb.documents import NOTE_FIELDS
 from kb.errors import InvalidInput
+from kb.search.query import MAX_QUERY_CHARS
 from kb.services import accounts
 from kb.services.cases import CaseFilters
 from kb.services.collections import MAX_ANNOTATION_CHARS, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, clean_lang
@@ -166,10 +167,14 @@ class SignOutEverywhereForm(PostForm):
 # -- search, ask, add (webapp.pages) and topics (webapp.topics) ---------------------------
 
 
+# Past this a query gets a message, never a "414 URI Too Long" (`kb serve` takes request lines of any length).
+TOO_LONG = _("The text is too long: at most %(max)d characters.", max=MAX_QUERY_CHARS)
+
+
 class SearchForm(QueryForm):
     """The search box (search page, home page) and the search page's date filter; `params` once valid."""
 
-    q = StringField(default="")
+    q = StringField(default="", validators=[Length(max=MAX_QUERY_CHARS, message=TOO_LONG)])
     scope = StringField(default="all")
     page = StringField()
     lang = StringField()
@@ -209,7 +214,7 @@ class SearchForm(QueryForm):
 
 
 class AskForm(QueryForm):
-    q = StringField(default="")
+    q = StringField(default="", validators=[Length(max=MAX_QUERY_CHARS, message=TOO_LONG)])
 
 
 class AddForm(PostForm):

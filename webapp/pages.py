@@ -148,9 +148,10 @@ def _document_marks(kb, text: str, passage, query: str) -> list[Mark]:
 def ask():
     kb = get_kb()
     form = AskForm()
-    form.validate()
     question = form.q.data
     result, error = None, None
+    if not form.validate():
+        return render_template("ask.html", question=question[:200], result=None, error=first_error(form)), 400
     if question.strip():
         try:
             result = answer_question(kb.engine, question, viewer=current_viewer())

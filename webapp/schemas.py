@@ -16,10 +16,10 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, Strict, field_validator, model_validator
 
 from kb.index.chunk_table import SearchFilters
+from kb.search.query import MAX_QUERY_CHARS
 from kb.services.cases import MAX_SIMILAR
 
 MAX_K = 100
-MAX_QUERY_CHARS = 4000
 # The largest id a database row can have (SQLite and PostgreSQL BIGINT): larger ones are simply not found.
 MAX_ID = 2**63 - 1
 

@@ -16,7 +16,7 @@ from kb.text.languages import detect_language
 if TYPE_CHECKING:
     from kb.engine import Engine
 
-MAX_QUERY_CHARS = 2000
+MAX_QUERY_CHARS = 4000  # a pasted complaint; the model reads its first 512 tokens
 
 
 def clean_query(query: str) -> str:

@@ -33,3 +33,25 @@ def test_a_refusal_is_a_helpful_page_in_the_users_language(app, ui, heading, ins
     assert response.status_code == 403
     assert heading in page and instead in page and "Forbidden" not in page
     assert 'href="/search"' in page and 'href="/topics"' in page
+
+
+LONG_THAI_COMPLAINT = ("ลูกค้าแจ้งว่าอินเทอร์เน็ตหลุดทุกเย็นหลังหนึ่งทุ่ม ไฟเราเตอร์กะพริบสีแดง โทรมาคอลเซ็นเตอร์แล้วรอสายนานมาก " * 40)[:4000]
+
+
+def test_a_pasted_complaint_of_4000_thai_characters_is_searched_and_asked(app):
+    client = signed_in(app, "agent")
+    assert len(LONG_THAI_COMPLAINT) == 4000
+    for path in ("/search", "/ask"):
+        response = client.get(path, query_string={"q": LONG_THAI_COMPLAINT, "ui": "th"})
+        assert response.status_code == 200, path
+    too_long = client.get("/search", query_string={"q": LONG_THAI_COMPLAINT + "ก", "ui": "th"})
+    assert too_long.status_code == 400 and "ข้อความยาวเกินไป" in too_long.get_data(as_text=True)
+    asked = client.get("/ask", query_string={"q": LONG_THAI_COMPLAINT * 2, "ui": "en"})
+    assert asked.status_code == 400 and "at most 4000 characters" in asked.get_data(as_text=True)
+
+
+def test_a_search_that_finds_nothing_says_what_to_try(app):
+    page = signed_in(app, "employee").get("/search", query_string={"q": "xyzzyqwerty", "ui": "zh_Hans"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'class="result"' not in html
+    assert "知识库中没有与此足够相符的内容。" in html and 'href="/topics"' in html
