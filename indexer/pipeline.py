@@ -297,7 +297,7 @@ def _batches(
     limit = FIRST_BATCH_CHARS
     for path in tqdm(files, unit="file", disable=not progress, desc="ingest"):
         try:
-            result = read_file(path)
+            result = read_file(path, max_bytes=engine.settings.max_file_bytes)
         except ReadError as exc:
             report.fail(str(path), str(exc))
             continue
