@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from indexer.pipeline import IngestReport, find_files, ingest_paths
 from indexer.prepare import TextPreparer, TooManyChunks
 from kb.config import Settings
+from tests.conftest import REPO
 
 
 def test_folders_are_walked_recursively_skipping_hidden_ignored_and_unsupported(tmp_path):
@@ -86,3 +91,28 @@ def test_limits_come_from_the_environment():
     settings = Settings.from_env({"KB_MAX_FILE_BYTES": "1234", "KB_MAX_CHUNKS_PER_FILE": "7"})
     assert (settings.max_file_bytes, settings.max_chunks_per_file) == (1234, 7)
     assert Settings.from_env({}).max_file_bytes == 50 * 1024 * 1024
+
+
+def test_a_process_watching_its_parent_ends_when_the_parent_is_killed(tmp_path):
+    """The pid watch alone (no prctl here), so it also holds where the kernel offers no parent-death signal."""
+    psutil = pytest.importorskip("psutil")
+    child_code = ("import os, sys, time; sys.path.insert(0, sys.argv[1]); from indexer.pipeline import watch_parent; "
+                  "watch_parent(os.getppid(), every=0.1); print('watching', flush=True); time.sleep(600)")
+    parent_code = ("import subprocess, sys, time; "
+                   "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]]); "
+                   "print(child.pid, flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", parent_code, child_code, str(REPO)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        child = psutil.Process(int(parent.stdout.readline()))
+        assert parent.stdout.readline().strip() == "watching"  # the child shares its parent's stdout
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        try:
+            child.wait(timeout=30)
+        except psutil.TimeoutExpired:
+            child.kill()
+            pytest.fail("the child outlived its killed parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
