@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -52,6 +54,8 @@ BATCH_DOCS = 128
 PLAN_AHEAD = 2
 # prctl(2) option: the signal this process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
+# How often a worker checks that its parent is still alive (where prctl is missing or refused).
+PARENT_CHECK_SECONDS = 1.0
 # Ingests of at least this many bytes of files prepare text in a worker process.
 WORKER_MIN_BYTES = 200_000
 
@@ -250,19 +254,35 @@ def _start_worker(settings: Settings, parent_pid: int) -> None:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Have the kernel kill this process when its parent dies, even by SIGKILL.
+    """End this process when its parent dies, even by SIGKILL, even in the middle of a task.
 
     Without it a killed `kb ingest` leaves its worker running (holding memory and
-    the database). Linux's PR_SET_PDEATHSIG does this; elsewhere the worker still
-    ends when the pool's pipe to its dead parent closes, at its next task.
+    the database). On Linux the kernel sees to it (PR_SET_PDEATHSIG); a thread
+    watching the parent's pid does it everywhere, and covers a prctl that is missing or refused.
     """
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent died before the call above took effect
+        pass
+    watch_parent(parent_pid)
+
+
+def watch_parent(parent_pid: int, every: float = PARENT_CHECK_SECONDS) -> None:
+    """Exit at once if `parent_pid` is no longer this process's parent, now or later (checked `every` seconds).
+
+    A process whose parent dies is handed to another (init or a subreaper), so
+    a changed parent pid means the parent is gone, whatever killed it.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every)
         os._exit(1)
+
+    if os.getppid() != parent_pid:  # the parent died before this process got here
+        os._exit(1)
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def _idle_priority() -> None:
@@ -297,7 +317,7 @@ def _batches(
     limit = FIRST_BATCH_CHARS
     for path in tqdm(files, unit="file", disable=not progress, desc="ingest"):
         try:
-            result = read_file(path)
+            result = read_file(path, max_bytes=engine.settings.max_file_bytes)
         except ReadError as exc:
             report.fail(str(path), str(exc))
             continue

@@ -20,7 +20,7 @@ from kb.config import Settings
 from kb.documents import DocumentInput
 from kb.embed.embedder import model_input, resolve_model
 from kb.text.analyzer import Analyzer, load_user_words
-from kb.text.chunking import ChunkSpec, chunk_text
+from kb.text.chunking import ChunkSpec, iter_chunks
 from kb.text.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
 from kb.text.privacy import EMAIL, NAME, PHONE, PiiSpan, find_personal_data, index_text
 from kb.text.structure import CONTEXT_TOKENS, Heading, embed_text, extract_headings, heading_paths
@@ -30,12 +30,17 @@ from kb.text.structure import CONTEXT_TOKENS, Heading, embed_text, extract_headi
 # 2: personal data in notes kept out of the indexes; 3: the author's characters kept (no NFKC for
 # display), headings, lists and tables kept, the heading path given to the model with each chunk;
 # 4: personal data found (and kept out of the indexes, masked for partners) in guidance as well.
-PIPELINE_VERSION = 4
+# 5: long texts segmented in bounded windows.
+PIPELINE_VERSION = 5
 MAX_TITLE_CHARS = 120
 # A language holding at least this share of a document's text makes it "mixed".
 MIXED_SHARE = 0.10
 # Languages with less than this share are not listed among a document's languages.
 LISTED_SHARE = 0.02
+
+
+class TooManyChunks(ValueError):
+    """A document that would make more chunks than a file may have (`Settings.max_chunks_per_file`)."""
 
 
 @dataclass
@@ -90,11 +95,12 @@ class TextPreparer:
     """Turns `DocumentInput`s into `PreparedDocument`s with the model's tokenizer only."""
 
     def __init__(self, count_tokens: Callable[[list[str]], list[int]], max_tokens: int,
-                 boilerplate: BoilerplateRules, analyzer: Analyzer) -> None:
+                 boilerplate: BoilerplateRules, analyzer: Analyzer, max_chunks: int | None = None) -> None:
         self.count_tokens = count_tokens
         self.max_tokens = max_tokens
         self.boilerplate = boilerplate
         self.analyzer = analyzer
+        self.max_chunks = max_chunks
 
     @classmethod
     def from_settings(cls, settings: Settings, analyzer: Analyzer | None = None) -> TextPreparer:
@@ -121,11 +127,11 @@ class TextPreparer:
         # Room is left for the heading line the model reads before each guidance chunk (see embed_text).
         budget = min(settings.chunk_tokens, (limit or 512) - CONTEXT_TOKENS)
         return cls(count, budget, load_boilerplate_rules(settings.boilerplate_file),
-                   analyzer)
+                   analyzer, settings.max_chunks_per_file)
 
     def prepare(self, doc: DocumentInput) -> PreparedDocument:
         text, headings = extract_headings(clean_text(doc.text, self.boilerplate))
-        chunks = chunk_text(text, self.count_tokens, max_tokens=self.max_tokens)
+        chunks = self.chunks(text)
         title = document_title(doc, text)
         paths = heading_paths(text, headings, [(c.start, c.end) for c in chunks], title)
         share: Counter[str] = Counter()
@@ -140,12 +146,31 @@ class TextPreparer:
         return PreparedDocument(doc, content_hash(doc), text, chunks, terms, main, ranked or [main], mixed, personal,
                                 title, headings, paths)
 
+    def chunks(self, text: str) -> list[ChunkSpec]:
+        """The chunks of a cleaned text; raises `TooManyChunks` as soon as they pass `max_chunks`.
+
+        Chunks are made a window at a time, so a file far past the limit is
+        refused after a window more than the limit, not after segmenting all of it.
+        """
+        chunks: list[ChunkSpec] = []
+        for chunk in iter_chunks(text, self.count_tokens, max_tokens=self.max_tokens):
+            chunks.append(chunk)
+            if self.max_chunks is not None and len(chunks) > self.max_chunks:
+                raise TooManyChunks(
+                    f"its text makes more than {self.max_chunks:,} chunks, the most a file may have "
+                    "(KB_MAX_CHUNKS_PER_FILE); split it into smaller files or raise the limit"
+                )
+        return chunks
+
     def prepare_all(self, docs: list[DocumentInput]) -> list[PreparedDocument | str]:
         """Each document prepared, or the reason it could not be; never raises."""
         results: list[PreparedDocument | str] = []
         for doc in docs:
             try:
                 prepared = self.prepare(doc)
+            except TooManyChunks as exc:
+                results.append(str(exc))
+                continue
             except Exception as exc:  # one odd text must not stop the batch
                 results.append(f"could not be processed ({type(exc).__name__}: {exc})")
                 continue

@@ -21,6 +21,8 @@ class Settings:
     over HTTPS only, the key that signs its sessions (None: a random key kept in
     the data directory), and how many reverse proxies in front of it to believe
     about the client's address (X-Forwarded-For; 0: none, use the connection's).
+    `max_file_bytes` and `max_chunks_per_file` bound what one file may cost an
+    ingest: a file past either is reported by name and the rest still go in.
     """
 
     data_dir: Path = Path("data")
@@ -30,6 +32,8 @@ class Settings:
     device: str | None = None
     batch_size: int | None = None
     chunk_tokens: int = 256
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_chunks_per_file: int = 5_000
     boilerplate_file: Path | None = None
     language_centering: bool = True
     dictionary_file: Path | None = None
@@ -58,6 +62,10 @@ class Settings:
             values["batch_size"] = int(env["KB_BATCH_SIZE"])
         if env.get("KB_CHUNK_TOKENS"):
             values["chunk_tokens"] = int(env["KB_CHUNK_TOKENS"])
+        if env.get("KB_MAX_FILE_BYTES"):
+            values["max_file_bytes"] = int(env["KB_MAX_FILE_BYTES"])
+        if env.get("KB_MAX_CHUNKS_PER_FILE"):
+            values["max_chunks_per_file"] = int(env["KB_MAX_CHUNKS_PER_FILE"])
         if env.get("KB_LANGUAGE_CENTERING"):
             values["language_centering"] = env["KB_LANGUAGE_CENTERING"].strip().lower() not in ("0", "false", "no", "off")
         if env.get("KB_DICTIONARY"):

@@ -24,11 +24,12 @@ def is_supported(path: Path) -> bool:
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def read_file(path: Path) -> ReadResult:
+def read_file(path: Path, max_bytes: int | None = None) -> ReadResult:
     """Read one file into documents, choosing the reader by suffix.
 
     Raises `ReadError` (message: "<absolute path>: <what is wrong>") when nothing in the
-    file can be used: unsupported type, empty, binary, corrupt, encrypted, and so on.
+    file can be used: unsupported type, empty, binary, corrupt, encrypted, larger than
+    `max_bytes` (checked before a byte is read), and so on.
     """
     path = Path(path)
     where = _where(path)
@@ -38,10 +39,24 @@ def read_file(path: Path) -> ReadResult:
         raise ReadError(
             f"{where}: unsupported file type '{path.suffix or '(none)'}' (supported: {supported})"
         )
+    if max_bytes is not None:
+        _refuse_if_larger(path, where, max_bytes)
     data = _read_bytes(path, where)
     if not data.strip():
         raise ReadError(f"{where}: empty file")
     return reader(path, data)
+
+
+def _refuse_if_larger(path: Path, where: str, max_bytes: int) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # reading it says what is wrong
+    if size > max_bytes:
+        raise ReadError(
+            f"{where}: the file is {size:,} bytes, more than the {max_bytes:,} bytes a file may have "
+            "(KB_MAX_FILE_BYTES); split it into smaller files or raise the limit"
+        )
 
 
 _READERS: dict[str, Callable[[Path, bytes], ReadResult]] = {

@@ -10,11 +10,11 @@ in one of them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 from kb.text.analyzer import warm_up as warm_up_keywords
-from kb.text.sentences import language_runs, split_sentences, trim_span
+from kb.text.sentences import language_runs, split_sentences, text_windows, trim_span
 
 CountTokens = Callable[[list[str]], list[int]]
 
@@ -27,6 +27,10 @@ _LATIN_WORD = re.compile(r"\S+")
 _HAN_OR_WORD = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\s\u3400-\u9fff\uf900-\ufaff]+")
 # Where an over-long sentence is best cut: after clause punctuation.
 _CLAUSE_END = frozenset(",;:、，；：)）]】」』")
+# A text longer than this is chunked a window at a time (see `iter_chunks`), so a huge file costs
+# memory for one window, not for all of it, and a file past the chunk limit stops early. Every
+# document of the bundled corpus is shorter, so none is chunked differently for it.
+CHUNK_WINDOW_CHARS = 100_000
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,26 @@ def _units_for_run(text: str, sentences: list[tuple[int, int, int]], lang: str, 
         unit = _Unit(start, end, tokens)
         units.extend(_split_long(text, unit, lang, budget) if tokens > budget else [unit])
     return units
+
+
+def iter_chunks(
+    text: str, count_tokens: CountTokens, max_tokens: int = 256, window_chars: int = CHUNK_WINDOW_CHARS,
+) -> Iterator[ChunkSpec]:
+    """`chunk_text`'s chunks of a text of any length, made one window of at most `window_chars` at a time.
+
+    A window ends at a paragraph break, a sentence end or a space (see
+    `text_windows`); chunks never cross it, and the two beside it share no sentence.
+    """
+    for start, end in text_windows(text, 0, len(text), window_chars):
+        for chunk in chunk_text(text[start:end], count_tokens, max_tokens):
+            yield _shifted(chunk, start)
+
+
+def _shifted(chunk: ChunkSpec, offset: int) -> ChunkSpec:
+    if not offset:
+        return chunk
+    return replace(chunk, start=chunk.start + offset, end=chunk.end + offset,
+                   sentences=tuple((s + offset, e + offset) for s, e in chunk.sentences))
 
 
 def chunk_text(
