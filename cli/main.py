@@ -1,6 +1,8 @@
 """The `kb` command line: a stable contract that people and other tools call.
 
-    kb ingest PATH... [--json]
+    kb ingest PATH... [--json] [--queue]
+    kb worker [--threads N]
+    kb job ID [--wait] [--json]
     kb search QUERY [-k N] [--lang th|zh|en] [--kind guidance|note] [--mode hybrid|dense|keyword]
               [--tag T] [--product P] [--status S] [--channel C] [--from DATE] [--to DATE]
               [--source PATH] [--offset N] [--passages] [--json]
@@ -22,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 
 from kb.config import Settings
@@ -45,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="add or update files and folders (recursive)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--queue", action="store_true",
+                   help="hand the files to `kb worker` as a job (needs KB_QUEUE_URL) and print its id at once")
+
+    p = sub.add_parser("worker", help="run ingest jobs from the queue named by KB_QUEUE_URL")
+    p.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1: the model uses the cores)")
+
+    p = sub.add_parser("job", help="show an ingest job and each file's outcome")
+    p.add_argument("job_id", metavar="ID")
+    p.add_argument("--wait", action="store_true", help="wait until the job has finished")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("search", help="find passages in any language")
     p.add_argument("query", nargs="?", help="what to look for")
@@ -123,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "user":
         return cmd_user(settings, args)
+    if args.command in ("worker", "job") or (args.command == "ingest" and args.queue):
+        return cmd_jobs(settings, args)
     worker = None
     if args.command == "ingest":
         from indexer.pipeline import IngestWorker, worth_a_worker
@@ -168,6 +183,68 @@ def cmd_ingest(kb: KnowledgeBase, args) -> int:
         if report.ignored:
             print(f"  ignored {len(report.ignored)} file(s) of unsupported types", file=sys.stderr)
     return EXIT_OK if report.documents_read else EXIT_FAILED
+
+
+def cmd_jobs(settings: Settings, args) -> int:
+    """`kb worker`, `kb job` and `kb ingest --queue`: the queue's side of ingest."""
+    from indexer.queue import run_worker
+    from kb.engine import Engine
+    from kb.errors import InvalidInput, KBError
+
+    try:
+        if args.command == "worker":
+            return run_worker(settings, threads=max(1, args.threads))
+        if not settings.queue_url and args.command == "ingest":
+            raise InvalidInput("kb ingest --queue needs a queue: set KB_QUEUE_URL (e.g. redis://127.0.0.1:6379/0)")
+        engine = Engine.open(settings, check_model=False)
+    except InvalidInput as exc:
+        print(f"kb: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _jobs(engine, args)
+    except KBError as exc:
+        print(f"kb: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        engine.store.dispose()
+
+
+def _jobs(engine, args) -> int:
+    from indexer.jobs import FILES, files_for_queue
+    from indexer.queue import submit
+
+    if args.command == "job":
+        return _show_job(engine, args)
+    files, report = files_for_queue(args.paths)
+    job_id = submit(engine, FILES, files) if files else None
+    if args.json:
+        _print_json({"job_id": job_id, "files": len(files), "failed": report.failed, "ignored": report.ignored})
+    else:
+        if job_id:
+            print(job_id)
+        for failure in report.failed:
+            print(f"  failed: {failure['error']}", file=sys.stderr)
+    return EXIT_OK if job_id else EXIT_FAILED
+
+
+def _show_job(engine, args) -> int:
+    from indexer.jobs import FAILED, get_job
+
+    view = get_job(engine, args.job_id)
+    while args.wait and view is not None and not view.finished:
+        time.sleep(0.5)
+        view = get_job(engine, args.job_id)
+    if view is None:
+        print(f"kb: no job {args.job_id!r}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        _print_json(view.to_dict())
+    else:
+        print(f"job {view.id}: {view.state}, {view.files_done} of {len(view.files)} file(s) done"
+              + (f" ({view.error})" if view.error else ""))
+        for f in view.files:
+            print(f"  {f.state:8} {f.name}" + (f": {f.error}" if f.error else ""))
+    return EXIT_FAILED if view.state == FAILED else EXIT_OK
 
 
 def _date(text: str) -> dt.date:

@@ -71,6 +71,8 @@ class IngestReport:
     files: int = 0
     # Topics of files found inside ingested folders, from the folders between (see kb.services.topics).
     folder_topics: dict[str, list[str]] = field(default_factory=dict)
+    # Files read from a copy (a queued job's bytes on a worker): copy path -> the source_file they are known by.
+    copied_from: dict[str, str] = field(default_factory=dict)
 
     @property
     def documents_read(self) -> int:
@@ -133,14 +135,18 @@ def find_files(paths: Iterable[str | Path], report: IngestReport) -> list[Path]:
 
 def ingest_paths(
     engine: Engine, paths: Iterable[str | Path], progress: bool | None = None,
-    worker: IngestWorker | None = None, owner: str = "",
+    worker: IngestWorker | None = None, owner: str = "", copied_from: dict[str, str] | None = None,
+    topics: dict[str, list[str]] | None = None,
 ) -> IngestReport:
     """Read, clean, chunk, embed and store everything under `paths`, as documents of `owner`.
 
     While one batch is embedded the next ones are cleaned and chunked, in
     `worker` when given (see `IngestWorker`), else in this process.
+    `copied_from` names files that are copies (resolved path -> the source_file
+    their documents are stored under), and `topics` gives files their folder topics
+    (resolved path -> topics), for a file ingested away from where it was found.
     """
-    report = IngestReport()
+    report = IngestReport(copied_from=dict(copied_from or {}), folder_topics=dict(topics or {}))
     files = find_files(paths, report)
     report.files = len(files)
     if progress is None:
@@ -324,9 +330,12 @@ def _batches(
         except Exception as exc:  # a reader bug must not stop the batch
             report.fail(str(path), f"{path}: could not be read ({type(exc).__name__}: {exc})")
             continue
+        original = report.copied_from.get(str(path))
         for problem in result.problems:
             report.fail(problem.path, str(problem))
         for doc in result.documents:
+            if original is not None:
+                _rename_source(doc, original)
             doc.owner = owner
             if doc.kind == GUIDANCE and not doc.tags:
                 doc.tags = list(report.folder_topics.get(str(path), []))
@@ -340,9 +349,16 @@ def _batches(
             # A file read without problems is the full truth about what came
             # from it: notes no longer in it are removed. After any problem we
             # keep them, since a row we could not read may be one of them.
-            _remove_vanished(engine, str(path), {d.source for d in result.documents}, report)
+            _remove_vanished(engine, original or str(path), {d.source for d in result.documents}, report)
     if batch:
         yield batch
+
+
+def _rename_source(doc: DocumentInput, source_file: str) -> None:
+    """Store a document read from a copy under the file it is a copy of (notes keep their "#row" ending)."""
+    copy = doc.source_file
+    doc.source = source_file + doc.source[len(copy):] if doc.source.startswith(copy) else doc.source
+    doc.source_file = source_file
 
 
 def _record(outcomes: list[AddOutcome], report: IngestReport) -> None:

@@ -69,17 +69,11 @@ def upload_path(data_dir: Path, name: str, owner: str) -> Path:
 
 def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPERATOR) -> UploadOutcome:
     """Keep one uploaded file of `uploader` and ingest it; a file that cannot be read or may not go in is not kept."""
+    refused = upload_refusal(engine, name, data, uploader)
+    if refused is not None:
+        return refused
     path = upload_path(engine.settings.data_dir, name, uploader.username)
-    if not is_supported(path):
-        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        return UploadOutcome(name, "failed", error=f"{name}: unsupported file type (supported: {supported})")
-    if not data.strip():
-        return UploadOutcome(name, "failed", error=f"{name}: empty file")
     source_file = str(path.resolve())
-    if not all(uploader.can_change(owner, visibility) for owner, visibility in documents_from_file(engine, source_file)):
-        return UploadOutcome(name, "failed", forbidden=True,
-                             error=f"{name}: a document from this file exists that you may not replace "
-                                   "(only its owner or an admin may); upload it under another name")
     path.parent.mkdir(parents=True, exist_ok=True)
     previous = path.read_bytes() if path.exists() else None
     path.write_bytes(data)
@@ -96,6 +90,23 @@ def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPE
     status = "added" if report.added else "updated" if report.updated else "skipped"
     problems = "; ".join(f["error"] for f in report.failed).replace(source_file, name) or None
     return UploadOutcome(name, status, doc_ids, problems)
+
+
+def upload_refusal(engine: Engine, name: str, data: bytes, uploader: Viewer = OPERATOR) -> UploadOutcome | None:
+    """Why an upload cannot go in, found without reading it (its type, emptiness, whose document it would
+    replace), or None; checked again when it is ingested, and first when it is queued, to answer at once."""
+    path = upload_path(engine.settings.data_dir, name, uploader.username)
+    if not is_supported(path):
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        return UploadOutcome(name, "failed", error=f"{name}: unsupported file type (supported: {supported})")
+    if not data.strip():
+        return UploadOutcome(name, "failed", error=f"{name}: empty file")
+    source_file = str(path.resolve())
+    if not all(uploader.can_change(owner, visibility) for owner, visibility in documents_from_file(engine, source_file)):
+        return UploadOutcome(name, "failed", forbidden=True,
+                             error=f"{name}: a document from this file exists that you may not replace "
+                                   "(only its owner or an admin may); upload it under another name")
+    return None
 
 
 def _put_back(path: Path, previous: bytes | None) -> None:

@@ -21,12 +21,17 @@ class Settings:
     over HTTPS only, the key that signs its sessions (None: a random key kept in
     the data directory), and how many reverse proxies in front of it to believe
     about the client's address (X-Forwarded-For; 0: none, use the connection's).
+    `queue_url` (redis://... or amqp://...) hands ingests of uploads and of
+    `kb ingest --queue` to `kb worker` processes as jobs; None runs them in-process.
+    `queue_name` keeps apart several knowledge bases that share one broker.
     `max_file_bytes` and `max_chunks_per_file` bound what one file may cost an
     ingest: a file past either is reported by name and the rest still go in.
     """
 
     data_dir: Path = Path("data")
     database_url: str | None = None
+    queue_url: str | None = None
+    queue_name: str = "kb_ingest"
     embed_model: str = BUNDLED_MODEL
     models_dir: Path | None = None
     device: str | None = None
@@ -52,6 +57,10 @@ class Settings:
             values["data_dir"] = Path(env["KB_DATA_DIR"])
         if env.get("KB_DATABASE_URL"):
             values["database_url"] = env["KB_DATABASE_URL"]
+        if env.get("KB_QUEUE_URL"):
+            values["queue_url"] = env["KB_QUEUE_URL"]
+        if env.get("KB_QUEUE_NAME"):
+            values["queue_name"] = env["KB_QUEUE_NAME"]
         if env.get("KB_EMBED_MODEL"):
             values["embed_model"] = env["KB_EMBED_MODEL"]
         if env.get("KB_MODELS_DIR"):

@@ -43,7 +43,20 @@ def create_app(config: dict | None = None) -> Flask:
     kb = config.get("KB_INSTANCE") or KnowledgeBase.open(settings)
     app.extensions["kb"] = kb
 
-    from webapp import admin, api, apispec, auth, cases, collections, errors, i18n, pages, security, topics
+    from webapp import (
+        admin,
+        api,
+        apispec,
+        auth,
+        cases,
+        collections,
+        errors,
+        i18n,
+        jobs,
+        pages,
+        security,
+        topics,
+    )
 
     app.config.update(auth.config_defaults(kb.settings))
     app.config.update(config)
@@ -58,7 +71,7 @@ def create_app(config: dict | None = None) -> Flask:
     auth.init_app(app)
     security.init_app(app)
     apispec.init_app(app)
-    for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp, admin.bp,
+    for blueprint in (pages.bp, cases.bp, collections.bp, topics.bp, admin.bp, jobs.bp,
                       api.bp, cases.api, collections.api, topics.api, admin.api, api.health):
         app.register_blueprint(blueprint)
     apispec.describe(app)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request
 
+from indexer.queue import queue_uploads, visible_job
 from indexer.uploads import add_pasted_text, ingest_upload
+from kb.errors import KBError
 from kb.search.answer import answer_question
 from kb.services import audit
 from kb.services.catalog import get_document, list_documents, related_documents
@@ -95,14 +97,16 @@ def document(doc_id: int):
 @require("edit")
 @spec.validate(json=schemas.PastedText, form=schemas.UploadForm,
                resp=Answers(HTTP_201=schemas.UploadResults, HTTP_200=schemas.UploadResults,
-                             HTTP_403=schemas.UploadResults, HTTP_422=schemas.UploadResults, **errors(400, 413)),
+                             HTTP_202=schemas.UploadResults, HTTP_403=schemas.UploadResults,
+                             HTTP_422=schemas.UploadResults, **errors(400, 413, 503)),
                tags=["documents"])
 def upload():
     """Upload files (multipart field `files`, several allowed) or add pasted text (JSON).
 
     201: something was added or updated; 200: nothing changed; 403: every file was refused (it would replace a
     document you may not change, or asks for a visibility you may not give); 422: nothing could be read. Each
-    result says why.
+    result says why. With a queue (KB_QUEUE_URL) files are not ingested here: 202 with `job_id`, files marked
+    `queued`, and `GET /api/v1/jobs/{job_id}` follows them; 503 when the queue cannot be reached.
     """
     kb = get_kb()
     if request.context.json is not None:
@@ -113,6 +117,8 @@ def upload():
         files = [f for f in request.files.getlist("files") if f and f.filename]
         if not files:
             return error_response(400, "no_files", "send one or more files in the multipart field 'files'")
+        if kb.engine.settings.queue_url:
+            return _queue_uploads(kb, files)
         outcomes = [ingest_upload(kb.engine, f.filename, f.read(), current_viewer()) for f in files]
     results = [o.to_dict() for o in outcomes]
     ok = any(o.status != "failed" for o in outcomes)
@@ -120,6 +126,28 @@ def upload():
     if all(o.forbidden for o in outcomes):
         status = 403
     return jsonify({"results": results}), status
+
+
+def _queue_uploads(kb, files):
+    try:
+        outcomes, job = queue_uploads(kb.engine, [(f.filename, f.read()) for f in files], current_viewer())
+    except KBError as exc:
+        return error_response(503, "queue_unavailable", str(exc))
+    body = {"results": [o.to_dict() for o in outcomes], "job_id": job.id if job else None,
+            "job": job.to_dict() if job else None}
+    status = 202 if job else 403 if all(o.forbidden for o in outcomes) else 422
+    return jsonify(body), status
+
+
+@bp.get("/jobs/<job_id>")
+@require("edit")
+@spec.validate(resp=Answers(HTTP_200=schemas.Job, **errors(404)), tags=["documents"])
+def job(job_id: str):
+    """An ingest job and each file's outcome (its submitter's, or any for an admin)."""
+    view = visible_job(get_kb().engine, job_id, current_viewer())
+    if view is None:
+        return error_response(404, "not_found", f"no job {job_id!r}")
+    return jsonify(view.to_dict())
 
 
 @bp.delete("/documents/<int:doc_id>")

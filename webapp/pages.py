@@ -8,7 +8,9 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+from indexer.queue import queue_uploads
 from indexer.uploads import add_pasted_text, ingest_upload
+from kb.errors import KBError
 from kb.search.answer import answer_question
 from kb.search.snippets import merge_spans
 from kb.search.types import EmptyQueryError
@@ -166,16 +168,22 @@ def ask():
 def add():
     kb = get_kb()
     form = AddForm()
-    outcomes = []
+    outcomes, job = [], None
     if form.is_submitted():
         if not form.validate():
             return render_template("add.html", outcomes=[], error=first_error(form)), 400
-        for upload in form.uploads():
-            outcomes.append(ingest_upload(kb.engine, upload.filename, upload.read(), current_viewer()))
+        uploads = [(upload.filename, upload.read()) for upload in form.uploads()]
+        if uploads and kb.engine.settings.queue_url:
+            try:
+                outcomes, job = queue_uploads(kb.engine, uploads, current_viewer())
+            except KBError as exc:
+                return render_template("add.html", outcomes=[], error=str(exc)), 503
+        else:
+            outcomes = [ingest_upload(kb.engine, name, data, current_viewer()) for name, data in uploads]
         text = form.text.data
         if text.strip():
             lang = form.lang.data if form.lang.data in LANGUAGES else None
             tags = [t.strip() for t in form.tags.data.split(",") if t.strip()]
             outcomes.append(add_pasted_text(kb.engine, text, form.title.data, lang, tags,
                                             uploader=current_viewer()))
-    return render_template("add.html", outcomes=outcomes, error=None)
+    return render_template("add.html", outcomes=outcomes, job=job, error=None)

@@ -368,13 +368,38 @@ class Document(DocumentSummary):
 
 class UploadResult(BaseModel):
     name: str
-    status: Literal["added", "updated", "skipped", "failed"]
+    status: Literal["added", "updated", "skipped", "failed", "queued"]
     doc_ids: list[int]
     error: str | None
 
 
+class JobFile(BaseModel):
+    name: str
+    state: Literal["queued", "added", "updated", "skipped", "failed"]
+    error: str | None
+    doc_ids: list[int]
+
+
+class Job(BaseModel):
+    """An ingest job on the queue (KB_QUEUE_URL) and each of its files' outcome."""
+
+    id: str
+    kind: Literal["upload", "files"]
+    state: Literal["queued", "running", "retrying", "done", "failed"]
+    attempts: int = Field(description="how many times a worker has started it")
+    error: str | None = Field(description="why the last try failed (retrying) or why it failed")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    files_done: int
+    files_total: int
+    files: list[JobFile]
+
+
 class UploadResults(BaseModel):
     results: list[UploadResult]
+    job_id: str | None = Field(None, description="with a queue: the job that ingests the files marked queued")
+    job: Job | None = None
 
 
 class Deleted(BaseModel):

@@ -113,6 +113,13 @@ def get_user(store: Store, user_id: int) -> Account | None:
         return Account.of(user) if user else None
 
 
+def find_account(store: Store, username: str) -> Account | None:
+    """The account named `username` (None: there is none); a disabled one too, check `disabled`."""
+    with store.session() as s:
+        user = s.scalar(select(User).where(User.username == username.strip().lower()))
+        return Account.of(user) if user else None
+
+
 def list_users(store: Store) -> list[Account]:
     with store.session() as s:
         return [Account.of(u) for u in s.scalars(select(User).order_by(User.username))]

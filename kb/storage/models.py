@@ -258,3 +258,45 @@ class MetaEntry(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class IngestJob(Base):
+    """Files handed to the queue in one go (an upload, a `kb ingest --queue`), and how far they got.
+
+    The row is written before the message is sent, so whichever node serves the
+    portal can show the job, and a worker finds everything it needs here.
+    """
+
+    __tablename__ = "ingest_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "upload" (portal, API) or "files" (kb ingest --queue)
+    owner: Mapped[str] = mapped_column(String(64), default="", index=True)  # who submitted it ("" operator)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued running done failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    files: Mapped[list[IngestJobFile]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="IngestJobFile.position",
+    )
+
+
+class IngestJobFile(Base):
+    """One file of a job: its original bytes (so any node's worker can ingest it) and its outcome."""
+
+    __tablename__ = "ingest_job_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("ingest_jobs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    # What the user sent it as (an upload's name and folders; for `kb ingest --queue`, its resolved path).
+    name: Mapped[str] = mapped_column(String(1024))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    topics: Mapped[list] = mapped_column(JSON, default=list)  # from the folders it was found in
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued, added, updated, skipped, failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    doc_ids: Mapped[list] = mapped_column(JSON, default=list)

@@ -37,6 +37,32 @@
     }
   }
 
+  // With a queue the file is ingested by a worker: ask how its job is doing until it has finished.
+  function follow(jobId, view) {
+    var url = form.dataset.jobs.replace("JOB_ID", encodeURIComponent(jobId));
+    return new Promise(function (resolve) {
+      function poll() {
+        var xhr = new XMLHttpRequest();
+        xhr.open("GET", url);
+        xhr.onload = function () {
+          var job = null;
+          try { job = JSON.parse(xhr.responseText); } catch (err) { job = null; }
+          if (!job || !job.files) { finish(view, { status: "failed", error: "HTTP " + xhr.status }); resolve(); return; }
+          if (job.state === "done" || job.state === "failed") {
+            job.files.forEach(function (f) { finish(view, { status: f.state, doc_ids: f.doc_ids, error: f.error }); });
+            resolve();
+            return;
+          }
+          view.state.textContent = ": " + label(job.state === "running" ? "running" : "queued") + " ";
+          setTimeout(poll, 1000);
+        };
+        xhr.onerror = function () { setTimeout(poll, 3000); };
+        xhr.send();
+      }
+      poll();
+    });
+  }
+
   function send(body, view, isJson) {
     return new Promise(function (resolve) {
       var xhr = new XMLHttpRequest();
@@ -48,6 +74,11 @@
       xhr.onload = function () {
         var payload = null;
         try { payload = JSON.parse(xhr.responseText); } catch (err) { payload = null; }
+        if (payload && payload.job_id && payload.results.some(function (r) { return r.status === "queued"; })) {
+          view.state.textContent = ": " + label("queued") + " ";
+          follow(payload.job_id, view).then(resolve);
+          return;
+        }
         if (payload && payload.results) { payload.results.forEach(function (r) { finish(view, r); }); }
         else { finish(view, { status: "failed", error: (payload && payload.error && payload.error.message) || ("HTTP " + xhr.status) }); }
         resolve();

@@ -1,0 +1,207 @@
+"""Ingest as jobs: files handed over now and ingested by a worker, on this machine or another.
+
+A job and its files, bytes included, are rows in the database, written before
+the queue hears of the job; the queue message carries only the job id. So any
+node can show a job's progress, any worker can run it, and running it twice
+does no harm: files already done are not run again, and a file run again after
+its worker died is skipped by its content hash or finished where it stopped
+(documents are keyed by their source). The queue (see `indexer.queue`) only
+decides who runs a job and when.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from indexer.pipeline import IngestReport, find_files, ingest_paths
+from indexer.uploads import UploadOutcome, ingest_upload
+from indexer.writer import document_ids_from_file
+from kb.access import OPERATOR, Viewer
+from kb.engine import Engine
+from kb.errors import KBError
+from kb.services.accounts import find_account
+from kb.storage.models import IngestJob, IngestJobFile
+
+UPLOAD, FILES = "upload", "files"
+QUEUED, RUNNING, RETRYING, DONE, FAILED = "queued", "running", "retrying", "done", "failed"
+FINISHED = (DONE, FAILED)
+
+
+@dataclass
+class FileToIngest:
+    name: str  # an upload's name (with its folders), or a file's resolved path
+    content: bytes
+    topics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JobFile:
+    name: str
+    state: str  # queued, added, updated, skipped or failed
+    error: str | None
+    doc_ids: list[int]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "state": self.state, "error": self.error, "doc_ids": self.doc_ids}
+
+
+@dataclass
+class JobView:
+    id: str
+    kind: str
+    owner: str
+    state: str
+    attempts: int
+    error: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    files: list[JobFile]
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    @property
+    def files_done(self) -> int:
+        return sum(f.state != QUEUED for f in self.files)
+
+    def to_dict(self) -> dict:
+        def when(value: dt.datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id, "kind": self.kind, "state": self.state, "attempts": self.attempts,
+            "error": self.error, "created_at": when(self.created_at), "started_at": when(self.started_at),
+            "finished_at": when(self.finished_at), "files_done": self.files_done, "files_total": len(self.files),
+            "files": [f.to_dict() for f in self.files],
+        }
+
+
+def create_job(engine: Engine, kind: str, files: list[FileToIngest], owner: str = "") -> str:
+    """Keep `files` as a queued job of `owner` ("" the operator) and return its id; nothing runs yet."""
+    job_id = uuid.uuid4().hex
+    with engine.store.session() as s:
+        s.add(IngestJob(id=job_id, kind=kind, owner=owner, state=QUEUED, attempts=0, files=[
+            IngestJobFile(position=i, name=f.name, content=f.content, topics=list(f.topics),
+                          content_hash=hashlib.sha256(f.content).hexdigest(), state=QUEUED, doc_ids=[])
+            for i, f in enumerate(files)
+        ]))
+    return job_id
+
+
+def files_for_queue(paths: list[str | Path]) -> tuple[list[FileToIngest], IngestReport]:
+    """The files `kb ingest` would read under `paths`, with their bytes and folder topics, for a job."""
+    report = IngestReport()
+    found = []
+    for path in find_files(paths, report):
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            report.fail(str(path), f"{path}: cannot open the file ({exc.strerror or exc})")
+            continue
+        found.append(FileToIngest(str(path), content, report.folder_topics.get(str(path), [])))
+    return found, report
+
+
+def get_job(engine: Engine, job_id: str) -> JobView | None:
+    with engine.store.session() as s:
+        job = s.get(IngestJob, job_id)
+        return _view(job) if job is not None else None
+
+
+def recent_jobs(engine: Engine, owner: str | None = None, limit: int = 20) -> list[JobView]:
+    """The newest jobs, of `owner` only when given."""
+    query = select(IngestJob).order_by(IngestJob.created_at.desc()).limit(limit)
+    if owner is not None:
+        query = query.where(IngestJob.owner == owner)
+    with engine.store.session() as s:
+        return [_view(job) for job in s.scalars(query)]
+
+
+def _view(job: IngestJob) -> JobView:
+    files = [JobFile(f.name, f.state, f.error, list(f.doc_ids or [])) for f in job.files]
+    return JobView(job.id, job.kind, job.owner, job.state, job.attempts, job.error, job.created_at,
+                   job.started_at, job.finished_at, files)
+
+
+def run_job(engine: Engine, job_id: str) -> JobView | None:
+    """Ingest the files of a job that are not done yet, recording each outcome as it comes.
+
+    A finished job is left alone (a message delivered twice); None for a job
+    that does not exist (removed since it was queued).
+    """
+    with engine.store.session() as s:
+        job = s.get(IngestJob, job_id)
+        if job is None:
+            return None
+        if job.state in FINISHED:
+            return _view(job)
+        job.state, job.attempts, job.error = RUNNING, job.attempts + 1, None
+        job.started_at = job.started_at or dt.datetime.now(dt.UTC)
+        kind, owner = job.kind, job.owner
+        pending = [f.id for f in job.files if f.state == QUEUED]
+    uploader = _uploader(engine, owner) if kind == UPLOAD else OPERATOR
+    for file_id in pending:
+        with engine.store.session() as s:
+            row = s.get(IngestJobFile, file_id)
+            name, content, topics = row.name, row.content, list(row.topics or [])
+        if uploader is None:
+            outcome = UploadOutcome(name, "failed", error=f"{name}: the account {owner!r} no longer exists or is disabled")
+        elif kind == UPLOAD:
+            outcome = ingest_upload(engine, name, content, uploader)
+        else:
+            outcome = _ingest_copy(engine, name, content, topics)
+        with engine.store.session() as s:
+            row = s.get(IngestJobFile, file_id)
+            row.state, row.error, row.doc_ids = outcome.status, outcome.error, outcome.doc_ids
+    return finish_job(engine, job_id, DONE)
+
+
+def finish_job(engine: Engine, job_id: str, state: str, error: str | None = None) -> JobView | None:
+    """Record how a job ended (or, with RETRYING, why its last try did not)."""
+    with engine.store.session() as s:
+        job = s.get(IngestJob, job_id)
+        if job is None:
+            return None
+        job.state, job.error = state, error
+        if state in FINISHED:
+            job.finished_at = dt.datetime.now(dt.UTC)
+        if state == FAILED:
+            for f in job.files:
+                if f.state == QUEUED:
+                    f.state, f.error = FAILED, f"{f.name}: not ingested ({error})"
+        return _view(job)
+
+
+def _uploader(engine: Engine, owner: str) -> Viewer | None:
+    """Whom an upload is ingested as: its uploader with the role they have now (None: the account is gone)."""
+    if not owner:
+        return OPERATOR
+    account = find_account(engine.store, owner)
+    return Viewer(account.role, account.username) if account is not None and not account.disabled else None
+
+
+def _ingest_copy(engine: Engine, source_file: str, content: bytes, topics: list[str]) -> UploadOutcome:
+    """Ingest the bytes of a file queued by `kb ingest --queue` as if read where it was found."""
+    suffix = Path(source_file).suffix
+    with tempfile.TemporaryDirectory(prefix="kb-job-") as folder:
+        copy = (Path(folder) / f"file{suffix}").resolve()
+        copy.write_bytes(content)
+        try:
+            report = ingest_paths(engine, [copy], progress=False, copied_from={str(copy): source_file},
+                                  topics={str(copy): topics} if topics else None)
+        except KBError as exc:
+            return UploadOutcome(source_file, "failed", error=f"{source_file}: {exc}")
+    problems = "; ".join(f["error"] for f in report.failed).replace(str(copy), source_file) or None
+    if report.failed and not report.documents_read:
+        return UploadOutcome(source_file, "failed", error=problems)
+    status = "added" if report.added else "updated" if report.updated else "skipped"
+    return UploadOutcome(source_file, status, document_ids_from_file(engine, source_file), problems)

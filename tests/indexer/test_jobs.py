@@ -1,0 +1,207 @@
+"""Ingest as jobs: in-process, and through real `kb worker` processes on the real Redis and RabbitMQ.
+
+The queue tests skip cleanly unless KB_TEST_REDIS_URL / KB_TEST_RABBITMQ_URL name a broker (.ci/run sets
+them); each test uses a queue of its own, so runs that share a broker cannot take each other's jobs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from indexer.jobs import DONE, FILES, UPLOAD, FileToIngest, create_job, get_job, run_job
+from kb.config import Settings
+from kb.knowledge_base import KnowledgeBase
+from kb.storage.models import Chunk, Document
+from tests.conftest import REPO
+from tests.portal_client import ensure_user, signed_in
+from tests.webapp.test_api import check
+from webapp import create_app
+
+GUIDE = "# Callbacks\n\nCall a customer back within {hours} hours when a complaint stays open.\n"
+
+
+def _broker(name: str) -> str:
+    url = os.environ.get(name)
+    if not url:
+        pytest.skip(f"{name} is not set; queue tests skipped")
+    return url
+
+
+def _count_documents(kb: KnowledgeBase, source_file: str) -> int:
+    with kb.store.session() as s:
+        return s.scalar(select(func.count()).select_from(Document).where(Document.source_file == source_file))
+
+
+def test_a_job_ingests_its_files_once_and_running_it_again_changes_nothing(make_kb, tmp_path):
+    kb = make_kb()
+    original = (tmp_path / "guides" / "callbacks.md").resolve()
+    files = [FileToIngest(str(original), GUIDE.format(hours=24).encode(), ["service"]),
+             FileToIngest(str(tmp_path / "broken.docx"), b"not a zip at all")]
+    job_id = create_job(kb.engine, FILES, files)
+    assert get_job(kb.engine, job_id).state == "queued"
+
+    view = run_job(kb.engine, job_id)
+    assert view.state == DONE and view.attempts == 1 and view.files_done == 2
+    good, bad = view.files
+    assert good.state == "added" and good.doc_ids and good.error is None
+    assert bad.state == "failed" and "broken.docx" in bad.error and "kb-job-" not in bad.error
+    # Stored under the path it was found at, with the topics of its folder, not under the worker's copy.
+    doc = kb.get_document(good.doc_ids[0])
+    assert doc.source == str(original) and "service" in [t.tag for t in doc.tags]
+
+    again = run_job(kb.engine, job_id)  # a message delivered twice
+    assert again.attempts == 1 and again.files == view.files
+    assert _count_documents(kb, str(original)) == 1
+
+
+def test_an_upload_job_runs_as_its_uploader_and_cannot_replace_what_is_not_theirs(make_kb):
+    kb = make_kb()
+    ensure_user(kb.store, "test-agent", "agent")
+    ensure_user(kb.store, "test-admin", "admin")
+    admin_job = create_job(kb.engine, UPLOAD, [FileToIngest("policy.md", b"---\nvisibility: admin\n---\n# P\n\nBoard only.\n")],
+                           owner="test-admin")
+    assert run_job(kb.engine, admin_job).files[0].state == "added"
+    agent_job = create_job(kb.engine, UPLOAD, [FileToIngest("notice.md", b"---\nvisibility: admin\n---\n# N\n\nMine.\n")],
+                           owner="test-agent")
+    refused = run_job(kb.engine, agent_job).files[0]
+    assert refused.state == "failed" and "visibility" in refused.error
+    gone = create_job(kb.engine, UPLOAD, [FileToIngest("x.md", b"# X\n\nText.\n")], owner="nobody-here")
+    assert "no longer exists" in run_job(kb.engine, gone).files[0].error
+
+
+class Worker:
+    """A real `kb worker` in a subprocess, on its own data directory."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "worker"], cwd=REPO, env=env,
+                                     stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while "waiting for jobs" not in log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("kb worker did not start:\n" + log.read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _queue_env(tmp_path: Path, models_dir: Path, database_url: str, queue_url: str, name: str) -> dict[str, str]:
+    return {**os.environ, "KB_DATA_DIR": str(tmp_path / name), "KB_MODELS_DIR": str(models_dir),
+            "KB_DATABASE_URL": database_url, "KB_QUEUE_URL": queue_url,
+            "KB_QUEUE_NAME": f"kb_test_{uuid.uuid4().hex[:10]}"}
+
+
+def _wait_for_job(kb: KnowledgeBase, job_id: str, timeout: float = 240):
+    deadline = time.monotonic() + timeout
+    while (view := get_job(kb.engine, job_id)) is None or not view.finished:
+        assert time.monotonic() < deadline, f"job {job_id} did not finish: {view}"
+        time.sleep(0.3)
+    return view
+
+
+@pytest.mark.postgres
+def test_a_file_uploaded_through_one_node_is_found_through_another(tmp_path, models_dir, embedder, postgres_url):
+    """Two portal nodes with their own data directories, one PostgreSQL, Redis, and a `kb worker`."""
+    env = _queue_env(tmp_path, models_dir, postgres_url, _broker("KB_TEST_REDIS_URL"), "worker")
+    settings = {key: Settings(data_dir=tmp_path / key, models_dir=models_dir, database_url=postgres_url,
+                              queue_url=env["KB_QUEUE_URL"], queue_name=env["KB_QUEUE_NAME"]) for key in "ab"}
+    node_a = KnowledgeBase.open(settings["a"], embedder=embedder)
+    node_b = KnowledgeBase.open(settings["b"], embedder=embedder)
+    worker = Worker(env, tmp_path / "worker.log")
+    try:
+        app_a = create_app({"KB_INSTANCE": node_a, "TESTING": True, "KB_WARM_UP": False})
+        app_b = create_app({"KB_INSTANCE": node_b, "TESTING": True, "KB_WARM_UP": False})
+        text = "# Loyalty desk\n\nThe loyalty desk phones every lapsed gold member on Tuesdays.\n"
+        started = time.monotonic()
+        response = signed_in(app_a, "employee").post(
+            "/api/v1/documents", data={"files": [(io.BytesIO(text.encode()), "loyalty.md"),
+                                                 (io.BytesIO(b"x"), "script.exe")]},
+            content_type="multipart/form-data")
+        body = check(response, "/api/v1/documents", "post")
+        assert response.status_code == 202 and time.monotonic() - started < 5
+        assert [r["status"] for r in body["results"]] == ["queued", "failed"]
+        assert "unsupported file type" in body["results"][1]["error"]
+        job_id = body["job_id"]
+
+        view = _wait_for_job(node_a, job_id)
+        finished = time.monotonic()
+        assert view.state == "done" and view.files[0].state == "added", view
+        job = check(signed_in(app_b, "employee").get(f"/api/v1/jobs/{job_id}"), "/api/v1/jobs/{job_id}")
+        assert job["state"] == "done" and job["files"][0]["doc_ids"] == view.files[0].doc_ids
+        assert signed_in(app_b, "agent", "someone-else").get(f"/api/v1/jobs/{job_id}").status_code in (403, 404)
+
+        reader_b = signed_in(app_b, "employee")
+        while True:
+            hits = reader_b.get("/api/v1/search", query_string={"q": "lapsed gold members phoned on Tuesdays"})
+            if view.files[0].doc_ids[0] in {h["doc_id"] for h in hits.get_json()["results"]}:
+                break
+            assert time.monotonic() - finished < 5, "node B did not find the document within 5 s of its job"
+            time.sleep(0.2)
+        page = signed_in(app_a, "employee").get(f"/jobs/{job_id}").get_data(as_text=True)
+        assert "loyalty.md" in page and str(tmp_path) not in page
+    finally:
+        worker.stop()
+        node_a.close()
+        node_b.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(tmp_path, models_dir, embedder, postgres_url):
+    """SIGKILL a `kb worker` (RabbitMQ) while it ingests; a second worker finishes the job, each file once."""
+    env = _queue_env(tmp_path, models_dir, postgres_url, _broker("KB_TEST_RABBITMQ_URL"), "worker")
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "node", models_dir=models_dir, database_url=postgres_url),
+                            embedder=embedder)
+    folder = tmp_path / "guides"
+    folder.mkdir()
+    paragraph = "Escalate a complaint that stays open past two working days to the team lead. " * 12
+    for i in range(12):
+        (folder / f"guide-{i:02}.md").write_text(f"# Guide {i}\n\n" + f"{paragraph}\n\n" * 30)
+    first = Worker(env, tmp_path / "worker-1.log")
+    second = None
+    try:
+        queued = subprocess.run([sys.executable, "-m", "cli.main", "ingest", "--queue", str(folder), "--json"],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True)
+        job_id = json.loads(queued.stdout)["job_id"]
+        deadline = time.monotonic() + 180
+        while (view := get_job(kb.engine, job_id)).files_done < 2:  # killed part-way through the files
+            assert time.monotonic() < deadline and not view.finished, view
+            time.sleep(0.1)
+        first.kill()
+        assert get_job(kb.engine, job_id).state == "running"
+        second = Worker(env, tmp_path / "worker-2.log")
+        view = _wait_for_job(kb, job_id)
+        assert view.state == "done" and view.attempts == 2, view
+        assert all(f.state in ("added", "skipped") for f in view.files), view
+        with kb.store.session() as s:
+            sources = list(s.scalars(select(Document.source_file).where(Document.source_file.startswith(str(folder)))))
+            ordinals = s.execute(select(Chunk.document_id, Chunk.ordinal, func.count()).group_by(Chunk.document_id, Chunk.ordinal)
+                                 .having(func.count() > 1)).all()
+        assert sorted(sources) == sorted(str(p.resolve()) for p in folder.glob("*.md"))
+        assert ordinals == []
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        kb.close()
