@@ -186,4 +186,5 @@ def add():
             tags = [t.strip() for t in form.tags.data.split(",") if t.strip()]
             outcomes.append(add_pasted_text(kb.engine, text, form.title.data, lang, tags,
                                             uploader=current_viewer()))
-    return render_template("add.html", outcomes=outcomes, job=job, error=None)
+    return render_template("add.html", outcomes=outcomes, job=job, error=None,
+                           queued=bool(kb.engine.settings.queue_url))
