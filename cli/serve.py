@@ -32,18 +32,19 @@ class PortalServer(BaseApplication):
 
 
 def share_cores(workers: int):
-    """A gunicorn `post_fork` hook giving each worker's torch its share of the cores (at least one thread).
+    """A gunicorn `post_fork` hook giving each worker's model its share of the cores (at least one thread).
 
-    Left alone, every worker's torch starts one thread per core, so four workers on
+    Left alone, every worker's model starts one thread per core, so four workers on
     two cores run eight busy threads that spin waiting for each other: under load the
-    slowest queries took seconds longer than with one thread each.
+    slowest queries took seconds longer than with one thread each. An operator's
+    KB_THREADS wins.
     """
     threads = max(1, (os.cpu_count() or 1) // workers)
 
-    def post_fork(_server, _worker) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
+    def post_fork(server, _worker) -> None:
+        portal = server.app
+        if not portal.settings.threads:
+            portal.settings = portal.settings.with_overrides(threads=threads)
 
     return post_fork
 

@@ -23,6 +23,9 @@ class Settings:
     about the client's address (X-Forwarded-For; 0: none, use the connection's).
     `queue_url` (redis://... or amqp://...) hands ingests of uploads and of
     `kb ingest --queue` to `kb worker` processes as jobs; None runs them in-process.
+    `query_encoder` is "onnx" (queries through ONNX Runtime on a CPU, see
+    kb.embed.onnx_encoder) or "torch"; `threads` is how many threads the model may use
+    in this process (None: one per core; `kb serve` gives each worker its share).
     `queue_name` keeps apart several knowledge bases that share one broker.
     `max_file_bytes` and `max_chunks_per_file` bound what one file may cost an
     ingest: a file past either is reported by name and the rest still go in.
@@ -35,6 +38,8 @@ class Settings:
     embed_model: str = BUNDLED_MODEL
     models_dir: Path | None = None
     device: str | None = None
+    query_encoder: str = "onnx"
+    threads: int | None = None
     batch_size: int | None = None
     chunk_tokens: int = 256
     max_file_bytes: int = 50 * 1024 * 1024
@@ -65,6 +70,10 @@ class Settings:
             values["embed_model"] = env["KB_EMBED_MODEL"]
         if env.get("KB_MODELS_DIR"):
             values["models_dir"] = Path(env["KB_MODELS_DIR"])
+        if env.get("KB_QUERY_ENCODER"):
+            values["query_encoder"] = env["KB_QUERY_ENCODER"].strip().lower()
+        if env.get("KB_THREADS"):
+            values["threads"] = int(env["KB_THREADS"])
         if env.get("KB_DEVICE"):
             values["device"] = env["KB_DEVICE"]
         if env.get("KB_BATCH_SIZE"):

@@ -21,6 +21,7 @@ import numpy as np
 
 from kb.config import BUNDLED_MODEL, Settings
 from kb.embed.bundled_model import BUNDLED_MODEL_ID, bundled_model_info, ensure_bundled_model
+from kb.embed.onnx_encoder import OnnxEncoder
 from kb.text.cleaning import fold, normalize_text
 
 # Long encodes show a progress bar; short ones (a query, one document) stay quiet.
@@ -75,37 +76,78 @@ def _looks_like_e5(model_id: str, local: Path | None) -> bool:
 
 
 def default_device() -> str:
+    """cuda when torch sees a GPU; a machine without an NVIDIA device node never imports torch to ask."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cpu_threads(settings: Settings) -> int:
+    if settings.threads:
+        return settings.threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class Embedder:
-    """Encodes passages and queries into L2-normalized float32 vectors."""
+    """Encodes passages and queries into L2-normalized float32 vectors.
+
+    On a CPU, queries and answer sentences go through ONNX Runtime (see
+    `kb.embed.onnx_encoder`; `KB_QUERY_ENCODER=torch` turns it off) and the torch
+    model loads only when passages are embedded, so a portal worker that only
+    searches never holds it.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        from sentence_transformers import SentenceTransformer
-
         self.ref = resolve_model(settings)
         self.device = settings.device or default_device()
         # Batch 16 measured fastest on a 2-core CPU (bigger batches pad more);
         # a GPU wants large batches.
         self.batch_size = settings.batch_size or (256 if self.device.startswith("cuda") else 16)
-        local_only = Path(self.ref.path).is_dir()
-        if local_only:
+        self._local = Path(self.ref.path).is_dir()
+        if self._local:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.model = SentenceTransformer(self.ref.path, device=self.device, local_files_only=local_only)
-        if self.device.startswith("cuda"):
-            self.model.half()
-        get_dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dimension = int(get_dimension())
-        self.max_tokens = int(self.model.max_seq_length)
+        self._model = None
+        self._model_lock = threading.Lock()
+        self.threads = settings.threads
+        self.fast = None
+        if self._local and self.device == "cpu" and settings.query_encoder == "onnx":
+            self.fast = OnnxEncoder.open(Path(self.ref.path), settings.resolved_models_dir / "onnx",
+                                         lambda: self.model, threads=cpu_threads(settings))
+        if self.fast is not None:
+            self.dimension, self.max_tokens = self.fast.plan.dimension, self.fast.plan.max_tokens
+        else:
+            get_dimension = (getattr(self.model, "get_embedding_dimension", None)
+                             or self.model.get_sentence_embedding_dimension)
+            self.dimension = int(get_dimension())
+            self.max_tokens = int(self.model.max_seq_length)
         self.query_prefix = "query: " if self.ref.is_e5 else ""
         self.passage_prefix = "passage: " if self.ref.is_e5 else ""
         # Paging, facets and repeated searches ask for the same query again.
         self.encode_query = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_one_query)
         self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()
         self._sentences_lock = threading.Lock()
+
+    @property
+    def model(self):
+        """The sentence-transformers model, loaded on first use."""
+        with self._model_lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                if self.threads:
+                    import torch
+
+                    torch.set_num_threads(self.threads)
+                model = SentenceTransformer(self.ref.path, device=self.device, local_files_only=self._local)
+                if self.device.startswith("cuda"):
+                    model.half()
+                self._model = model
+            return self._model
 
     @property
     def model_id(self) -> str:
@@ -116,7 +158,7 @@ class Embedder:
         return self._encode([model_input(self.passage_prefix, fold(t)) for t in texts], progress)
 
     def encode_queries(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
-        return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress)
+        return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress, fast=True)
 
     def encode_sentences(self, texts: list[str]) -> np.ndarray:
         """Passage vectors of short texts, remembered: answers compare the same passages' sentences again and again.
@@ -133,7 +175,8 @@ class Embedder:
                 self._sentences.move_to_end(text)
         missing = [text for text in unique if text not in found]
         if missing:  # encoded outside the lock: other questions go on meanwhile
-            for text, vector in zip(missing, self.encode_passages(missing), strict=True):
+            inputs = [model_input(self.passage_prefix, fold(t)) for t in missing]
+            for text, vector in zip(missing, self._encode(inputs, progress=False, fast=True), strict=True):
                 vector.setflags(write=False)
                 found[text] = vector
             with self._sentences_lock:
@@ -148,9 +191,11 @@ class Embedder:
         vector.setflags(write=False)  # shared by the cache: nobody may change it
         return vector
 
-    def _encode(self, texts: list[str], progress: bool | None) -> np.ndarray:
+    def _encode(self, texts: list[str], progress: bool | None, fast: bool = False) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
+        if fast and self.fast is not None:
+            return self.fast.encode(texts)
         if progress is None:
             progress = len(texts) >= PROGRESS_THRESHOLD
         # sentence-transformers sorts each call's texts by length before

@@ -1,0 +1,63 @@
+"""Queries through ONNX Runtime must embed as torch does, and a portal worker that only searches needs no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from kb.config import Settings
+from kb.embed.embedder import Embedder
+from kb.embed.onnx_encoder import plan_for
+from tests.conftest import REPO
+from tests.embed.test_bundled_model import SENTENCES
+
+QUESTIONS = [
+    "How long should we wait before calling a customer back?",
+    "Who should lead a CRM change?",
+    "ลูกค้ารอสายนาน ควรแก้ไขอย่างไร",
+    "ใครควรเป็นผู้นำการเปลี่ยนแปลง",
+    "如何处理客户投诉的电话等候时间过长？",
+    "業務單位之間的筒倉怎麼處理？",
+]
+
+
+def test_onnx_queries_and_sentences_match_torch_in_three_languages(models_dir, embedder):
+    torch_only = Embedder(Settings(models_dir=models_dir, query_encoder="torch"))
+    assert torch_only.fast is None and embedder.fast is not None
+    queries = QUESTIONS + [s for sentences in SENTENCES.values() for s in sentences[:4]]
+    fast, slow = embedder.encode_queries(queries), torch_only.encode_queries(queries)
+    assert np.min(np.sum(fast * slow, axis=1)) >= 0.999
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    sentences = [s for group in SENTENCES.values() for s in group]
+    fast, slow = embedder.encode_sentences(sentences), torch_only.encode_passages(sentences)
+    assert np.min(np.sum(fast * slow, axis=1)) >= 0.999
+
+
+def test_a_long_query_is_cut_at_the_models_token_limit_as_torch_cuts_it(models_dir, embedder):
+    torch_only = Embedder(Settings(models_dir=models_dir, query_encoder="torch"))
+    complaint = "ลูกค้าโทรมาแจ้งว่าอินเทอร์เน็ตหลุดทุกคืนและรอสายนานมาก " * 120  # far past 512 tokens
+    assert float(embedder.encode_queries([complaint])[0] @ torch_only.encode_queries([complaint])[0]) >= 0.999
+
+
+def test_searching_never_loads_torch(models_dir, embedder):
+    """A fresh process (as a portal worker) encodes queries and answer sentences without importing torch."""
+    code = (
+        "import sys; from pathlib import Path; from kb.config import Settings; from kb.embed.embedder import Embedder; "
+        f"e = Embedder(Settings(models_dir=Path({str(models_dir)!r}))); "
+        "e.encode_queries(['who leads a CRM change?']); e.encode_sentences(['Top management leads it.']); "
+        "print('torch' in sys.modules, e._model is None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
+
+
+def test_a_model_with_modules_onnx_cannot_reproduce_stays_on_torch(tmp_path, models_dir, embedder):
+    bundled = next(p for p in models_dir.iterdir() if (p / "modules.json").exists())
+    assert plan_for(bundled).pooling == "mean"
+    odd = tmp_path / "odd-model"
+    odd.mkdir()
+    (odd / "modules.json").write_text('[{"idx": 0, "name": "0", "path": "", "type": "x.Transformer"},'
+                                      ' {"idx": 1, "name": "1", "path": "1_Dense", "type": "x.Dense"}]')
+    assert plan_for(odd) is None
