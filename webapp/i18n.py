@@ -72,12 +72,15 @@ def select_locale() -> str:
     return DEFAULT_LOCALE
 
 
-def _as_date(value: dt.date | str) -> dt.date:
-    """A date or datetime as given, or read from ISO text (stored notes and tokens keep text)."""
+def _as_date(value: dt.date | str) -> dt.date | None:
+    """A date or datetime as given, or read from ISO text (stored notes and tokens keep text); None if it is not one."""
     if isinstance(value, dt.date):
         return value
-    text = value.strip()
-    return dt.datetime.fromisoformat(text) if len(text) > 10 else dt.date.fromisoformat(text)
+    text = str(value).strip()
+    try:
+        return dt.datetime.fromisoformat(text) if len(text) > 10 else dt.date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def buddhist_pattern(pattern: str, year: int) -> str:
@@ -119,9 +122,10 @@ def local_date(value: dt.date | str | None, format: str = "medium") -> str:
     """A date in the reader's locale (short, medium, long or full); Thai in the Buddhist era."""
     if value is None or value == "":
         return ""
-    value = _as_date(value)
-    if isinstance(value, dt.datetime):
-        value = to_user_timezone(value)
+    parsed = _as_date(value)
+    if parsed is None:
+        return str(value)  # text that is not a date is shown as written
+    value = to_user_timezone(parsed) if isinstance(parsed, dt.datetime) else parsed
     locale = get_locale()
     if _thai(locale) and format in ("short", "medium", "long", "full"):
         format = buddhist_pattern(get_date_format(format, locale).pattern, value.year)
@@ -132,10 +136,10 @@ def local_datetime(value: dt.datetime | str | None, format: str = "medium") -> s
     """A moment in the reader's locale and time zone, its date as `local_date` writes it."""
     if value is None or value == "":
         return ""
-    value = _as_date(value)
-    if not isinstance(value, dt.datetime):
+    parsed = _as_date(value)
+    if not isinstance(parsed, dt.datetime):
         return local_date(value, format)
-    value = to_user_timezone(value)
+    value = to_user_timezone(parsed)
     glue = get_datetime_format(format, get_locale()).replace("'", "")
     return glue.replace("{0}", format_time(value, format, rebase=False)).replace("{1}", local_date(value, format))
 

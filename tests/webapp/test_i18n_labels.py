@@ -77,6 +77,7 @@ def test_thai_dates_count_years_in_the_buddhist_era(empty_app):
             assert local_date(day, "long") == "30 ตุลาคม พ.ศ. 2568"
             assert local_date(day, "short") == "30/10/68"
             assert local_date("2025-10-30") == "30 ต.ค. 2568"
+            assert local_date("early 2025") == "early 2025"  # text that is not a date stays as written
             assert local_datetime(moment, "medium") == "30 ต.ค. 2568 09:05:00"
             assert local_datetime(moment, "short") == "30/10/68 09:05 น."
         with force_locale("zh_Hans"):
