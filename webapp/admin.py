@@ -11,7 +11,7 @@ from webapp.auth import record, require
 from webapp.current import get_kb
 from webapp.errors import error_page
 from webapp.forms import AuditFilterForm, first_error
-from webapp.params import BadParameter
+from webapp.params import BadParameter, unknown_value
 
 bp = Blueprint("admin", __name__)
 api = Blueprint("admin_api", __name__, url_prefix="/api/v1")
@@ -35,7 +35,7 @@ def audit_log():
 def audit_export():
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "jsonl"):
-        raise BadParameter("format", f"unknown value {fmt!r} (expected csv or jsonl)")
+        raise BadParameter("format", unknown_value(fmt, ("csv", "jsonl")))
     record(audit.EXPORT, "audit log", format=fmt)
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     return Response(audit.export(get_kb().store, fmt), mimetype=f"{mimetype}; charset=utf-8",

@@ -48,6 +48,7 @@ from kb.access import Viewer
 from kb.config import Settings
 from kb.documents import NOTE
 from kb.services import accounts, audit
+from webapp import labels
 from webapp.current import get_kb
 from webapp.errors import error_response, wants_json
 from webapp.forms import (
@@ -148,8 +149,7 @@ def init_app(app: Flask) -> None:
 
 
 def role_names() -> dict[str, str]:
-    return {accounts.ADMIN: _("Administrator"), accounts.TRAINER: _("Trainer"), accounts.AGENT: _("Support agent"),
-            accounts.EMPLOYEE: _("Employee"), accounts.PARTNER: _("Partner")}
+    return {role: str(name) for role, name in labels.ROLES.items()}
 
 
 def _secret_key(data_dir: Path) -> str:

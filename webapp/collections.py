@@ -73,7 +73,7 @@ from webapp.forms import (
     number,
 )
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
-from webapp.params import BadParameter
+from webapp.params import BadParameter, unknown_value
 from webapp.redirects import local_path
 
 bp = Blueprint("collections", __name__)
@@ -97,7 +97,7 @@ HANDOUT_LOCALE = {"th": "th", "zh": "zh_Hans", "en": "en"}
 def export_response(view: CollectionView, fmt: str | None) -> Response:
     """The collection as a Markdown, printable HTML or Word file, named after the collection."""
     if fmt not in EXPORT_FORMATS:
-        raise BadParameter("format", f"unknown value {fmt!r} (expected one of: {', '.join(EXPORT_FORMATS)})")
+        raise BadParameter("format", unknown_value(fmt, EXPORT_FORMATS))
     content_type, extension = EXPORT_FORMATS[fmt]
     record(audit.EXPORT, f"collection {view.id}", format=fmt, items=len(view.items))
     handout = build_handout(

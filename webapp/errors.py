@@ -39,10 +39,12 @@ def init_app(app: Flask) -> None:
             message = {404: "no such resource", 413: "the upload is larger than the limit"}.get(
                 status, exc.description or exc.name)
             return error_response(status, CODES.get(status, "error"), message)
-        messages = {404: _("This page does not exist."), 413: _("The upload is too large."),
+        messages = {400: _("This request could not be used. Go back and try again."),
+                    404: _("This page does not exist."), 413: _("The upload is too large."),
                     405: _("This page cannot be used that way."),
                     403: _("Your role cannot use this page.")}
-        return error_page(status, messages.get(status, exc.name))
+        # Werkzeug's own names ("Bad Request") are English only: any other status gets a sentence of ours.
+        return error_page(status, messages.get(status) or _("This request could not be completed."))
 
     @app.errorhandler(KBError)
     def refused(exc: KBError):

@@ -1,7 +1,8 @@
 """The interface's languages: Thai, Simplified and Traditional Chinese, and English (Flask-Babel).
 
 The locale comes from, in order: a `ui` parameter (the visible switch, which
-also sets a cookie), the cookie, the browser's Accept-Language, English.
+also sets a cookie; a locale id such as zh_Hant or a language tag such as
+zh-TW or th-TH), the cookie, the browser's Accept-Language, English.
 Message catalogs are `translations/<locale>/LC_MESSAGES/messages.po`; their
 compiled `.mo` files are made from them when missing or older (see
 `compile_catalogs`), so the repository holds only the text people edit.
@@ -9,13 +10,17 @@ compiled `.mo` files are made from them when missing or older (see
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
+from babel.dates import get_date_format, get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, request
-from flask_babel import Babel
+from flask_babel import Babel, format_date, format_decimal, format_time, get_locale, to_user_timezone
+
+from webapp import labels
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,9 @@ CONTENT_LANGUAGE = {"th": "th", "zh_Hans": "zh", "zh_Hant": "zh", "en": "en"}
 # The value of <html lang> for each locale.
 HTML_LANG = {"th": "th", "zh_Hans": "zh-Hans", "zh_Hant": "zh-Hant", "en": "en"}
 _TRADITIONAL_REGIONS = ("tw", "hk", "mo", "hant")
+# Thai dates count years in the Buddhist era (2568 = 2025), which Babel's Thai locale does not.
+BUDDHIST_ERA_OFFSET = 543
+BUDDHIST_ERA = "พ.ศ."
 
 
 def locale_from_tag(tag: str) -> str | None:
@@ -45,15 +53,100 @@ def locale_from_tag(tag: str) -> str | None:
     return None
 
 
+def chosen_locale(value: str | None) -> str | None:
+    """Our locale for a `ui` value or cookie: a locale id (zh_Hant) or a language tag (zh-TW, th-TH, zh)."""
+    if value in LOCALES:
+        return value
+    return locale_from_tag(value) if value else None
+
+
 def select_locale() -> str:
     for candidate in (request.args.get("ui"), request.cookies.get(COOKIE)):
-        if candidate in LOCALES:
-            return candidate
+        found = chosen_locale(candidate)
+        if found:
+            return found
     for tag, _quality in request.accept_languages:
         found = locale_from_tag(tag)
         if found:
             return found
     return DEFAULT_LOCALE
+
+
+def _as_date(value: dt.date | str) -> dt.date | None:
+    """A date or datetime as given, or read from ISO text (stored notes and tokens keep text); None if it is not one."""
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    try:
+        return dt.datetime.fromisoformat(text) if len(text) > 10 else dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def buddhist_pattern(pattern: str, year: int) -> str:
+    """A CLDR date pattern with its year (and era) fixed to the Buddhist-era year of `year`.
+
+    "d MMM y" for 2025 becomes "d MMM '2568'"; "yy" keeps two digits; an era
+    field G becomes พ.ศ. Quoted text is left as it is.
+    """
+    buddhist = year + BUDDHIST_ERA_OFFSET
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "'":
+            end = pattern.find("'", i + 1)
+            end = len(pattern) - 1 if end < 0 else end
+            out.append(pattern[i:end + 1])
+            i = end + 1
+            continue
+        end = i
+        while end < len(pattern) and pattern[end] == char:
+            end += 1
+        run = pattern[i:end]
+        if char == "y":
+            out.append(f"'{buddhist % 100:02d}'" if len(run) == 2 else f"'{buddhist}'")
+        elif char == "G":
+            out.append(f"'{BUDDHIST_ERA}'")
+        else:
+            out.append(run)
+        i = end
+    return "".join(out)
+
+
+def _thai(locale) -> bool:
+    return locale is not None and locale.language == "th"
+
+
+def local_date(value: dt.date | str | None, format: str = "medium") -> str:
+    """A date in the reader's locale (short, medium, long or full); Thai in the Buddhist era."""
+    if value is None or value == "":
+        return ""
+    parsed = _as_date(value)
+    if parsed is None:
+        return str(value)  # text that is not a date is shown as written
+    value = to_user_timezone(parsed) if isinstance(parsed, dt.datetime) else parsed
+    locale = get_locale()
+    if _thai(locale) and format in ("short", "medium", "long", "full"):
+        format = buddhist_pattern(get_date_format(format, locale).pattern, value.year)
+    return format_date(value, format, rebase=False)
+
+
+def local_datetime(value: dt.datetime | str | None, format: str = "medium") -> str:
+    """A moment in the reader's locale and time zone, its date as `local_date` writes it."""
+    if value is None or value == "":
+        return ""
+    parsed = _as_date(value)
+    if not isinstance(parsed, dt.datetime):
+        return local_date(value, format)
+    value = to_user_timezone(parsed)
+    glue = get_datetime_format(format, get_locale()).replace("'", "")
+    return glue.replace("{0}", format_time(value, format, rebase=False)).replace("{1}", local_date(value, format))
+
+
+def local_number(value: float | int | None) -> str:
+    """A number with the reader's locale's separators (1,234 / 1,234.5)."""
+    return "" if value is None else format_decimal(value)
 
 
 def compile_catalogs(directory: Path = TRANSLATIONS) -> list[Path]:
@@ -82,10 +175,15 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def remember_switch(response):
-        chosen = request.args.get("ui")
-        if chosen in LOCALES and request.cookies.get(COOKIE) != chosen:
+        chosen = chosen_locale(request.args.get("ui"))
+        if chosen and request.cookies.get(COOKIE) != chosen:
             response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True)
         return response
+
+    app.add_template_filter(local_date, "local_date")
+    app.add_template_filter(local_datetime, "local_datetime")
+    app.add_template_filter(local_number, "number")
+    labels.init_app(app)
 
     @app.context_processor
     def locale_context():

@@ -16,6 +16,7 @@ from kb.search.snippets import merge_spans
 from kb.search.types import EmptyQueryError
 from kb.services import audit
 from kb.services.catalog import PassageSpan, counts, get_document, list_documents, related_documents
+from webapp import labels
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.current import get_kb
 from webapp.forms import AddForm, AskForm, SearchForm, first_error
@@ -70,7 +71,7 @@ def page_helpers():
 
 
 def kind_names() -> dict[str, str]:
-    return {"guidance": _("Guidance"), "note": _("Customer note")}
+    return {kind: str(name) for kind, name in labels.KINDS.items()}
 
 
 @bp.route("/")

@@ -1,7 +1,8 @@
 """Reading request parameters (search, case filters, whole numbers) the same way for the pages and the JSON API.
 
 The pages' forms (webapp/forms.py) check their values with these same
-functions, so a value is refused with the same message on a page as in the API.
+functions, so a value is refused with the same message on a page as in the API,
+in the reader's language (gettext; English where no request chose another).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from kb.documents import KINDS
@@ -57,9 +59,9 @@ def number_in_range(raw: str | None, name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError:
-        raise BadParameter(name, f"{raw!r} is not a whole number") from None
+        raise BadParameter(name, _("%(value)s is not a whole number", value=repr(raw))) from None
     if not low <= value <= high:
-        raise BadParameter(name, f"must be between {low} and {high}")
+        raise BadParameter(name, _("must be between %(low)d and %(high)d", low=low, high=high))
     return value
 
 
@@ -68,10 +70,10 @@ def whole_number(raw: str | None, name: str, required: bool = False) -> int | No
     raw = (raw or "").strip()
     if not raw:
         if required:
-            raise BadParameter(name, "is required")
+            raise BadParameter(name, _("is required"))
         return None
     if not raw.isdigit():
-        raise BadParameter(name, f"{raw!r} is not a whole number")
+        raise BadParameter(name, _("%(value)s is not a whole number", value=repr(raw)))
     return int(raw)
 
 
@@ -82,7 +84,16 @@ def _date(args: MultiDict, name: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
-        raise BadParameter(name, f"{raw!r} is not a date (expected YYYY-MM-DD)") from None
+        raise BadParameter(name, _not_a_date(raw)) from None
+
+
+def _not_a_date(raw: str) -> str:
+    return _("%(value)s is not a date (expected YYYY-MM-DD)", value=repr(raw))
+
+
+def unknown_value(raw: str, choices) -> str:
+    """The message for a value outside `choices`, naming them."""
+    return _("unknown value %(value)s (expected one of: %(choices)s)", value=repr(raw), choices=", ".join(choices))
 
 
 def _choice(args: MultiDict, name: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
@@ -90,7 +101,7 @@ def _choice(args: MultiDict, name: str, choices: tuple[str, ...], default: str |
     if not raw:
         return default
     if raw not in choices:
-        raise BadParameter(name, f"unknown value {raw!r} (expected one of: {', '.join(choices)})")
+        raise BadParameter(name, unknown_value(raw, choices))
     return raw
 
 
@@ -108,7 +119,7 @@ def search_params(args: MultiDict, default_k: int = 10) -> SearchParams:
         source=args.get("source", "").strip() or None,
     )
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-        raise BadParameter("from", "the start date is after the end date")
+        raise BadParameter("from", _("the start date is after the end date"))
     return SearchParams(
         query=args.get("q", ""),
         k=int_param(args, "k", default_k, 1, MAX_K),
@@ -127,15 +138,15 @@ def case_filters(values: MultiDict | dict) -> CaseFilters:
     for name in ("product", "channel", "status", "state"):
         value = values.get(name)
         if value is not None and not isinstance(value, str):
-            raise BadParameter(name, "text is required")
+            raise BadParameter(name, _("text is required"))
         text[name] = (value or "").strip() or None
     if text["state"] == "all":
         text["state"] = None
     if text["state"] not in (None, *STATES):
-        raise BadParameter("state", f"unknown value {text['state']!r} (expected one of: all, {', '.join(STATES)})")
+        raise BadParameter("state", unknown_value(text["state"], ("all", *STATES)))
     dates = {name: _case_date(values.get(name), name) for name in ("from", "to")}
     if dates["from"] and dates["to"] and dates["from"] > dates["to"]:
-        raise BadParameter("from", "the start date is after the end date")
+        raise BadParameter("from", _("the start date is after the end date"))
     return CaseFilters(**text, date_from=dates["from"], date_to=dates["to"])
 
 
@@ -143,8 +154,8 @@ def _case_date(raw, name: str) -> dt.date | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if not isinstance(raw, str):
-        raise BadParameter(name, "a date as text (YYYY-MM-DD) is required")
+        raise BadParameter(name, _("a date as text (YYYY-MM-DD) is required"))
     try:
         return dt.date.fromisoformat(raw.strip())
     except ValueError:
-        raise BadParameter(name, f"{raw!r} is not a date (expected YYYY-MM-DD)") from None
+        raise BadParameter(name, _not_a_date(raw)) from None
