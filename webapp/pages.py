@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, make_response, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from markupsafe import Markup, escape
 
 from indexer.queue import queue_uploads
 from indexer.uploads import add_pasted_text, ingest_upload
+from kb.documents import GUIDANCE, NOTE
 from kb.errors import KBError
 from kb.search.answer import answer_question
 from kb.search.snippets import merge_spans
 from kb.search.types import EmptyQueryError
 from kb.services import audit
+from kb.services.accounts import AGENT
 from kb.services.catalog import PassageSpan, counts, get_document, list_documents, related_documents
 from webapp import labels
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
@@ -84,12 +87,16 @@ def home():
     return render_template("home.html", stats=stats, recent=recent, total=total)
 
 
+KIND_COOKIE = "results_kind"
+KIND_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
 @bp.route("/search")
 def search():
     kb = get_kb()
     form = SearchForm(page_size=PAGE_SIZE)
     scope = "mine" if form.scope.data == "mine" else "all"
-    error, response, params = None, None, None
+    error, response, params, tabs = None, None, None, None
     if not form.validate():
         error = first_error(form)
     else:
@@ -98,6 +105,9 @@ def search():
             params.filters = replace(params.filters, lang=CONTENT_LANGUAGE[select_locale()])
         if params.query.strip():
             try:
+                tabs = _kind_tabs(kb, params) if current_user.can("notes") else None
+                if tabs is not None:
+                    params.filters = replace(params.filters, kind=tabs.current)
                 response = kb.search(params.query, k=params.k, mode=params.mode, filters=params.filters,
                                      offset=params.offset, facets=True, viewer=current_viewer())
             except EmptyQueryError:
@@ -105,8 +115,44 @@ def search():
             else:
                 record_note_search(response)
     status = 400 if error and form.q.data.strip() else 200
-    return render_template("search.html", response=response, params=params, error=error, page=form.page_number(),
-                           scope=scope, languages=LANGUAGES), status
+    page = render_template("search.html", response=response, params=params, error=error, page=form.page_number(),
+                           scope=scope, languages=LANGUAGES, tabs=tabs)
+    reply = make_response(page, status)
+    if tabs is not None and tabs.chosen:
+        reply.set_cookie(KIND_COOKIE, tabs.current, max_age=KIND_COOKIE_MAX_AGE, samesite="Lax", httponly=True,
+                         secure=request.is_secure)
+    return reply
+
+
+@dataclass
+class KindTabs:
+    """Guidance and customer notes apart: how many of each match, and which one is shown."""
+
+    counts: dict[str, int]
+    current: str
+    chosen: bool  # picked by the reader now (a tab, a link with kind=): remembered for their next searches
+
+
+def _kind_tabs(kb, params) -> KindTabs:
+    """Which kind a results page shows: the one asked for, else the reader's last choice, else their role's.
+
+    Agents start on customer notes (cases), everyone else on guidance, so a guidance
+    question never finds its answer pushed off the first screen by notes. A kind that
+    matches nothing gives way to the other when the reader did not ask for it.
+    """
+    asked = params.filters.kind
+    overview = kb.search(params.query, k=1, mode=params.mode, filters=replace(params.filters, kind=None),
+                         facets=True, viewer=current_viewer(), snippets=False)
+    found = (overview.facets or {}).get("kind", {}) if overview.results else {}
+    counts = {kind: int(found.get(kind, 0)) for kind in (GUIDANCE, NOTE)}
+    if asked in counts:
+        return KindTabs(counts, asked, True)
+    remembered = request.cookies.get(KIND_COOKIE)
+    current = remembered if remembered in counts else NOTE if current_user.account.role == AGENT else GUIDANCE
+    other = NOTE if current == GUIDANCE else GUIDANCE
+    if counts[current] == 0 and counts[other] > 0:
+        current = other
+    return KindTabs(counts, current, False)
 
 
 @bp.route("/documents/<int:doc_id>")

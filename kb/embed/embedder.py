@@ -21,7 +21,7 @@ import numpy as np
 
 from kb.config import BUNDLED_MODEL, Settings
 from kb.embed.bundled_model import BUNDLED_MODEL_ID, bundled_model_info, ensure_bundled_model
-from kb.embed.onnx_encoder import OnnxEncoder
+from kb.embed.onnx_encoder import OnnxEncoder, plan_for
 from kb.text.cleaning import fold, normalize_text
 
 # Long encodes show a progress bar; short ones (a query, one document) stay quiet.
@@ -84,9 +84,9 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def cpu_threads(settings: Settings) -> int:
-    if settings.threads:
-        return settings.threads
+def cpu_threads_of(threads: int | None) -> int:
+    if threads:
+        return threads
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -112,14 +112,14 @@ class Embedder:
         if self._local:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self._model = None
-        self._model_lock = threading.Lock()
+        self._model_lock = threading.RLock()
         self.threads = settings.threads
-        self.fast = None
-        if self._local and self.device == "cpu" and settings.query_encoder == "onnx":
-            self.fast = OnnxEncoder.open(Path(self.ref.path), settings.resolved_models_dir / "onnx",
-                                         lambda: self.model, threads=cpu_threads(settings))
-        if self.fast is not None:
-            self.dimension, self.max_tokens = self.fast.plan.dimension, self.fast.plan.max_tokens
+        self._onnx_plan = (plan_for(Path(self.ref.path))
+                           if self._local and self.device == "cpu" and settings.query_encoder == "onnx" else None)
+        self._fast: OnnxEncoder | None = None
+        self._export_dir = settings.resolved_models_dir / "onnx"
+        if self._onnx_plan is not None:
+            self.dimension, self.max_tokens = self._onnx_plan.dimension, self._onnx_plan.max_tokens
         else:
             get_dimension = (getattr(self.model, "get_embedding_dimension", None)
                              or self.model.get_sentence_embedding_dimension)
@@ -131,6 +131,19 @@ class Embedder:
         self.encode_query = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_one_query)
         self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()
         self._sentences_lock = threading.Lock()
+
+    @property
+    def fast(self) -> OnnxEncoder | None:
+        """The ONNX Runtime encoder for queries, opened on first use (an ingest never opens it); None: torch."""
+        if self._onnx_plan is None:
+            return None
+        with self._model_lock:
+            if self._fast is None:
+                self._fast = OnnxEncoder.open(Path(self.ref.path), self._export_dir, lambda: self.model,
+                                              threads=cpu_threads_of(self.threads))
+                if self._fast is None:  # onnxruntime is missing: torch for everything
+                    self._onnx_plan = None
+            return self._fast
 
     @property
     def model(self):
@@ -194,8 +207,9 @@ class Embedder:
     def _encode(self, texts: list[str], progress: bool | None, fast: bool = False) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        if fast and self.fast is not None:
-            return self.fast.encode(texts)
+        fast_encoder = self.fast if fast else None
+        if fast_encoder is not None:
+            return fast_encoder.encode(texts)
         if progress is None:
             progress = len(texts) >= PROGRESS_THRESHOLD
         # sentence-transformers sorts each call's texts by length before

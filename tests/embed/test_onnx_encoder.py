@@ -53,6 +53,13 @@ def test_searching_never_loads_torch(models_dir, embedder):
     assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
 
 
+def test_embedding_passages_never_opens_the_query_encoder(models_dir):
+    """An ingest embeds passages only: it does not hold the ONNX copy of the model as well."""
+    ingesting = Embedder(Settings(models_dir=models_dir))
+    ingesting.encode_passages(["Top management leads the change."])
+    assert ingesting._fast is None and ingesting._model is not None
+
+
 def test_a_model_with_modules_onnx_cannot_reproduce_stays_on_torch(tmp_path, models_dir, embedder):
     bundled = next(p for p in models_dir.iterdir() if (p / "modules.json").exists())
     assert plan_for(bundled).pooling == "mean"

@@ -86,8 +86,9 @@ def test_thai_search_marks_thai_words_and_keeps_the_query_in_the_url(app):
 
 def test_facets_filter_and_scope_only_mine(app):
     client = signed_in(app)
-    html = client.get("/search?q=customer+complaint&kind=note", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert re.search(r'class="active-filters".*?note', html, re.S)
+    html = client.get("/search?q=customer+complaint&kind=note&channel=phone",
+                      headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert re.search(r'class="active-filters".*?phone', html, re.S)
     assert re.findall(r'<span class="count">(\d+)</span>', html)
     mine = client.get("/search?q=customer+complaint&scope=mine", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     langs = set(re.findall(r'<p class="snippet" lang="(\w+)">', mine))
@@ -183,3 +184,35 @@ def test_document_and_result_pages_show_headings_lists_tables_and_original_chara
         assert '<p class="crumbs" lang="en">Store credit</p>' in page
     finally:
         kb.close()
+
+
+def _tabs(html: str) -> tuple[dict[str, int], str | None]:
+    """The kind tabs of a results page: {kind: count} and the one shown."""
+    nav = re.search(r'<nav class="kind-tabs".*?</nav>', html, re.S)
+    if nav is None:
+        return {}, None
+    links = re.findall(r'<a href="[^"]*kind=(\w+)[^"]*"( aria-current="page")?>.*?<span class="count">([\d,]+)</span>',
+                       nav.group(0), re.S)
+    return ({kind: int(count.replace(",", "")) for kind, _, count in links},
+            next((kind for kind, current, _ in links if current), None))
+
+
+def test_guidance_and_notes_are_tabs_with_counts_and_each_role_starts_where_it_works(app):
+    query = "/search?q=customer+waits+too+long+on+the+phone"
+    employee = signed_in(app, "employee")
+    html = employee.get(query, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    counts, shown = _tabs(html)
+    assert shown == "guidance" and counts["guidance"] > 0 and counts["note"] > 0
+    assert set(re.findall(r'<li class="result">.*?<span>(Guidance|Customer note)</span>', html, re.S)) == {"Guidance"}
+
+    agent = signed_in(app, "agent")
+    html = agent.get(query, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert _tabs(html)[1] == "note"
+    assert set(re.findall(r'<li class="result">.*?<span>(Guidance|Customer note)</span>', html, re.S)) == {"Customer note"}
+
+    chosen = employee.get(query + "&kind=note")  # the tab, pressed: remembered for the next searches
+    assert "results_kind=note" in chosen.headers.get("Set-Cookie", "")
+    assert _tabs(employee.get("/search?q=router+keeps+dropping").get_data(as_text=True))[1] == "note"
+
+    partner = signed_in(app, "partner")
+    assert _tabs(partner.get(query).get_data(as_text=True)) == ({}, None)
