@@ -14,6 +14,7 @@ from indexer.uploads import add_pasted_text, ingest_upload
 from kb.documents import GUIDANCE, NOTE
 from kb.errors import KBError
 from kb.search.answer import answer_question
+from kb.search.parallel import also_in
 from kb.search.snippets import merge_spans
 from kb.search.types import EmptyQueryError
 from kb.services import audit
@@ -96,7 +97,7 @@ def search():
     kb = get_kb()
     form = SearchForm(page_size=PAGE_SIZE)
     scope = "mine" if form.scope.data == "mine" else "all"
-    error, response, params, tabs = None, None, None, None
+    error, response, params, tabs, also = None, None, None, None, {}
     if not form.validate():
         error = first_error(form)
     else:
@@ -114,9 +115,10 @@ def search():
                 error = _("Type a few words to search for.")
             else:
                 record_note_search(response)
+                also = also_in(kb.engine, [hit.chunk_id for hit in response.results], current_viewer().role)
     status = 400 if error and form.q.data.strip() else 200
     page = render_template("search.html", response=response, params=params, error=error, page=form.page_number(),
-                           scope=scope, languages=LANGUAGES, tabs=tabs)
+                           scope=scope, languages=LANGUAGES, tabs=tabs, also=also)
     reply = make_response(page, status)
     if tabs is not None and tabs.chosen:
         reply.set_cookie(KIND_COOKIE, tabs.current, max_age=KIND_COOKIE_MAX_AGE, samesite="Lax", httponly=True,

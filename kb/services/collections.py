@@ -26,8 +26,7 @@ from sqlalchemy import func, select, true
 from kb.access import INTERNAL, OPERATOR, Viewer
 from kb.documents import GUIDANCE, NOTE
 from kb.errors import InvalidInput, NotFound
-from kb.index.chunk_table import SearchFilters
-from kb.search import weights
+from kb.search.parallel import Anchor, parallel_chunks
 from kb.storage.models import Chunk, Collection, CollectionItem, Document, utcnow
 from kb.text.privacy import PiiSpan, mask
 from kb.text.structure import embed_text
@@ -478,40 +477,16 @@ def parallel_passages(
     documents the `viewer` may see are searched; texts come masked, as items do.
     """
     found: dict[int, list[ParallelPassage]] = {item.id: [] for item in items}
-    if min_similarity is None:
-        min_similarity = weights.PARALLEL_MIN_SIMILARITY
     engine.refresh()
     indexes = engine.indexes
-    table = indexes.table
     if not items or indexes.vectors is None or len(indexes.vectors) == 0:
         return found
-    vectors = _item_vectors(engine, items)
-    allowed_cache: dict[tuple[str, str | None], np.ndarray] = {}
-
-    def allowed(lang: str, kind: str | None) -> np.ndarray:
-        if (lang, kind) not in allowed_cache:
-            filters = SearchFilters(lang=lang, kind=kind, visible_to=viewer.role)
-            allowed_cache[lang, kind] = table.ids[table.mask(filters)]
-        return allowed_cache[lang, kind]
-
-    matches: list[tuple[int, int, float]] = []  # (item id, chunk id, score)
-    for item, vector in zip(items, vectors, strict=True):
-        info = table.docs.get(item.doc_id) if item.doc_id is not None else None
-        kind = info.kind if info else None
-        for lang in LANGUAGES:
-            if lang == item.lang:
-                continue
-            ids, scores = indexes.vectors.search(vector, 1, allowed(lang, kind))
-            if len(ids) == 0 or float(scores[0]) < min_similarity:
-                continue
-            candidate, score = int(ids[0]), float(scores[0])
-            back_ids, back_scores = indexes.vectors.search(
-                indexes.vectors.reconstruct(candidate), 1, allowed(item.lang, kind))
-            points_back = len(back_ids) == 0 or (
-                item.doc_id is not None and int(table.doc_of(back_ids)[0]) == item.doc_id
-            ) or score >= float(back_scores[0]) - 1e-4  # a tie (the item's own text) points back too
-            if points_back:
-                matches.append((item.id, candidate, score))
+    anchors = []
+    for item, vector in zip(items, _item_vectors(engine, items), strict=True):
+        info = indexes.table.docs.get(item.doc_id) if item.doc_id is not None else None
+        anchors.append(Anchor(item.id, vector, item.lang, item.doc_id, info.kind if info else None))
+    parallels = parallel_chunks(engine, anchors, viewer.role, min_similarity)
+    matches = [(item_id, chunk_id, score) for item_id, hits in parallels.items() for chunk_id, score in hits]
     if not matches:
         return found
     with engine.store.session() as s:

@@ -216,3 +216,13 @@ def test_guidance_and_notes_are_tabs_with_counts_and_each_role_starts_where_it_w
 
     partner = signed_in(app, "partner")
     assert _tabs(partner.get(query).get_data(as_text=True)) == ({}, None)
+
+
+def test_a_result_with_a_translation_links_to_it_in_each_other_language(app, corpus_kb):
+    html = signed_in(app, "employee").get("/search?q=breaking+down+silos+between+business+units&lang=en",
+                                          headers={"Accept-Language": "en"}).get_data(as_text=True)
+    first = html.split('<li class="result">')[1]
+    links = dict(re.findall(r'<a href="/documents/(\d+)\?passage=\d+[^"]*" hreflang="(\w+)"', first))
+    assert set(links.values()) == {"th", "zh"}
+    files = {corpus_kb.get_document(int(doc)).source_file.rsplit("/", 1)[1] for doc in links}
+    assert files == {"breaking-silos-sbu.md"}  # the same guide, in Thai and in Chinese
