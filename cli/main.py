@@ -13,6 +13,7 @@
     kb delete SOURCE... [--json]
     kb reindex [--reembed] [--json]
     kb user add NAME --role ROLE [--password-stdin] | set-role NAME ROLE | disable NAME | enable NAME | list
+    kb token create USER [--name NAME] | list [USER] [--json] | revoke TOKEN_ID
 
 Settings come from the environment (KB_DATA_DIR, KB_DATABASE_URL,
 KB_EMBED_MODEL, ...); `--data-dir` overrides KB_DATA_DIR.
@@ -122,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         users.add_parser(action, help=text).add_argument("username")
     users.add_parser("list", help="every user with their role").add_argument("--json", action="store_true")
     users.add_parser("demo", help="create one demo user per role (those missing) and print their passwords once")
+
+    p = sub.add_parser("token", help="API tokens (Authorization: Bearer ...) for scripts and other tools")
+    tokens = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    t = tokens.add_parser("create", help="make a token for USER and print it, alone, once")
+    t.add_argument("username", metavar="USER")
+    t.add_argument("--name", default="command line", help="where it is used (shown in lists; default: command line)")
+    t = tokens.add_parser("list", help="tokens (never the tokens themselves), of USER or of everyone")
+    t.add_argument("username", nargs="?", metavar="USER")
+    t.add_argument("--json", action="store_true")
+    tokens.add_parser("revoke", help="stop a token working (its id, from `kb token list`)").add_argument(
+        "token_id", type=int, metavar="TOKEN_ID")
     return parser
 
 
@@ -136,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "user":
         return cmd_user(settings, args)
+    if args.command == "token":
+        return cmd_token(settings, args)
     if args.command in ("worker", "job") or (args.command == "ingest" and args.queue):
         return cmd_jobs(settings, args)
     worker = None
@@ -434,6 +448,40 @@ def cmd_user(settings: Settings, args) -> int:
                 print("\t".join([a.username, a.role] + (["disabled"] if a.disabled else [])))
     except accounts.AccountError as exc:
         print(f"kb user: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        store.dispose()
+    return EXIT_OK
+
+
+def cmd_token(settings: Settings, args) -> int:
+    """API tokens from the command line: `create` prints the token alone, so `TOKEN=$(kb token create x)` works."""
+    from kb.services import accounts
+    from kb.storage.store import Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url)
+    try:
+        if args.token_command == "create":
+            account = accounts.find_account(store, args.username)
+            if account is None:
+                raise accounts.AccountError(f"no user named {args.username!r} (kb user list shows them)")
+            if account.disabled:
+                raise accounts.AccountError(f"user {account.username!r} is disabled; enable them first")
+            print(accounts.create_token(store, account.id, args.name)[1])
+        elif args.token_command == "revoke":
+            if not accounts.revoke_token(store, None, args.token_id):
+                raise accounts.AccountError(f"no token with id {args.token_id} (kb token list shows them)")
+            print(f"token {args.token_id} revoked")
+        else:
+            listed = accounts.tokens_by_user(store, args.username)
+            if args.json:
+                _print_json({"tokens": [{"user": user, **info.to_dict()} for user, info in listed]})
+            for user, info in [] if args.json else listed:
+                state = "revoked" if info.revoked else f"last used {info.last_used_at or 'never'}"
+                print("\t".join([str(info.id), user, info.name, info.prefix + "...", state]))
+    except accounts.AccountError as exc:
+        print(f"kb token: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         store.dispose()

@@ -248,11 +248,20 @@ def list_tokens(store: Store, user_id: int) -> list[TokenInfo]:
         return [_token_info(r) for r in rows]
 
 
-def revoke_token(store: Store, user_id: int, token_id: int) -> bool:
-    """Revoke one of the user's tokens; False when the user has no such token."""
+def tokens_by_user(store: Store, username: str | None = None) -> list[tuple[str, TokenInfo]]:
+    """(user name, token) for every token, or only `username`'s, oldest first (for the operator)."""
+    query = select(User.username, ApiToken).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    if username is not None:
+        query = query.where(User.username == username.strip().lower())
+    with store.session() as s:
+        return [(name, _token_info(row)) for name, row in s.execute(query)]
+
+
+def revoke_token(store: Store, user_id: int | None, token_id: int) -> bool:
+    """Revoke one of the user's tokens (any user's with None); False when there is no such token."""
     with store.session() as s:
         row = s.get(ApiToken, token_id)
-        if row is None or row.user_id != user_id:
+        if row is None or (user_id is not None and row.user_id != user_id):
             return False
         row.revoked_at = row.revoked_at or utcnow()
         return True
