@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
+from kb.services import searches
 from webapp.current import get_kb
 
 __all__ = ["create_app", "get_kb", "warm_up"]
@@ -42,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     settings: Settings = config.get("KB_SETTINGS") or Settings.from_env()
     kb = config.get("KB_INSTANCE") or KnowledgeBase.open(settings)
     app.extensions["kb"] = kb
+    searches.prune(kb.store)  # the search log keeps half a year
 
     from webapp import (
         admin,

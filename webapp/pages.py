@@ -17,9 +17,10 @@ from kb.search.answer import answer_question
 from kb.search.parallel import also_in
 from kb.search.snippets import merge_spans
 from kb.search.types import EmptyQueryError
-from kb.services import audit
-from kb.services.accounts import AGENT
+from kb.services import audit, searches
+from kb.services.accounts import ADMIN, AGENT, TRAINER
 from kb.services.catalog import PassageSpan, counts, get_document, list_documents, related_documents
+from kb.services.topics import list_topics
 from webapp import labels
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.current import get_kb
@@ -85,9 +86,16 @@ def home():
     kb.refresh()
     stats = counts(kb.engine, viewer)
     recent, total = list_documents(kb.engine, limit=RECENT, viewer=viewer)
-    return render_template("home.html", stats=stats, recent=recent, total=total)
+    role = current_user.account.role
+    return render_template(
+        "home.html", stats=stats, recent=recent, total=total, role=role,
+        my_searches=searches.recent_searches(kb.store, current_user.account.username),
+        popular_topics=list_topics(kb.engine, viewer=viewer)[:POPULAR_TOPICS],
+        gaps=searches.knowledge_gaps(kb.store) if role in (TRAINER, ADMIN) else None,
+    )
 
 
+POPULAR_TOPICS = 8
 KIND_COOKIE = "results_kind"
 KIND_COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -115,6 +123,9 @@ def search():
                 error = _("Type a few words to search for.")
             else:
                 record_note_search(response)
+                if params.offset == 0:
+                    searches.record_search(kb.store, current_user.account.username, params.query, searches.SEARCH,
+                                           len(response.results), response.query_lang)
                 also = also_in(kb.engine, [hit.chunk_id for hit in response.results], current_viewer().role)
     status = 400 if error and form.q.data.strip() else 200
     page = render_template("search.html", response=response, params=params, error=error, page=form.page_number(),
@@ -207,6 +218,8 @@ def ask():
         try:
             result = answer_question(kb.engine, question, viewer=current_viewer())
             record_note_answer(kb, result)
+            searches.record_search(kb.store, current_user.account.username, question, searches.ASK,
+                                   int(result.answer is not None), result.question_lang)
         except EmptyQueryError:
             error = _("Type a question.")
     return render_template("ask.html", question=question, result=result, error=error)

@@ -300,3 +300,23 @@ class IngestJobFile(Base):
     state: Mapped[str] = mapped_column(String(16), default="queued")  # queued, added, updated, skipped, failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     doc_ids: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class SearchLogEntry(Base):
+    """A search or question asked in the portal and whether anything answered it.
+
+    Feeds each user's recent searches and, for trainers, the questions the
+    knowledge base could not answer (a list of what to write next). Personal data
+    in the text is masked before it is kept.
+    """
+
+    __tablename__ = "search_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "search" or "ask"
+    query: Mapped[str] = mapped_column(String(300))
+    normalized: Mapped[str] = mapped_column(String(300), index=True)  # folded, for counting repeats
+    lang: Mapped[str] = mapped_column(String(8), default="")
+    found: Mapped[int] = mapped_column(Integer)  # results on the page, or 1/0 for an answer

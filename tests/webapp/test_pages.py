@@ -226,3 +226,19 @@ def test_a_result_with_a_translation_links_to_it_in_each_other_language(app, cor
     assert set(links.values()) == {"th", "zh"}
     files = {corpus_kb.get_document(int(doc)).source_file.rsplit("/", 1)[1] for doc in links}
     assert files == {"breaking-silos-sbu.md"}  # the same guide, in Thai and in Chinese
+
+
+def test_the_start_page_fits_each_role_and_lists_what_nobody_found(app):
+    employee = signed_in(app, "employee", "gap-finder")
+    employee.get("/search?q=xyzzy+qwerty+warranty")  # nothing relevant: a knowledge gap
+    employee.get("/search?q=breaking+down+silos")
+    home = employee.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Your recent searches" in home and "breaking down silos" in home
+    assert "Searches that found nothing" not in home  # the gap list is for trainers
+    trainer = signed_in(app, "trainer").get("/", headers={"Accept-Language": "th"}).get_data(as_text=True)
+    assert "การค้นหาที่ไม่พบอะไรเลย" in trainer and "xyzzy qwerty warranty" in trainer
+    assert "breaking down silos" not in trainer.split('id="gaps"')[1].split("</section>")[0]
+    assert "/collections" in trainer.split('class="start-task"')[1].split("</section>")[0]
+    agent = signed_in(app, "agent").get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "/cases/similar" in agent.split('class="start-task"')[1].split("</section>")[0]
+    assert "热门主题" in agent
