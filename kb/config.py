@@ -21,6 +21,8 @@ class Settings:
     over HTTPS only, the key that signs its sessions (None: a random key kept in
     the data directory), and how many reverse proxies in front of it to believe
     about the client's address (X-Forwarded-For; 0: none, use the connection's).
+    `public_url` (e.g. https://kb.example.com) is where readers reach the portal:
+    links in handouts and share links start with it (None: the address of the request).
     `queue_url` (redis://... or amqp://...) hands ingests of uploads and of
     `kb ingest --queue` to `kb worker` processes as jobs; None runs them in-process.
     `query_encoder` is "onnx" (queries through ONNX Runtime on a CPU, see
@@ -52,6 +54,7 @@ class Settings:
     cookie_secure: bool = True
     secret_key: str | None = field(default=None, repr=False)
     trusted_proxies: int = 0
+    public_url: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -98,6 +101,8 @@ class Settings:
             values["cookie_secure"] = env["KB_COOKIE_SECURE"].lower() not in _NO
         if env.get("KB_SECRET_KEY"):
             values["secret_key"] = env["KB_SECRET_KEY"]
+        if env.get("KB_PUBLIC_URL"):
+            values["public_url"] = env["KB_PUBLIC_URL"].strip().rstrip("/")
         if env.get("KB_TRUSTED_PROXIES"):
             values["trusted_proxies"] = int(env["KB_TRUSTED_PROXIES"])
         values.update(overrides)

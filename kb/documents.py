@@ -86,3 +86,26 @@ class ReadResult:
 
 class ReadError(KBError):
     """A file could not be read at all; the message names the file and says why."""
+
+
+PASTED_PREFIX = "pasted:"
+UPLOADS_FOLDER = "/uploads/"
+SHOWN_FOLDERS = 1  # folders above a file's name shown to readers ("en/breaking-silos.md")
+
+
+def short_source(source: str) -> str:
+    """A document's source as readers are shown it, without the server's paths.
+
+    An upload is named as it was sent (its folders, its name); another file by
+    its folder and name; a customer note by its file's name and its row id; text
+    pasted into the portal by "" (the page says "pasted text").
+    """
+    if not source or source.startswith(PASTED_PREFIX):
+        return ""
+    path, hash_mark, row = source.partition("#")
+    if UPLOADS_FOLDER in path:
+        sent = path.rsplit(UPLOADS_FOLDER, 1)[1].split("/", 1)  # [uploader, folders and name]
+        shown = sent[-1]
+    else:
+        shown = "/".join(path.rstrip("/").split("/")[-(SHOWN_FOLDERS + 1):])
+    return shown + hash_mark + row

@@ -57,7 +57,7 @@ from webapp import schemas
 from webapp.apispec import Answers, errors, spec
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record
-from webapp.current import get_kb
+from webapp.current import get_kb, public_url_for
 from webapp.errors import error_page, error_response
 from webapp.forms import (
     AnnotationForm,
@@ -102,9 +102,9 @@ def export_response(view: CollectionView, fmt: str | None) -> Response:
     record(audit.EXPORT, f"collection {view.id}", format=fmt, items=len(view.items))
     handout = build_handout(
         view,
-        document_url=lambda doc_id: url_for("pages.document", doc_id=doc_id, _external=True),
-        passage_url=lambda item: url_for("pages.document", doc_id=item.doc_id, start=item.start, end=item.end,
-                                         _external=True) + "#passage",
+        document_url=lambda doc_id: public_url_for("pages.document", doc_id=doc_id),
+        passage_url=lambda item: public_url_for("pages.document", doc_id=item.doc_id, start=item.start,
+                                                end=item.end) + "#passage",
     )
     with force_locale(_handout_locale(view.lang)):
         labels = HandoutLabels(note=_("Note"), source=_("Source"), sources=_("Sources"),
@@ -157,7 +157,7 @@ def content_disposition(disposition: str, name: str, collection_id: int, extensi
 
 
 def with_share_url(body: dict, view: CollectionView) -> dict:
-    body["share_url"] = (url_for("collections.shared", token=view.share_token, _external=True)
+    body["share_url"] = (public_url_for("collections.shared", token=view.share_token)
                          if view.share_token else None)
     return body
 
@@ -310,7 +310,7 @@ def render_collection(view: CollectionView, editable: bool, error: str | None = 
     else:
         exports = {fmt: url_for("collections.shared_export", token=view.share_token, format=fmt)
                    for fmt in EXPORT_FORMATS}
-    share_url = url_for("collections.shared", token=view.share_token, _external=True) if view.share_token else None
+    share_url = public_url_for("collections.shared", token=view.share_token) if view.share_token else None
     return render_template("collection.html", collection=view, editable=editable, parallels=parallels, held=held,
                            exports=exports, share_url=share_url, error=error, languages=LANGUAGES), status
 

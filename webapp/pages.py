@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 
 from indexer.queue import queue_uploads
 from indexer.uploads import add_pasted_text, ingest_upload
-from kb.documents import GUIDANCE, NOTE
+from kb.documents import GUIDANCE, NOTE, short_source
 from kb.errors import KBError
 from kb.search.answer import answer_question
 from kb.search.parallel import also_in
@@ -35,6 +35,9 @@ PAGE_SIZE = 10
 RECENT = 8
 # Names of the knowledge's languages, in each interface language's words are in the catalogs.
 LANGUAGE_NAMES = {"th": "ไทย", "zh": "中文", "en": "English"}
+
+
+bp.add_app_template_filter(short_source, "short_source")
 
 
 @bp.app_template_filter("marked")

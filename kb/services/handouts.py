@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kb.documents import short_source
 from kb.services.collections import CollectionView, ItemView
 from kb.text.structure import Block, parse_blocks
 
@@ -33,7 +34,7 @@ class HandoutLabels:
 class HandoutSource:
     number: int
     title: str
-    source: str
+    source: str  # the file it came from, as readers are shown it (no server path; "" for pasted text)
     lang: str  # the language of its first passage used
     url: str | None  # the document in the portal; None once it was deleted
 
@@ -71,7 +72,7 @@ def build_handout(
         source = by_key.get(key)
         if source is None:
             url = document_url(item.doc_id) if document_url and item.doc_id is not None else None
-            source = HandoutSource(len(by_key) + 1, item.title, item.source, item.lang, url)
+            source = HandoutSource(len(by_key) + 1, item.title, short_source(item.source), item.lang, url)
             by_key[key] = source
             handout.sources.append(source)
         url = passage_url(item) if passage_url and item.doc_id is not None else None
@@ -140,7 +141,8 @@ def to_markdown(handout: Handout, labels: HandoutLabels | None = None) -> str:
         out += [f"## {_inline(labels.sources)}", ""]
         for source in handout.sources:
             where = f"<{source.url}>" if source.url else f"({_inline(labels.document_gone)})"
-            out.append(f"{source.number}. {_inline(source.title)}: `{source.source.replace('`', '')}` {where}")
+            shown = f": `{source.source.replace('`', '')}`" if source.source else ""
+            out.append(f"{source.number}. {_inline(source.title)}{shown} {where}")
         out.append("")
     return "\n".join(out)
 
@@ -181,7 +183,8 @@ def to_docx(handout: Handout, labels: HandoutLabels | None = None) -> bytes:
             line = document.add_paragraph()
             line.add_run(f"[{source.number}] ")
             line.add_run(source.title)
-            line.add_run(f". {source.source}")
+            if source.source:
+                line.add_run(f". {source.source}")
             line.add_run(f". {source.url}" if source.url else f" ({labels.document_gone})")
     buffer = io.BytesIO()
     document.save(buffer)

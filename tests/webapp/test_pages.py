@@ -242,3 +242,23 @@ def test_the_start_page_fits_each_role_and_lists_what_nobody_found(app):
     agent = signed_in(app, "agent").get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert "/cases/similar" in agent.split('class="start-task"')[1].split("</section>")[0]
     assert "热门主题" in agent
+
+
+def test_documents_and_handouts_show_no_server_paths_and_link_through_the_public_url(corpus_kb, tmp_path):
+    settings = corpus_kb.settings.with_overrides(public_url="https://kb.example.com")
+    kb = KnowledgeBase(corpus_kb.engine)
+    kb.engine.settings, original = settings, corpus_kb.engine.settings
+    try:
+        app = create_app({"KB_INSTANCE": kb, "TESTING": True, "KB_WARM_UP": False})
+        trainer = signed_in(app, "trainer")
+        hit = corpus_kb.search("permission marketing opt-in", k=1, lang="en").results[0]
+        page = trainer.get(f"/documents/{hit.doc_id}").get_data(as_text=True)
+        server_folder = hit.source.rsplit("/", 2)[0]
+        assert server_folder not in page and "en/" + hit.source.rsplit("/", 1)[1] in page
+        made = trainer.post("/api/v1/collections", json={"name": "Permission workshop"}).get_json()
+        trainer.post(f"/api/v1/collections/{made['id']}/items", json={"doc_id": hit.doc_id, "chunk_id": hit.chunk_id})
+        handout = trainer.get(f"/api/v1/collections/{made['id']}/export?format=md").get_data(as_text=True)
+        assert f"<https://kb.example.com/documents/{hit.doc_id}>" in handout
+        assert server_folder not in handout and "localhost" not in handout
+    finally:
+        kb.engine.settings = original
