@@ -248,10 +248,19 @@ def record_note_answer(kb, answer) -> None:
 # -- signing in ------------------------------------------------------------------
 
 
+def account_locked(username: str) -> bool:
+    """Whether sign-ins as `username` are refused for now: too many failures since the window began
+    or an admin last unlocked the account."""
+    store = get_kb().store
+    unlocked = audit.last_at(store, audit.USER_UNLOCK, username)
+    return audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, target=username,
+                              after=unlocked) >= THROTTLE_FAILURES
+
+
 def _throttled(username: str, address: str) -> bool:
     """Whether a sign-in as `username` from `address` is refused for now (see the module's description)."""
     store = get_kb().store
-    if audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, target=username) >= THROTTLE_FAILURES:
+    if account_locked(username):
         return True
     by_address = audit.count_recent(store, LOGIN_FAILED, THROTTLE_WINDOW, actor=f"address:{address}")
     if by_address < THROTTLE_FAILURES_PER_ADDRESS:

@@ -389,3 +389,23 @@ class AuditFilterForm(QueryForm):
 
     def page_number(self) -> int:
         return number_in_range(self.page.data, "page", 1, 1, AUDIT_PAGES)
+
+
+USER_NAME = _("Give the user a user name (3-64 lower-case letters, digits and . _ @ -).")
+ROLE = _("Choose one of the roles.")
+
+
+class NewUserForm(PostForm):
+    """An admin makes an account; its password is shown once."""
+
+    username = StringField(validators=[DataRequired(USER_NAME), Length(max=64, message=USER_NAME)])
+    display_name = StringField(validators=[Length(max=200)])
+    role = StringField(validators=[DataRequired(ROLE), AnyOf(accounts.ROLES, message=ROLE)])
+
+
+class UserRoleForm(PostForm):
+    role = StringField(validators=[DataRequired(ROLE), AnyOf(accounts.ROLES, message=ROLE)])
+
+
+class UserActionForm(PostForm):
+    """Reset a password, unlock, disable or enable (the action is in the URL)."""

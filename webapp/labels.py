@@ -42,6 +42,12 @@ AUDIT_ACTIONS = {
     audit.ASK: _("Asked a question"),
     "login": _("Signed in"),
     "login_failed": _("Sign-in failed"),
+    audit.USER_ADD: _("Created a user"),
+    audit.USER_ROLE: _("Changed a role"),
+    audit.USER_PASSWORD: _("Reset a password"),
+    audit.USER_UNLOCK: _("Unlocked a user"),
+    audit.USER_DISABLE: _("Disabled a user"),
+    audit.USER_ENABLE: _("Enabled a user"),
 }
 
 ROLES = {

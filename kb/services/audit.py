@@ -20,6 +20,9 @@ from kb.storage.store import Store
 from kb.text.spreadsheet import formula_safe
 
 SEARCH, VIEW, EXPORT, SIMILAR, ASK = "search", "view", "export", "similar", "ask"
+# What admins do to accounts (target: the user name).
+USER_ADD, USER_ROLE, USER_PASSWORD = "user_add", "user_role", "user_password"
+USER_UNLOCK, USER_DISABLE, USER_ENABLE = "user_unlock", "user_disable", "user_enable"
 MAX_TARGET_CHARS = 2000
 
 
@@ -56,9 +59,12 @@ def entries(store: Store, limit: int = 100, offset: int = 0, actor: str | None =
 
 
 def count_recent(store: Store, action: str, within: dt.timedelta, target: str | None = None,
-                 actor: str | None = None) -> int:
-    """How many `action` entries were added in the last `within` (only those on `target` / by `actor`, when given)."""
+                 actor: str | None = None, after: dt.datetime | None = None) -> int:
+    """How many `action` entries were added in the last `within` and after `after` (only those on `target` /
+    by `actor`, when given)."""
     since = utcnow() - within
+    if after is not None:
+        since = max(since, after if after.tzinfo else after.replace(tzinfo=dt.UTC))
     stmt = select(func.count(AuditEntry.id)).where(AuditEntry.action == action, AuditEntry.at >= since)
     if target is not None:
         stmt = stmt.where(AuditEntry.target == target)
@@ -66,6 +72,13 @@ def count_recent(store: Store, action: str, within: dt.timedelta, target: str | 
         stmt = stmt.where(AuditEntry.actor == actor)
     with store.session() as s:
         return int(s.scalar(stmt))
+
+
+def last_at(store: Store, action: str, target: str) -> dt.datetime | None:
+    """When `action` was last recorded on `target` (None: never)."""
+    with store.session() as s:
+        at = s.scalar(select(func.max(AuditEntry.at)).where(AuditEntry.action == action, AuditEntry.target == target))
+    return at if at is None or at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def _record(row: AuditEntry) -> AuditRecord:

@@ -12,6 +12,7 @@ import re
 import docx
 import pytest
 
+from kb.documents import short_source
 from tests.browser.test_browser import CHROMIUM, browser, page, portal, shot, signed_in_context  # noqa: F401 - fixtures used by name
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
@@ -72,7 +73,7 @@ def test_a_trainer_collects_orders_annotates_and_downloads_a_handout(page, porta
     positions = [text.index(line) for line in lines]
     assert positions == sorted(positions), "the passages are in the new order"
     for item in items:
-        assert item["title"] in text and item["source"] in text
+        assert item["title"] in text and short_source(item["source"]) in text and item["source"] not in text
     assert note in text and text.index("Sources") > positions[-1]
 
 
