@@ -38,7 +38,8 @@ FINISHED = (DONE, FAILED)
 class FileToIngest:
     name: str  # an upload's name (with its folders), or a file's resolved path
     content: bytes
-    topics: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)  # its folders' (kb ingest) or its uploader's (upload)
+    visibility: str | None = None  # the uploader's choice, if any
 
 
 @dataclass
@@ -90,7 +91,7 @@ def create_job(engine: Engine, kind: str, files: list[FileToIngest], owner: str 
     job_id = uuid.uuid4().hex
     with engine.store.session() as s:
         s.add(IngestJob(id=job_id, kind=kind, owner=owner, state=QUEUED, attempts=0, files=[
-            IngestJobFile(position=i, name=f.name, content=f.content, topics=list(f.topics),
+            IngestJobFile(position=i, name=f.name, content=f.content, topics=list(f.topics), visibility=f.visibility,
                           content_hash=hashlib.sha256(f.content).hexdigest(), state=QUEUED, doc_ids=[])
             for i, f in enumerate(files)
         ]))
@@ -152,11 +153,11 @@ def run_job(engine: Engine, job_id: str) -> JobView | None:
     for file_id in pending:
         with engine.store.session() as s:
             row = s.get(IngestJobFile, file_id)
-            name, content, topics = row.name, row.content, list(row.topics or [])
+            name, content, topics, visibility = row.name, row.content, list(row.topics or []), row.visibility
         if uploader is None:
             outcome = UploadOutcome(name, "failed", error=f"{name}: the account {owner!r} no longer exists or is disabled")
         elif kind == UPLOAD:
-            outcome = ingest_upload(engine, name, content, uploader)
+            outcome = ingest_upload(engine, name, content, uploader, visibility, topics)
         else:
             outcome = _ingest_copy(engine, name, content, topics)
         with engine.store.session() as s:

@@ -73,6 +73,9 @@ class IngestReport:
     folder_topics: dict[str, list[str]] = field(default_factory=dict)
     # Files read from a copy (a queued job's bytes on a worker): copy path -> the source_file they are known by.
     copied_from: dict[str, str] = field(default_factory=dict)
+    # Given by an uploader for every document read (None / []: what each file says).
+    visibility: str | None = None
+    topics: list[str] = field(default_factory=list)
 
     @property
     def documents_read(self) -> int:
@@ -136,7 +139,7 @@ def find_files(paths: Iterable[str | Path], report: IngestReport) -> list[Path]:
 def ingest_paths(
     engine: Engine, paths: Iterable[str | Path], progress: bool | None = None,
     worker: IngestWorker | None = None, owner: str = "", copied_from: dict[str, str] | None = None,
-    topics: dict[str, list[str]] | None = None,
+    topics: dict[str, list[str]] | None = None, visibility: str | None = None, added_topics: list[str] | None = None,
 ) -> IngestReport:
     """Read, clean, chunk, embed and store everything under `paths`, as documents of `owner`.
 
@@ -145,8 +148,10 @@ def ingest_paths(
     `copied_from` names files that are copies (resolved path -> the source_file
     their documents are stored under), and `topics` gives files their folder topics
     (resolved path -> topics), for a file ingested away from where it was found.
+    `visibility` replaces, and `added_topics` add to, what each document's file says (an upload form's choice).
     """
-    report = IngestReport(copied_from=dict(copied_from or {}), folder_topics=dict(topics or {}))
+    report = IngestReport(copied_from=dict(copied_from or {}), folder_topics=dict(topics or {}),
+                          visibility=visibility, topics=list(added_topics or []))
     files = find_files(paths, report)
     report.files = len(files)
     if progress is None:
@@ -339,6 +344,10 @@ def _batches(
             doc.owner = owner
             if doc.kind == GUIDANCE and not doc.tags:
                 doc.tags = list(report.folder_topics.get(str(path), []))
+            if report.visibility:
+                doc.visibility = report.visibility
+            if report.topics:
+                doc.tags = list(dict.fromkeys([*doc.tags, *report.topics]))
             batch.append(doc)
             batch_chars += len(doc.text)
             if batch_chars >= limit or len(batch) >= BATCH_DOCS:

@@ -21,7 +21,7 @@ from dramatiq.middleware import CurrentMessage
 
 from indexer import jobs
 from indexer.jobs import FileToIngest, JobView
-from indexer.uploads import UploadOutcome, upload_refusal
+from indexer.uploads import UploadOutcome, not_yours_to_give, upload_choices, upload_refusal
 from kb.access import ADMIN_ROLE, Viewer
 from kb.config import Settings
 from kb.engine import Engine
@@ -88,18 +88,23 @@ def submit(engine: Engine, kind: str, files: list[FileToIngest], owner: str = ""
 
 
 def queue_uploads(
-    engine: Engine, files: list[tuple[str, bytes]], uploader: Viewer
+    engine: Engine, files: list[tuple[str, bytes]], uploader: Viewer, visibility: str | None = None,
+    topics: list[str] | None = None,
 ) -> tuple[list[UploadOutcome], JobView | None]:
     """Queue uploaded files as one job; those refused at sight (type, empty, not theirs) are reported at once.
 
     The outcomes are in the order of `files`: "queued" for those in the job (None when there is none).
+    A visibility or topic that cannot be used raises InvalidInput before anything is queued.
     """
+    visibility, topics = upload_choices(visibility, topics)
     outcomes, queued = [], []
     for name, data in files:
         refused = upload_refusal(engine, name, data, uploader)
+        if refused is None and visibility and not uploader.can_grant(visibility):
+            refused = UploadOutcome(name, "failed", forbidden=True, error=not_yours_to_give(name, visibility))
         outcomes.append(refused or UploadOutcome(name, "queued"))
         if refused is None:
-            queued.append(FileToIngest(name, data))
+            queued.append(FileToIngest(name, data, topics, visibility))
     if not queued:
         return outcomes, None
     job_id = submit(engine, jobs.UPLOAD, queued, uploader.username)

@@ -21,11 +21,15 @@ from pathlib import Path
 from indexer.pipeline import ingest_paths
 from indexer.readers import SUPPORTED_SUFFIXES, is_supported, read_file
 from indexer.writer import add_documents, document_ids_from_file, documents_from_file
-from kb.access import OPERATOR, Viewer, normalize_visibility
+from kb.access import INTERNAL, OPERATOR, PARTNER_VISIBLE, Viewer, normalize_visibility
 from kb.documents import DocumentInput
 from kb.engine import Engine
+from kb.errors import InvalidInput
+from kb.services.accounts import ROLES
+from kb.services.topics import normalize_topic
 
 UPLOADS = "uploads"
+VISIBILITY_WORDS = (INTERNAL, PARTNER_VISIBLE)
 # The folder of uploads made without a user (no user name can start with "_").
 OPERATOR_FOLDER = "_operator"
 MAX_NAME_CHARS = 120
@@ -67,8 +71,39 @@ def upload_path(data_dir: Path, name: str, owner: str) -> Path:
     return Path(data_dir, UPLOADS, owner or OPERATOR_FOLDER, *folders[-MAX_FOLDERS:], safe_file_name(parts[-1]))
 
 
-def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPERATOR) -> UploadOutcome:
-    """Keep one uploaded file of `uploader` and ingest it; a file that cannot be read or may not go in is not kept."""
+def split_topics(text: str | None) -> list[str]:
+    """Topics typed into one field, separated by commas (Latin, Chinese or Thai-keyboard ones)."""
+    return [t.strip() for t in re.split(r"[,，、]", text or "") if t.strip()]
+
+
+def upload_choices(visibility: str | None, topics: list[str] | None) -> tuple[str | None, list[str]]:
+    """An uploader's visibility and topics, checked and in their one spelling; InvalidInput names what is wrong.
+
+    Visibility is `internal`, `partner`, or a list of roles ("agent,admin"); empty means what the file says.
+    """
+    chosen = None
+    if visibility and visibility.strip():
+        chosen = normalize_visibility(visibility)
+        parts = chosen.split(",")
+        unknown = [p for p in parts if p not in (*VISIBILITY_WORDS, *ROLES)]
+        if unknown or (len(parts) > 1 and any(p in VISIBILITY_WORDS for p in parts)):
+            raise InvalidInput(f"visibility {visibility!r}: use internal, partner, or roles from "
+                               f"{', '.join(ROLES)} separated by commas")
+    return chosen, list(dict.fromkeys(normalize_topic(t) for t in topics or [] if t and t.strip()))
+
+
+def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPERATOR,
+                  visibility: str | None = None, topics: list[str] | None = None) -> UploadOutcome:
+    """Keep one uploaded file of `uploader` and ingest it; a file that cannot be read or may not go in is not kept.
+
+    `visibility` and `topics` (see `upload_choices`) are the uploader's choice for every document of the file.
+    """
+    try:
+        visibility, topics = upload_choices(visibility, topics)
+    except InvalidInput as exc:
+        return UploadOutcome(name, "failed", error=f"{name}: {exc}")
+    if visibility and not uploader.can_grant(visibility):
+        return UploadOutcome(name, "failed", forbidden=True, error=not_yours_to_give(name, visibility))
     refused = upload_refusal(engine, name, data, uploader)
     if refused is not None:
         return refused
@@ -77,11 +112,12 @@ def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPE
     path.parent.mkdir(parents=True, exist_ok=True)
     previous = path.read_bytes() if path.exists() else None
     path.write_bytes(data)
-    refusal = _visibility_refusal(path, name, uploader)
+    refusal = None if visibility else _visibility_refusal(path, name, uploader)
     if refusal:
         _put_back(path, previous)
         return UploadOutcome(name, "failed", error=refusal, forbidden=True)
-    report = ingest_paths(engine, [path], progress=False, owner=uploader.username)
+    report = ingest_paths(engine, [path], progress=False, owner=uploader.username, visibility=visibility,
+                          added_topics=topics)
     if report.failed and not report.documents_read:
         _put_back(path, previous)
         error = "; ".join(f["error"] for f in report.failed)
@@ -129,25 +165,35 @@ def _visibility_refusal(path: Path, name: str, uploader: Viewer) -> str | None:
         return None
     for doc in docs:
         if not uploader.can_grant(doc.visibility):
-            return (f"{name}: visibility {normalize_visibility(doc.visibility)!r} is not yours to give; "
-                    "give only a visibility you can read yourself (internal, partner, or a list of roles "
-                    "that includes yours)")
+            return not_yours_to_give(name, doc.visibility)
     return None
+
+
+def not_yours_to_give(name: str, visibility: str) -> str:
+    return (f"{name}: visibility {normalize_visibility(visibility)!r} is not yours to give; "
+            "give only a visibility you can read yourself (internal, partner, or a list of roles "
+            "that includes yours)")
 
 
 def add_pasted_text(
     engine: Engine, text: str, title: str = "", lang: str | None = None, tags: list[str] | None = None,
-    uploader: Viewer = OPERATOR,
+    uploader: Viewer = OPERATOR, visibility: str | None = None,
 ) -> UploadOutcome:
     """Add text typed or pasted into the portal as a guidance document of its own."""
     title = " ".join((title or "").split())
     label = title or "pasted text"
     if not (text or "").strip():
         return UploadOutcome(label, "failed", error="the text is empty: paste or type some knowledge to add")
+    try:
+        visibility, _topics = upload_choices(visibility, None)
+    except InvalidInput as exc:
+        return UploadOutcome(label, "failed", error=f"{label}: {exc}")
+    if visibility and not uploader.can_grant(visibility):
+        return UploadOutcome(label, "failed", forbidden=True, error=not_yours_to_give(label, visibility))
     source = f"pasted:{uuid.uuid4().hex}"
     doc = DocumentInput(source=source, source_file=source, title=title or text.strip().splitlines()[0][:120],
                         title_from_text=not title, text=text, language=lang or None, tags=list(tags or []),
-                        owner=uploader.username)
+                        owner=uploader.username, visibility=visibility or INTERNAL)
     outcome = add_documents(engine, [doc])[0]
     if outcome.status == "failed":
         return UploadOutcome(label, "failed", error=outcome.error)

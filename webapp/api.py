@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, jsonify, request
 
 from indexer.queue import queue_uploads, visible_job
-from indexer.uploads import add_pasted_text, ingest_upload
-from kb.errors import KBError
+from indexer.uploads import add_pasted_text, ingest_upload, split_topics, upload_choices
+from kb.errors import InvalidInput, KBError
 from kb.search.answer import answer_question
 from kb.services import audit
 from kb.services.catalog import get_document, list_documents, related_documents
@@ -112,14 +112,21 @@ def upload():
     if request.context.json is not None:
         pasted = request.context.json
         outcomes = [add_pasted_text(kb.engine, pasted.text, pasted.title, pasted.lang, pasted.tags,
-                                    uploader=current_viewer())]
+                                    uploader=current_viewer(), visibility=pasted.visibility)]
     else:
         files = [f for f in request.files.getlist("files") if f and f.filename]
         if not files:
             return error_response(400, "no_files", "send one or more files in the multipart field 'files'")
+        form = request.context.form
+        visibility, topics = form.visibility, split_topics(form.topics)
+        try:
+            upload_choices(visibility, topics)
+        except InvalidInput as exc:
+            return error_response(400, "bad_parameter", str(exc))
         if kb.engine.settings.queue_url:
-            return _queue_uploads(kb, files)
-        outcomes = [ingest_upload(kb.engine, f.filename, f.read(), current_viewer()) for f in files]
+            return _queue_uploads(kb, files, visibility, topics)
+        outcomes = [ingest_upload(kb.engine, f.filename, f.read(), current_viewer(), visibility, topics)
+                    for f in files]
     results = [o.to_dict() for o in outcomes]
     ok = any(o.status != "failed" for o in outcomes)
     status = 201 if any(o.status in ("added", "updated") for o in outcomes) else 200 if ok else 422
@@ -128,9 +135,10 @@ def upload():
     return jsonify({"results": results}), status
 
 
-def _queue_uploads(kb, files):
+def _queue_uploads(kb, files, visibility: str | None, topics: list[str]):
     try:
-        outcomes, job = queue_uploads(kb.engine, [(f.filename, f.read()) for f in files], current_viewer())
+        outcomes, job = queue_uploads(kb.engine, [(f.filename, f.read()) for f in files], current_viewer(),
+                                      visibility, topics)
     except KBError as exc:
         return error_response(503, "queue_unavailable", str(exc))
     body = {"results": [o.to_dict() for o in outcomes], "job_id": job.id if job else None,

@@ -225,6 +225,8 @@ class AddForm(PostForm):
     text = TextAreaField(default="")
     lang = StringField(default="")  # anything but th, zh or en means "detect it"
     tags = StringField(default="")
+    visibility = StringField(default="")  # who may read what is added ("" : what each file says)
+    topics = StringField(default="")  # topics for the uploaded files, separated by commas
 
     def uploads(self) -> list:
         return [f for f in self.files.data or [] if f and f.filename]

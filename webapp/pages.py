@@ -10,9 +10,9 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 
 from indexer.queue import queue_uploads
-from indexer.uploads import add_pasted_text, ingest_upload
+from indexer.uploads import add_pasted_text, ingest_upload, split_topics, upload_choices
 from kb.documents import GUIDANCE, NOTE, short_source
-from kb.errors import KBError
+from kb.errors import InvalidInput, KBError
 from kb.search.answer import answer_question
 from kb.search.parallel import also_in
 from kb.search.snippets import merge_spans
@@ -236,20 +236,36 @@ def add():
     outcomes, job = [], None
     if form.is_submitted():
         if not form.validate():
-            return render_template("add.html", outcomes=[], error=first_error(form)), 400
+            return _add_page(kb, [], None, first_error(form)), 400
         uploads = [(upload.filename, upload.read()) for upload in form.uploads()]
+        visibility, topics = form.visibility.data or None, split_topics(form.topics.data)
+        try:
+            upload_choices(visibility, topics)
+        except InvalidInput as exc:
+            return _add_page(kb, [], None, str(exc)), 400
         if uploads and kb.engine.settings.queue_url:
             try:
-                outcomes, job = queue_uploads(kb.engine, uploads, current_viewer())
+                outcomes, job = queue_uploads(kb.engine, uploads, current_viewer(), visibility, topics)
             except KBError as exc:
-                return render_template("add.html", outcomes=[], error=str(exc)), 503
+                return _add_page(kb, [], None, str(exc)), 503
         else:
-            outcomes = [ingest_upload(kb.engine, name, data, current_viewer()) for name, data in uploads]
+            outcomes = [ingest_upload(kb.engine, name, data, current_viewer(), visibility, topics)
+                        for name, data in uploads]
         text = form.text.data
         if text.strip():
             lang = form.lang.data if form.lang.data in LANGUAGES else None
-            tags = [t.strip() for t in form.tags.data.split(",") if t.strip()]
+            tags = split_topics(form.tags.data)
             outcomes.append(add_pasted_text(kb.engine, text, form.title.data, lang, tags,
-                                            uploader=current_viewer()))
-    return render_template("add.html", outcomes=outcomes, job=job, error=None,
-                           queued=bool(kb.engine.settings.queue_url))
+                                            uploader=current_viewer(), visibility=visibility))
+    return _add_page(kb, outcomes, job, None)
+
+
+# What the Add page offers as "who may read it" (each shown only to those who may give it).
+VISIBILITY_CHOICES = ("internal", "partner", "agent,admin", "trainer,admin", "admin")
+
+
+def _add_page(kb, outcomes, job, error: str | None) -> str:
+    viewer = current_viewer()
+    return render_template("add.html", outcomes=outcomes, job=job, error=error,
+                           queued=bool(kb.engine.settings.queue_url),
+                           visibility_choices=[v for v in VISIBILITY_CHOICES if viewer.can_grant(v)])

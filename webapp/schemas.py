@@ -123,6 +123,9 @@ class PastedText(Request):
     title: str = Field("", max_length=500)
     lang: Lang | None = None
     tags: list[str] = Field(default_factory=list)
+    visibility: str | None = Field(None, max_length=255, description="who may read it: internal (all staff), partner (partners "
+                                "too) or roles separated by commas (agent,admin); only one you can read yourself; "
+                                "empty: what the file says (front matter), else internal")
 
 
 def _file_schema(schema: dict) -> None:
@@ -140,6 +143,11 @@ def _files_schema(schema: dict) -> None:
 class UploadForm(Request):
     files: Any = Field(None, description="one or more files (txt, md, html, docx, pdf, csv, jsonl)",
                        json_schema_extra=_files_schema)
+    visibility: str | None = Field(None, max_length=255, description="who may read it: internal (all staff), partner (partners "
+                                "too) or roles separated by commas (agent,admin); only one you can read yourself; "
+                                "empty: what the file says (front matter), else internal")
+    topics: str | None = Field(None, max_length=2000, description="topics for every document of the files, "
+                                                                  "separated by commas (added to the files' own)")
 
 
 class TopicQuery(Query):

@@ -296,7 +296,8 @@ class IngestJobFile(Base):
     name: Mapped[str] = mapped_column(String(1024))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     content_hash: Mapped[str] = mapped_column(String(64))
-    topics: Mapped[list] = mapped_column(JSON, default=list)  # from the folders it was found in
+    topics: Mapped[list] = mapped_column(JSON, default=list)  # its folders' (kb ingest) or its uploader's (upload)
+    visibility: Mapped[str | None] = mapped_column(String(255), nullable=True)  # the uploader's choice, if any
     state: Mapped[str] = mapped_column(String(16), default="queued")  # queued, added, updated, skipped, failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     doc_ids: Mapped[list] = mapped_column(JSON, default=list)

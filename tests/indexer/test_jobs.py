@@ -76,6 +76,10 @@ def test_an_upload_job_runs_as_its_uploader_and_cannot_replace_what_is_not_their
                            owner="test-agent")
     refused = run_job(kb.engine, agent_job).files[0]
     assert refused.state == "failed" and "visibility" in refused.error
+    chosen = create_job(kb.engine, UPLOAD, [FileToIngest("brief.md", b"# B\n\nFor dealers.\n", ["dealers"], "partner")],
+                        owner="test-agent")
+    doc = kb.get_document(run_job(kb.engine, chosen).files[0].doc_ids[0])
+    assert doc.visibility == "partner" and "dealers" in [t.tag for t in doc.tags]
     gone = create_job(kb.engine, UPLOAD, [FileToIngest("x.md", b"# X\n\nText.\n")], owner="nobody-here")
     assert "no longer exists" in run_job(kb.engine, gone).files[0].error
 

@@ -252,3 +252,37 @@ def test_forwarded_addresses_are_ignored_without_trusted_proxies(app, portal_kb)
     assert _attempt(app.test_client(), "no-proxy", password, "198.51.100.9", "203.0.113.99") == 303
     logins, _ = audit.entries(store, actor="user:no-proxy", action="login")
     assert [e.target for e in logins] == ["address:198.51.100.9"]
+
+
+def upload_with(client, name: str, data: bytes, **fields):
+    return client.post("/api/v1/documents", data={"files": (io.BytesIO(data), name), **fields},
+                       content_type="multipart/form-data")
+
+
+def test_an_upload_sets_visibility_and_topics_within_what_the_uploader_may_give(app, portal_kb):
+    employee = signed_in(app, "employee")
+    shared = upload_with(employee, "partner-brief.md", markdown("Share the installation checklist with dealers."),
+                         visibility="partner", topics="Dealer onboarding, 安装")
+    result = check(shared, "/api/v1/documents", "post")["results"][0]
+    assert shared.status_code == 201, result
+    doc = portal_kb.get_document(result["doc_ids"][0])
+    assert doc.visibility == "partner" and {"dealer-onboarding", "安装"} <= {t.tag for t in doc.tags}
+    partner = signed_in(app, "partner")
+    assert partner.get(f"/api/v1/documents/{doc.id}").status_code == 200
+
+    agent = signed_in(app, "agent")
+    refused = upload_with(agent, "board.md", markdown("Board minutes."), visibility="admin")
+    assert refused.status_code == 403 and "not yours to give" in refused.get_json()["results"][0]["error"]
+    assert not documents_named(portal_kb, "board.md")
+    unknown = upload_with(agent, "odd.md", markdown("Odd."), visibility="wizards")
+    assert unknown.status_code == 400 and "wizards" in unknown.get_json()["error"]["message"]
+    narrowed = upload_with(agent, "agents-only.md", markdown("Refund codes for the desk."), visibility="Agent, Admin")
+    doc_id = check(narrowed, "/api/v1/documents", "post")["results"][0]["doc_ids"][0]
+    assert stored(portal_kb, doc_id).visibility == "agent,admin"
+    assert employee.get(f"/api/v1/documents/{doc_id}").status_code == 404
+
+
+def test_the_add_page_offers_only_the_visibility_a_user_may_give(app):
+    options = signed_in(app, "agent").get("/add").get_data(as_text=True).split('id="visibility"')[1].split("</select>")[0]
+    assert 'value="agent,admin"' in options and 'value="partner"' in options
+    assert 'value="admin"' not in options and 'value="trainer,admin"' not in options

@@ -100,6 +100,8 @@
       chain = chain.then(function () {
         var body = new FormData();
         body.append("files", file, file.name);
+        if (form.elements.visibility.value) { body.append("visibility", form.elements.visibility.value); }
+        if (form.elements.topics.value.trim()) { body.append("topics", form.elements.topics.value); }
         return send(body, row(file.name), false);
       });
     });
@@ -108,6 +110,7 @@
         var tags = form.elements.tags.value.split(",").map(function (t) { return t.trim(); }).filter(Boolean);
         var payload = { text: text, title: form.elements.title.value, tags: tags };
         if (form.elements.lang.value) { payload.lang = form.elements.lang.value; }
+        if (form.elements.visibility.value) { payload.visibility = form.elements.visibility.value; }
         return send(JSON.stringify(payload), row(form.elements.title.value || "text"), true);
       });
     }

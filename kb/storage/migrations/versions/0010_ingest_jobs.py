@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("topics", sa.JSON(), nullable=False),
+        sa.Column("visibility", sa.String(length=255), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("doc_ids", sa.JSON(), nullable=False),
