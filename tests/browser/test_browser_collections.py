@@ -29,6 +29,7 @@ def test_a_trainer_collects_orders_annotates_and_downloads_a_handout(page, porta
     page.wait_for_selector(".results-list .result")
     for n in (1, 2, 3):
         form = page.locator(f"#collect-r{n}")
+        form.locator("summary").click()  # one small menu per result
         if n == 1:
             assert form.locator("select option:checked").inner_text().startswith("New collection")
         form.locator("button").click()
@@ -83,6 +84,7 @@ def test_a_collection_fits_a_phone_screen(browser, portal):  # noqa: F811
     phone = context.new_page()
     phone.goto(f"{portal}/search?q=คุณภาพข้อมูลลูกค้า")
     phone.wait_for_selector("#collect-r1")
+    phone.locator("#collect-r1 summary").click()
     phone.locator("#collect-r1 button").click()
     phone.wait_for_selector("#collect-r1 .in-collection")
     phone.goto(f"{portal}/collections")
