@@ -71,10 +71,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                        "contact number", "เบอร์โทร", "โทรศัพท์", "电话", "電話", "手机", "手機"),
     "channel": ("channel", "contact channel", "source", "via", "medium", "ช่องทาง", "渠道", "管道"),
     "product": ("product", "product name", "service", "plan", "item", "สินค้า", "ผลิตภัณฑ์", "产品", "產品"),
-    "complaint": ("complaint", "complaint text", "description", "issue", "problem", "details", "message",
-                  "text", "body", "comment", "ปัญหา", "ข้อร้องเรียน", "รายละเอียด", "投诉", "投訴", "问题",
+    "complaint": ("complaint", "complaint text", "customer complaint", "description", "issue", "problem",
+                  "details", "message", "text", "body", "comment", "ปัญหา", "ข้อร้องเรียน", "เรื่องร้องเรียน",
+                  "ร้องเรียน", "รายละเอียด", "投诉", "投訴", "投诉内容", "投訴內容", "客户投诉", "客戶投訴", "问题",
                   "問題", "描述"),
     "resolution": ("resolution", "solution", "resolution notes", "fix", "action", "action taken", "actions",
+                   "what we did", "steps taken", "ผลการแก้ไข", "วิธีแก้ไข",
                    "outcome", "answer", "response", "การแก้ไข", "วิธีแก้", "解决方案", "解決方案", "处理结果",
                    "處理結果"),
     "status": ("status", "state", "ticket status", "case status", "สถานะ", "状态", "狀態"),
@@ -125,10 +127,14 @@ class ImportReport:
     added: int = 0
     updated: int = 0
     skipped: int = 0  # already there, unchanged
+    valid_only: bool = False  # import the rows that passed and report the others (else all rows or none)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        """Whether it may be imported: no problem at all, or (valid_only) only rows' problems and some valid rows."""
+        if not self.problems:
+            return True
+        return self.valid_only and bool(self.documents) and all(p.row is not None for p in self.problems)
 
     @property
     def valid(self) -> int:
@@ -144,6 +150,7 @@ class ImportReport:
             "name": self.name, "format": self.format, "rows": self.rows, "valid": self.valid,
             "problems": [p.to_dict() for p in self.problems], "imported": self.imported, "added": self.added,
             "updated": self.updated, "skipped": self.skipped, "columns": self.columns, "mapping": self.mapping,
+            "valid_only": self.valid_only,
         }
 
 
@@ -199,7 +206,12 @@ def _location_number(location: str | None) -> int | None:
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str]:
-    """Our field -> their column, by the same name first, then by `SYNONYMS`; each column used once."""
+    """Our field -> their column; each column used once.
+
+    By the same name first, then by `SYNONYMS`, then by a synonym inside a longer
+    name ("Customer complaint", "投诉内容", "เรื่องที่ลูกค้าร้องเรียน"): the best-covered column
+    wins, so "Customer complaint" goes to the complaint rather than to the customer's name.
+    """
     by_key: dict[str, str] = {}
     for column in columns:
         by_key.setdefault(_key(column), column)
@@ -215,7 +227,29 @@ def guess_mapping(columns: list[str]) -> dict[str, str]:
                     mapping[name] = column
                     used.add(column)
                     break
+    inside = sorted(
+        ((len(synonym) / len(key), name, column)
+         for key, column in by_key.items() if column not in used
+         for name in NOTE_FIELDS if name not in mapping
+         for synonym in SYNONYMS.get(name, ()) if len(synonym) >= MIN_INSIDE_CHARS and _contains(key, synonym)),
+        key=lambda found: -found[0],
+    )
+    for _score, name, column in inside:
+        if name not in mapping and column not in used:
+            mapping[name] = column
+            used.add(column)
     return {name: mapping[name] for name in NOTE_FIELDS if name in mapping}
+
+
+MIN_INSIDE_CHARS = 2  # a synonym shorter than this ("no", "id") only counts as the whole name
+
+
+def _contains(key: str, synonym: str) -> bool:
+    """Whether a column name holds a synonym: as whole words in Latin script, anywhere in Thai or Chinese."""
+    synonym = _key(synonym)
+    if synonym.isascii():
+        return re.search(rf"(?<![a-z0-9]){re.escape(synonym)}(?![a-z0-9])", key) is not None and len(synonym) >= 4
+    return synonym in key
 
 
 class BadMapping(InvalidInput):
@@ -238,10 +272,14 @@ def clean_mapping(mapping: dict) -> dict[str, str]:
     return out
 
 
-def check_import(table: NoteTable, mapping: dict[str, str], source_file: str) -> ImportReport:
-    """Map every row and validate it as `kb ingest` would; the report holds the notes or the problems."""
+def check_import(table: NoteTable, mapping: dict[str, str], source_file: str, valid_only: bool = False) -> ImportReport:
+    """Map every row and validate it as `kb ingest` would; the report holds the notes or the problems.
+
+    With `valid_only` the notes of the rows that passed are kept next to the other rows' problems
+    (import those, report the rest); otherwise one problem keeps every note out.
+    """
     report = ImportReport(table.name, table.format, table.columns, dict(mapping), source_file,
-                          rows=len(table.rows) + len({p.row for p in table.problems}))
+                          rows=len(table.rows) + len({p.row for p in table.problems}), valid_only=valid_only)
     problems = _mapping_problems(table, mapping)
     if not table.rows and not table.problems:
         problems.append(ImportProblem(None, None, "the file holds no notes"))
@@ -268,7 +306,7 @@ def check_import(table: NoteTable, mapping: dict[str, str], source_file: str) ->
             first_seen[note_id] = number
             report.documents.append(doc)
     report.problems = sorted(row_problems, key=lambda p: (p.row or 0))
-    if report.problems:
+    if report.problems and not valid_only:
         report.documents = []  # nothing goes in until every row is right
     return report
 
@@ -320,10 +358,16 @@ def import_notes(engine: Engine, report: ImportReport, data: bytes, *, dry_run: 
     plan = writer.triage(engine, report.documents) if dry_run else writer.plan(engine, report.documents)
     failed = [o for o in plan.outcomes.values() if o.status == "failed"]
     if failed:
-        report.problems = [ImportProblem(row_of.get(o.source), _field_of(o.error or ""), o.error or "refused")
-                           for o in failed]
-        report.documents = []
-        return report
+        refused = [ImportProblem(row_of.get(o.source), _field_of(o.error or ""), o.error or "refused") for o in failed]
+        if not report.valid_only:
+            report.problems, report.documents = refused, []
+            return report
+        gone = {o.source for o in failed}
+        report.problems = sorted(report.problems + refused, key=lambda p: (p.row or 0))
+        report.documents = [doc for doc in report.documents if doc.source not in gone]
+        if not report.documents:
+            return report
+        plan = writer.triage(engine, report.documents) if dry_run else writer.plan(engine, report.documents)
     report.skipped = sum(1 for o in plan.outcomes.values() if o.status == "skipped")
     if dry_run:
         return report

@@ -190,7 +190,8 @@ def _form_mapping(form: ImportCheckForm | ImportConfirmForm, values: MultiDict, 
 
 @bp.route("/cases/import/<token>", methods=["GET", "POST"])
 def import_mapping(token: str):
-    """Step 2 (GET): map the columns and check every row. Step 3 (POST): import them all, or none."""
+    """Step 2 (GET): map the columns and check every row. Step 3 (POST): import them all or none, or (when
+    chosen) the rows that pass, reporting the others."""
     kb = get_kb()
     pending = find_pending(kb.settings.data_dir, token)
     if pending is None:
@@ -211,12 +212,15 @@ def import_mapping(token: str):
     report = None
     if request.method == "POST" or form.check.data:
         importer = current_viewer().username
-        report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, pending.name, importer)))
+        # A check counts the rows that pass even when others do not, to offer importing just those.
+        valid_only = request.method != "POST" or values.get("valid_only") in ("1", "on", "true")
+        report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, pending.name, importer)),
+                              valid_only=valid_only)
         report = import_notes(kb.engine, report, data, dry_run=request.method != "POST", owner=importer)
         if request.method == "POST" and report.ok:
             discard_pending(pending)
             return render_template("import_notes.html", step="done", report=report, error=None)
-    status = 422 if report is not None and not report.ok else 200
+    status = 422 if report is not None and report.problems else 200
     return render_template("import_notes.html", step="map", token=token, name=pending.name, table=table,
                            mapping=mapping, report=report, fields=NOTE_FIELDS, error=None), status
 
@@ -288,7 +292,8 @@ def api_unmark(doc_id: int):
                                                       HTTP_422=schemas.ImportReport, **errors(400, 413)),
                tags=["cases"])
 def api_import():
-    """Import notes from CSV or JSONL with your own column names: all of them, or none.
+    """Import notes from CSV or JSONL with your own column names: all of them or none, or (valid_only) the rows
+    that pass, with the others reported.
 
     201: imported; 200: checked (dry_run) or nothing changed; 422: problems, nothing was written.
     """
@@ -305,6 +310,7 @@ def api_import():
     except (ValueError, BadMapping) as exc:
         raise BadParameter("mapping", str(exc) if isinstance(exc, BadMapping) else "not valid JSON") from None
     dry_run = (request.form.get("dry_run") or request.args.get("dry_run") or "").lower() in ("1", "true", "yes")
+    valid_only = (request.form.get("valid_only") or request.args.get("valid_only") or "").lower() in ("1", "true", "yes")
     data = upload.read()
     try:
         table = read_table(upload.filename, data)
@@ -315,7 +321,8 @@ def api_import():
     # Fields the client names override the guesses; naming one with "" or null unmaps it.
     mapping = clean_mapping({**guess_mapping(table.columns), **chosen_mapping})
     importer = current_viewer().username
-    report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, upload.filename, importer)))
+    report = check_import(table, mapping, str(stored_path(kb.settings.data_dir, upload.filename, importer)),
+                          valid_only=valid_only)
     report = import_notes(kb.engine, report, data, dry_run=dry_run, owner=importer)
     status = 422 if not report.ok else 201 if report.imported else 200
     return jsonify(report.to_dict()), status

@@ -187,6 +187,8 @@ class ImportForm(Query):
                                                   "from the column names, null unmaps one")
     dry_run: Literal["0", "1", "true", "false", "yes", "no"] | None = Field(None, description="1: check only, "
                                                                                               "write nothing")
+    valid_only: Literal["0", "1", "true", "false", "yes", "no"] | None = Field(
+        None, description="1: import the rows that pass and report the others (default: all rows or none)")
 
 
 class Strict(Request):

@@ -588,3 +588,54 @@ def test_import_pages_map_check_and_import(empty):
     wrong = client.post("/cases/import", data={"file": (io.BytesIO(b"x"), "notes.pdf")}, content_type="multipart/form-data")
     assert wrong.status_code == 400 and ".csv or .jsonl" in wrong.get_data(as_text=True)
     assert not any(Path(kb.settings.data_dir, "imports", "pending").glob("*.pdf"))
+
+
+@pytest.mark.parametrize(("columns", "expected"), [
+    (["Ticket", "Customer complaint", "Customer", "Fix"],
+     {"id": "Ticket", "complaint": "Customer complaint", "customer_name": "Customer", "resolution": "Fix"}),
+    (["เลขที่", "วันที่", "เรื่องที่ลูกค้าร้องเรียน", "ผลการแก้ไข"],
+     {"id": "เลขที่", "date": "วันที่", "complaint": "เรื่องที่ลูกค้าร้องเรียน", "resolution": "ผลการแก้ไข"}),
+    (["编号", "日期", "投诉内容", "处理结果", "客户电话"],
+     {"id": "编号", "date": "日期", "complaint": "投诉内容", "resolution": "处理结果", "customer_phone": "客户电话"}),
+])
+def test_column_names_are_guessed_in_three_languages_even_inside_longer_names(columns, expected):
+    assert guess_mapping(columns) == expected
+
+
+def test_an_import_can_take_the_valid_rows_and_report_the_rest(empty):
+    client, kb = empty
+    path = "/api/v1/cases/import"
+    rows = [*ROWS, "T-4,31/02/2024,,,,,,The box is dead,,open,", ",2024-06-01,,,,,,No id on this one,,open,"]
+
+    def post(**form):
+        return client.post(path, data={"file": (io.BytesIO(notes_csv(rows)), "mixed.csv"), **form},
+                           content_type="multipart/form-data")
+
+    strict = post()
+    assert strict.status_code == 422 and document_count(kb) == 0
+    partial = post(valid_only="1")
+    body = check(partial, path, "post")
+    assert partial.status_code == 201 and body["added"] == 3 and body["valid_only"]
+    assert sorted(p["row"] for p in body["problems"]) == [5, 6]
+    assert document_count(kb) == 3
+    fixed = rows[:3] + ["T-4,2024-02-28,,,,,,The box is dead,,open,"]
+    again = client.post(path, data={"file": (io.BytesIO(notes_csv(fixed)), "mixed.csv")},
+                        content_type="multipart/form-data")
+    assert check(again, path, "post")["added"] == 1 and check(again, path, "post")["skipped"] == 3
+
+
+def test_the_import_page_offers_to_import_the_valid_rows_and_lists_the_rest(empty):
+    client, kb = empty
+    rows = [*ROWS, "T-4,31/02/2024,,,,,,The box is dead,,open,"]
+    upload = client.post("/cases/import", data={"file": (io.BytesIO(notes_csv(rows)), "mixed.csv")},
+                         content_type="multipart/form-data")
+    mapping_url = upload.headers["Location"]
+    mapping = {"map_id": "Ticket ID", "map_date": "Opened on", "map_complaint": "Description"}
+    checked = client.get(mapping_url, query_string={"check": "1", "ui": "en", **mapping})
+    page = checked.get_data(as_text=True)
+    assert checked.status_code == 422 and "Import the 3 valid notes and report the rest" in page
+    assert document_count(kb) == 0
+    done = client.post(mapping_url + "?ui=en", data={**mapping, "valid_only": "1"})
+    page = done.get_data(as_text=True)
+    assert done.status_code == 200 and "3 notes imported" in page and "1 row not imported" in page
+    assert "31/02/2024" in page and document_count(kb) == 3
