@@ -69,7 +69,7 @@ def load_xquad(directory: Path):
 
 def build_xquad_kb(directory: Path, models_dir: Path, tmp: Path) -> tuple[KnowledgeBase, dict]:
     paragraphs, questions = load_xquad(directory)
-    kb = KnowledgeBase.open(Settings(data_dir=tmp / "xquad", models_dir=models_dir))
+    kb = KnowledgeBase.open(Settings.from_env(data_dir=tmp / "xquad", models_dir=models_dir))
     docs = [
         DocumentInput(source=f"xquad/{lang}/{index:03d}", source_file=f"xquad/{lang}.json", title=title,
                       text=context, language=lang, metadata={"xquad": index})
