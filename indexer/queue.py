@@ -21,7 +21,7 @@ from dramatiq.middleware import CurrentMessage
 
 from indexer import jobs
 from indexer.jobs import FileToIngest, JobView
-from indexer.uploads import UploadOutcome, not_yours_to_give, upload_choices, upload_refusal
+from indexer.uploads import UploadOutcome, choice_refusal, upload_choices, upload_refusal
 from kb.access import ADMIN_ROLE, Viewer
 from kb.config import Settings
 from kb.engine import Engine
@@ -99,9 +99,7 @@ def queue_uploads(
     visibility, topics = upload_choices(visibility, topics)
     outcomes, queued = [], []
     for name, data in files:
-        refused = upload_refusal(engine, name, data, uploader)
-        if refused is None and visibility and not uploader.can_grant(visibility):
-            refused = UploadOutcome(name, "failed", forbidden=True, error=not_yours_to_give(name, visibility))
+        refused = upload_refusal(engine, name, data, uploader) or choice_refusal(name, visibility, topics, uploader)[0]
         outcomes.append(refused or UploadOutcome(name, "queued"))
         if refused is None:
             queued.append(FileToIngest(name, data, topics, visibility))

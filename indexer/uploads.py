@@ -92,18 +92,29 @@ def upload_choices(visibility: str | None, topics: list[str] | None) -> tuple[st
     return chosen, list(dict.fromkeys(normalize_topic(t) for t in topics or [] if t and t.strip()))
 
 
+def choice_refusal(
+    name: str, visibility: str | None, topics: list[str] | None, uploader: Viewer
+) -> tuple[UploadOutcome | None, str | None, list[str]]:
+    """The uploader's visibility and topics checked (see `upload_choices`) and in their one spelling, with the
+    refusal of `name` when they cannot be used (unknown: failed; not the uploader's to give: forbidden)."""
+    try:
+        visibility, topics = upload_choices(visibility, topics)
+    except InvalidInput as exc:
+        return UploadOutcome(name, "failed", error=f"{name}: {exc}"), None, []
+    if visibility and not uploader.can_grant(visibility):
+        return UploadOutcome(name, "failed", forbidden=True, error=not_yours_to_give(name, visibility)), None, []
+    return None, visibility, topics
+
+
 def ingest_upload(engine: Engine, name: str, data: bytes, uploader: Viewer = OPERATOR,
                   visibility: str | None = None, topics: list[str] | None = None) -> UploadOutcome:
     """Keep one uploaded file of `uploader` and ingest it; a file that cannot be read or may not go in is not kept.
 
     `visibility` and `topics` (see `upload_choices`) are the uploader's choice for every document of the file.
     """
-    try:
-        visibility, topics = upload_choices(visibility, topics)
-    except InvalidInput as exc:
-        return UploadOutcome(name, "failed", error=f"{name}: {exc}")
-    if visibility and not uploader.can_grant(visibility):
-        return UploadOutcome(name, "failed", forbidden=True, error=not_yours_to_give(name, visibility))
+    refused, visibility, topics = choice_refusal(name, visibility, topics, uploader)
+    if refused is not None:
+        return refused
     refused = upload_refusal(engine, name, data, uploader)
     if refused is not None:
         return refused
@@ -184,12 +195,9 @@ def add_pasted_text(
     label = title or "pasted text"
     if not (text or "").strip():
         return UploadOutcome(label, "failed", error="the text is empty: paste or type some knowledge to add")
-    try:
-        visibility, _topics = upload_choices(visibility, None)
-    except InvalidInput as exc:
-        return UploadOutcome(label, "failed", error=f"{label}: {exc}")
-    if visibility and not uploader.can_grant(visibility):
-        return UploadOutcome(label, "failed", forbidden=True, error=not_yours_to_give(label, visibility))
+    refused, visibility, _topics = choice_refusal(label, visibility, None, uploader)
+    if refused is not None:
+        return refused
     source = f"pasted:{uuid.uuid4().hex}"
     doc = DocumentInput(source=source, source_file=source, title=title or text.strip().splitlines()[0][:120],
                         title_from_text=not title, text=text, language=lang or None, tags=list(tags or []),
