@@ -41,6 +41,7 @@ from indexer.writer import (
 from kb.config import Settings
 from kb.documents import GUIDANCE, DocumentInput, ReadError
 from kb.engine import Engine
+from kb.services.originals import keep_original
 from kb.services.topics import topics_from_folders
 from kb.text.chunking import warm_up_text_tools
 
@@ -336,6 +337,8 @@ def _batches(
             report.fail(str(path), f"{path}: could not be read ({type(exc).__name__}: {exc})")
             continue
         original = report.copied_from.get(str(path))
+        if result.documents:
+            keep_original(engine.store, original or str(path), path.read_bytes())
         for problem in result.problems:
             report.fail(problem.path, str(problem))
         for doc in result.documents:

@@ -18,6 +18,7 @@ from indexer.prepare import PreparedDocument, TextPreparer, content_hash, docume
 from kb.access import normalize_visibility
 from kb.documents import KINDS, NOTE, DocumentInput
 from kb.engine import Engine
+from kb.services.originals import drop_orphan_originals
 from kb.storage.models import Chunk, Document, DocumentTag, Note, utcnow
 from kb.storage.store import vector_to_bytes
 from kb.storage.tag_edits import apply_tag_edits, tag_edits_by_source
@@ -220,6 +221,8 @@ def delete_documents(engine: Engine, targets: list[str]) -> list[str]:
         chunk_ids = list(s.scalars(select(Chunk.id).where(Chunk.document_id.in_(doc_ids))))
         if doc_ids:
             s.execute(delete(Document).where(Document.id.in_(doc_ids)))
+    if doc_ids:
+        drop_orphan_originals(engine.store)
     if chunk_ids:
         engine.indexes.refresh(writer=True)
     return [r.source for r in rows]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, jsonify, request, url_for
 
 from indexer.queue import queue_uploads, visible_job
 from indexer.uploads import add_pasted_text, ingest_upload, split_topics, upload_choices
+from kb.documents import short_source
 from kb.errors import InvalidInput, KBError
 from kb.search.answer import answer_question
 from kb.services import audit
@@ -14,6 +15,7 @@ from webapp import schemas
 from webapp.apispec import Answers, errors, openapi_document, spec
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.current import get_kb
+from webapp.downloads import original_response
 from webapp.errors import error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -89,8 +91,18 @@ def document(doc_id: int):
     if view.note is not None:
         record(audit.VIEW, f"document {doc_id}", note_id=view.note["note_id"])
     body = view.to_dict()
+    if body["original"]:
+        body["original"]["url"] = url_for("api.original", doc_id=doc_id)
     body["related"] = [r.to_dict() for r in related_documents(kb.engine, doc_id, k=5, viewer=current_viewer())]
     return jsonify(body)
+
+
+@bp.get("/documents/<int:doc_id>/original")
+@spec.validate(resp=Answers("HTTP_200", **errors(403, 404)), tags=["documents"])
+def original(doc_id: int):
+    """The file the document was read from, byte for byte (403 when it holds documents or personal data that
+    are not yours to see; 404 when none is kept, as for pasted text)."""
+    return original_response(doc_id)
 
 
 @bp.post("/documents")
@@ -169,7 +181,7 @@ def delete(doc_id: int):
         return error_response(403, "forbidden", f"document {doc_id} is not yours: only its owner "
                                                 "(who uploaded it) or an admin may delete it")
     removed = kb.delete([view.summary.source])
-    return jsonify({"deleted": removed})
+    return jsonify({"deleted": [short_source(source) for source in removed]})
 
 
 @health.get("/healthz")

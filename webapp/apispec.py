@@ -97,6 +97,9 @@ FILES = {
         "text/markdown": "Markdown", "text/html": "a printable HTML page",
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "a Word document",
     },
+    ("/api/v1/documents/{doc_id}/original", "get"): {
+        "*/*": "the file as it was ingested, with its own media type when known",
+    },
 }
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import unicodedata
-from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -58,6 +56,7 @@ from webapp.apispec import Answers, errors, spec
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record
 from webapp.current import get_kb, public_url_for
+from webapp.downloads import content_disposition
 from webapp.errors import error_page, error_response
 from webapp.forms import (
     AnnotationForm,
@@ -120,7 +119,7 @@ def export_response(view: CollectionView, fmt: str | None) -> Response:
     if fmt == "html":
         response.headers["Content-Security-Policy"] = handout_policy(body)
     disposition = "inline" if fmt == "html" else "attachment"  # the HTML handout opens ready to print
-    response.headers["Content-Disposition"] = content_disposition(disposition, view.name, view.id, extension)
+    response.headers["Content-Disposition"] = content_disposition(disposition, view.name, f"collection-{view.id}", extension)
     return response
 
 
@@ -142,18 +141,6 @@ def _handout_locale(lang: str) -> str:
     if not lang or CONTENT_LANGUAGE[current] == lang:
         return current  # keeps Traditional Chinese for a Traditional Chinese reader
     return HANDOUT_LOCALE[lang]
-
-
-def content_disposition(disposition: str, name: str, collection_id: int, extension: str) -> str:
-    """`attachment` with an ASCII `filename` and the real (Thai, Chinese) name in RFC 5987 `filename*`."""
-    cleaned = re.sub(r'[\x00-\x1f\x7f\\/:*?"<>|;]+', " ", unicodedata.normalize("NFC", name))
-    cleaned = " ".join(cleaned.split()).strip(". ")[:80] or f"collection-{collection_id}"
-    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "-",
-                        unicodedata.normalize("NFKD", cleaned).encode("ascii", "ignore").decode()).strip("-.")
-    if len(re.sub(r"[^A-Za-z0-9]", "", ascii_name)) < 3:
-        ascii_name = f"collection-{collection_id}"
-    return (f'{disposition}; filename="{ascii_name}.{extension}"; '
-            f"filename*=UTF-8''{quote(f'{cleaned}.{extension}', safe='')}")
 
 
 def with_share_url(body: dict, view: CollectionView) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 from babel.dates import get_date_format, get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.units import format_unit
 from flask import Flask, request
 from flask_babel import Babel, format_date, format_decimal, format_time, get_locale, to_user_timezone
 
@@ -149,6 +150,16 @@ def local_number(value: float | int | None) -> str:
     return "" if value is None else format_decimal(value)
 
 
+def file_size(size: int | None) -> str:
+    """A file's size in the reader's locale (300 B, 12.3 kB, 1.5 MB), by Babel's unit names."""
+    if size is None:
+        return ""
+    for unit, scale in (("digital-megabyte", 1_000_000), ("digital-kilobyte", 1_000)):
+        if size >= scale:
+            return format_unit(size / scale, unit, length="short", format="#,##0.#", locale=get_locale())
+    return format_unit(size, "digital-byte", length="short", locale=get_locale())
+
+
 def compile_catalogs(directory: Path = TRANSLATIONS) -> list[Path]:
     """Write each catalog's `.mo` where it is missing or older than its `.po`; returns those written."""
     written = []
@@ -183,6 +194,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(local_date, "local_date")
     app.add_template_filter(local_datetime, "local_datetime")
     app.add_template_filter(local_number, "number")
+    app.add_template_filter(file_size, "file_size")
     labels.init_app(app)
 
     @app.context_processor

@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 from indexer.queue import queue_uploads
 from indexer.uploads import add_pasted_text, ingest_upload, split_topics, upload_choices
 from kb.documents import GUIDANCE, NOTE, short_source
-from kb.errors import InvalidInput, KBError
+from kb.errors import Forbidden, InvalidInput, KBError
 from kb.search.answer import answer_question
 from kb.search.parallel import also_in
 from kb.search.snippets import merge_spans
@@ -24,6 +24,8 @@ from kb.services.topics import list_topics
 from webapp import labels
 from webapp.auth import current_viewer, record, record_note_answer, record_note_search, require
 from webapp.current import get_kb
+from webapp.downloads import original_response
+from webapp.errors import error_page
 from webapp.forms import AddForm, AskForm, SearchForm, first_error
 from webapp.i18n import CONTENT_LANGUAGE, select_locale
 from webapp.params import LANGUAGES
@@ -174,6 +176,15 @@ def _kind_tabs(kb, params) -> KindTabs:
 @bp.route("/documents/<int:doc_id>")
 def document(doc_id: int):
     return render_document(doc_id)
+
+
+@bp.route("/documents/<int:doc_id>/original")
+def original(doc_id: int):
+    try:
+        return original_response(doc_id)
+    except Forbidden:
+        return error_page(403, _("The original file holds documents or personal data that your role may not see. "
+                                 "Read the document on this page instead."))
 
 
 def render_document(doc_id: int, status: int = 200, **extra):

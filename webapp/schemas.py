@@ -365,6 +365,12 @@ class RelatedDocument(DocumentSummary):
     passage_lang: str
 
 
+class OriginalFileInfo(BaseModel):
+    name: str
+    size: int = Field(description="bytes")
+    url: str = Field(description="where to download it (GET answers the file as it was ingested)")
+
+
 class Document(DocumentSummary):
     text: str
     visibility: str
@@ -374,6 +380,9 @@ class Document(DocumentSummary):
     headings: list[Heading] = Field(description="[start, end) of each heading in text, and its level")
     passages: list[PassageSpan]
     related: list[RelatedDocument]
+    original: OriginalFileInfo | None = Field(
+        description="the file it was read from, when you may download it (all of its documents, "
+                    "and their personal data, are yours to see)")
 
 
 class UploadResult(BaseModel):

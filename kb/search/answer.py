@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kb.access import OPERATOR, Viewer
-from kb.documents import GUIDANCE
+from kb.documents import GUIDANCE, short_source
 from kb.search import weights
 from kb.search.cues import has_shape, question_kind
 from kb.search.pipeline import search_text
@@ -54,7 +54,7 @@ class Citation:
     heading_path: list[str] = field(default_factory=list)  # document title > section > subsection
 
     def to_dict(self) -> dict:
-        return {"doc_id": self.doc_id, "chunk_id": self.chunk_id, "title": self.title, "source": self.source,
+        return {"doc_id": self.doc_id, "chunk_id": self.chunk_id, "title": self.title, "source": short_source(self.source),
                 "start": self.start, "end": self.end, "text": self.text, "lang": self.lang,
                 "heading_path": self.heading_path}
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kb.access import OPERATOR, Viewer
+from kb.documents import short_source
 from kb.errors import InvalidInput
 from kb.index.chunk_table import SearchFilters
 from kb.search.snippets import Snippet
@@ -105,7 +106,7 @@ class SearchResult:
 
     def to_dict(self) -> dict:
         return {
-            "doc_id": self.doc_id, "chunk_id": self.best.chunk_id, "title": self.title, "source": self.source,
+            "doc_id": self.doc_id, "chunk_id": self.best.chunk_id, "title": self.title, "source": short_source(self.source),
             "kind": self.kind, "lang": self.best.lang, "score": round(self.score, 6), "text": self.best.text,
             "start": self.best.start, "end": self.best.end, "doc_lang": self.doc_lang,
             "snippet": self.best.snippet.text, "highlights": self.best.snippet.highlights,

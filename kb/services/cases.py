@@ -29,7 +29,7 @@ from sqlalchemy import and_, func, not_, select
 from sqlalchemy.exc import IntegrityError
 
 from kb.access import OPERATOR, Viewer, visibility_clause
-from kb.documents import NOTE
+from kb.documents import NOTE, short_source
 from kb.index.chunk_table import SearchFilters
 from kb.search import weights
 from kb.search.pipeline import search_text
@@ -128,7 +128,7 @@ class Case(CaseSummary):
     source: str = ""
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "customer": self.customer.to_dict(), "tags": self.tags, "source": self.source}
+        return {**super().to_dict(), "customer": self.customer.to_dict(), "tags": self.tags, "source": short_source(self.source)}
 
 
 @dataclass

@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from kb.access import OPERATOR, Viewer, visibility_clause
+from kb.documents import short_source
 from kb.index.chunk_table import SearchFilters
 from kb.search import weights
+from kb.services.originals import OriginalSummary, may_download, original_summary
 from kb.storage.models import Chunk, Document
 from kb.text.privacy import PiiSpan, mask, mask_personal_data
 from kb.text.structure import Heading
@@ -44,7 +46,7 @@ class DocumentSummary:
 
     def to_dict(self) -> dict:
         return {
-            "id": self.id, "title": self.title, "source": self.source, "kind": self.kind, "lang": self.lang,
+            "id": self.id, "title": self.title, "source": short_source(self.source), "kind": self.kind, "lang": self.lang,
             "languages": self.languages, "tags": self.tags,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
         }
@@ -71,11 +73,13 @@ class DocumentView:
     metadata: dict = field(default_factory=dict)
     headings: list[Heading] = field(default_factory=list)  # spans of its headings in `text`, for rendering
     owner: str = ""  # who uploaded it in the portal ("" when the operator ingested it)
+    original: OriginalSummary | None = None  # the file it was read from, when the viewer may download it
 
     def to_dict(self) -> dict:
+        original = {"name": self.original.name, "size": self.original.size} if self.original else None
         return {
             **self.summary.to_dict(), "text": self.text, "visibility": self.visibility, "owner": self.owner,
-            "is_mixed": self.is_mixed, "note": self.note,
+            "is_mixed": self.is_mixed, "note": self.note, "original": original,
             "headings": [{"start": h.start, "end": h.end, "level": h.level} for h in self.headings],
             "passages": [{"chunk_id": p.chunk_id, "start": p.start, "end": p.end, "lang": p.lang}
                          for p in self.passages],
@@ -130,8 +134,11 @@ def get_document(engine: Engine, doc_id: int, viewer: Viewer = OPERATOR) -> Docu
     passages = [PassageSpan(c.id, c.start, c.end, c.lang) for c in doc.chunks]
     text = mask(doc.text, spans) if spans else doc.text
     headings = [Heading(*span) for span in doc.headings or []]
+    original = original_summary(engine.store, doc.source_file)
+    if original is not None and not may_download(engine.store, doc.source_file, viewer):
+        original = None
     return DocumentView(DocumentSummary.of(doc), text, doc.visibility, doc.is_mixed, passages, note,
-                        dict(doc.meta or {}), headings, doc.owner)
+                        dict(doc.meta or {}), headings, doc.owner, original)
 
 
 def related_documents(engine: Engine, doc_id: int, k: int = 5, other_languages: bool = True,

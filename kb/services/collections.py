@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import func, select, true
 
 from kb.access import INTERNAL, OPERATOR, Viewer
-from kb.documents import GUIDANCE, NOTE
+from kb.documents import GUIDANCE, NOTE, short_source
 from kb.errors import InvalidInput, NotFound
 from kb.search.parallel import Anchor, parallel_chunks
 from kb.storage.models import Chunk, Collection, CollectionItem, Document, utcnow
@@ -79,7 +79,7 @@ class ItemView:
         return {
             "id": self.id, "position": self.position, "doc_id": self.doc_id, "chunk_id": self.chunk_id,
             "start": self.start, "end": self.end, "lang": self.lang, "text": self.text, "title": self.title,
-            "source": self.source, "annotation": self.annotation, "created_at": _iso(self.created_at),
+            "source": short_source(self.source), "annotation": self.annotation, "created_at": _iso(self.created_at),
         }
 
 
@@ -137,7 +137,7 @@ class ParallelPassage:
 
     def to_dict(self) -> dict:
         return {"doc_id": self.doc_id, "chunk_id": self.chunk_id, "lang": self.lang, "title": self.title,
-                "source": self.source, "start": self.start, "end": self.end, "text": self.text,
+                "source": short_source(self.source), "start": self.start, "end": self.end, "text": self.text,
                 "score": round(self.score, 4)}
 
 

@@ -321,3 +321,20 @@ class SearchLogEntry(Base):
     normalized: Mapped[str] = mapped_column(String(300), index=True)  # folded, for counting repeats
     lang: Mapped[str] = mapped_column(String(8), default="")
     found: Mapped[int] = mapped_column(Integer)  # results on the page, or 1/0 for an answer
+
+
+class OriginalFile(Base):
+    """The file a document was read from, byte for byte, so that readers can download what the author wrote.
+
+    Kept in the database (not on one node's disk) so that every node serves it;
+    keyed by the `source_file` its documents share.
+    """
+
+    __tablename__ = "original_files"
+
+    source_file: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    name: Mapped[str] = mapped_column(String(512))  # the file's own name, for the download
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

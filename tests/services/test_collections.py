@@ -46,7 +46,7 @@ from kb.storage.models import Chunk, Collection, CollectionItem, Document
 from tests.portal_client import signed_in
 from tests.webapp.test_api import SPEC, check
 from webapp import create_app
-from webapp.collections import content_disposition
+from webapp.downloads import content_disposition
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -415,7 +415,7 @@ def test_personal_data_in_a_note_is_masked_in_the_collected_passage(small_kb):
     ('Day "one": <silos>', "Day-one-silos", quote("Day one silos")),
 ])
 def test_export_file_names_are_safe_for_thai_and_chinese(name, ascii_name, encoded):
-    header = content_disposition("attachment", name, 7, "docx")
+    header = content_disposition("attachment", name, "collection-7", "docx")
     assert header == f"attachment; filename=\"{ascii_name}.docx\"; filename*=UTF-8''{encoded}.docx"
 
 
