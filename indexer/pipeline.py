@@ -40,6 +40,7 @@ from indexer.writer import (
 )
 from kb.config import Settings
 from kb.documents import GUIDANCE, DocumentInput, ReadError
+from kb.embed.embedder import map_large_blocks
 from kb.engine import Engine
 from kb.services.originals import keep_original
 from kb.services.topics import topics_from_folders
@@ -260,6 +261,7 @@ def _start_worker(settings: Settings, parent_pid: int) -> None:
     """Worker process set-up: tied to its parent's life, the tokenizer and warm text tools, then idle priority."""
     global _worker_preparer
     _die_with_parent(parent_pid)
+    map_large_blocks()
     _worker_preparer = TextPreparer.from_settings(settings)
     warm_up_text_tools()
     _idle_priority()

@@ -9,6 +9,8 @@ them, so they get them; other models get the text as is.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import json
 import os
@@ -29,6 +31,9 @@ PROGRESS_THRESHOLD = 256
 QUERY_CACHE_SIZE = 1024
 # Sentence vectors for answers (see `encode_sentences`): 20,000 of 384 floats is about 30 MB a process.
 SENTENCE_CACHE_SIZE = 20_000
+# glibc's mallopt parameter, and the size from which a block gets its own mapping (see `map_large_blocks`).
+M_MMAP_THRESHOLD = -3
+LARGE_BLOCK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ class Embedder:
                     import torch
 
                     torch.set_num_threads(self.threads)
+                map_large_blocks()
                 model = SentenceTransformer(self.ref.path, device=self.device, local_files_only=self._local)
                 if self.device.startswith("cuda"):
                     model.half()
@@ -222,6 +228,23 @@ class Embedder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def map_large_blocks(threshold: int = LARGE_BLOCK_BYTES) -> None:
+    """Have glibc give each large block (a batch's activations) its own mapping, returned when freed.
+
+    By default glibc raises this threshold as blocks are freed, after which
+    activations of ever-changing shapes come from the heap and fragment it: a
+    1 MB Thai file kept 1,211 MB resident after encoding its 370 chunks, 1,054 MB
+    with the threshold fixed at 64 KiB, at the same speed (44.6 s and 43.3 s).
+    Called where the torch model loads, so only processes that embed passages
+    (ingest, workers) are affected. Nothing happens where there is no glibc.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, threshold)
+    except (OSError, AttributeError):
+        pass
 
 
 def model_input(prefix: str, text: str) -> str:

@@ -165,6 +165,12 @@ def test_uploaded_docx_is_found_by_a_phrase_inside_it(page, portal, tmp_path):
     page.goto(f"{portal}/search?q=escalation+desk+as+the+single+contact")
     first = page.locator(".results-list .result h3 a").first
     assert first.inner_text() == path.stem  # a .docx without a title property is named after its file
+    first.click()
+    page.wait_for_url("**/documents/**")
+    with page.expect_download() as download:
+        page.click("a.download")
+    assert download.value.suggested_filename == path.name
+    assert Path(download.value.path()).read_bytes() == path.read_bytes()  # the author's file, byte for byte
 
 
 def test_a_result_leads_to_its_document_with_the_passage_marked(page, portal):
