@@ -146,8 +146,13 @@ def print_latency(title: str, kb: KnowledgeBase, queries: list[str]) -> None:
         print(f"  {mode:<8} median {median:6.1f}  p99 {p99:6.1f}   per stage (mean): {parts}")
 
 
-def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks: int) -> KnowledgeBase:
-    """A knowledge base of `n_chunks` chunks made from the corpus: perturbed real vectors, resampled real terms."""
+def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks: int,
+                    timings: dict[str, float] | None = None) -> KnowledgeBase:
+    """A knowledge base of `n_chunks` chunks made from the corpus: perturbed real vectors, resampled real terms.
+
+    Its settings come from the environment (KB_VECTOR_INDEX and the like); `timings`,
+    if given, receives the seconds taken to write, to rebuild the indexes and to re-open.
+    """
     from sqlalchemy import insert, select
 
     from kb.storage.models import Chunk, Document
@@ -156,7 +161,8 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
     with source.store.session() as s:
         rows = s.execute(select(Chunk.text, Chunk.lang, Chunk.vector, Chunk.terms, Chunk.sentences)).all()
     rng = np.random.default_rng(7)
-    settings = Settings(data_dir=tmp / "synthetic", models_dir=models_dir)
+    settings = Settings.from_env(data_dir=tmp / "synthetic", models_dir=models_dir, database_url=None)
+    timings = {} if timings is None else timings
     kb = KnowledgeBase.open(settings, embedder=source.embedder)
     kb.engine.record_model(source.embedder.dimension)
     per_doc = 5
@@ -184,17 +190,20 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
                     "sentences": base.sentences,
                 })
             s.execute(insert(Chunk), chunks)
-    print(f"\nsynthetic knowledge base: {n_chunks} chunks written in {time.perf_counter() - started:.0f} s")
+    timings["write_s"] = time.perf_counter() - started
+    print(f"\nsynthetic knowledge base: {n_chunks} chunks written in {timings['write_s']:.0f} s")
     kb.close()
     started = time.perf_counter()
     kb = KnowledgeBase.open(settings, embedder=source.embedder)
     kb.reindex()
-    print(f"indexes built from the database in {time.perf_counter() - started:.1f} s "
+    timings["rebuild_s"] = time.perf_counter() - started
+    print(f"indexes built from the database in {timings['rebuild_s']:.1f} s "
           f"(vectors {len(kb.indexes.vectors)}, keyword chunks {len(kb.indexes.keywords)})")
     kb.close()
     started = time.perf_counter()
     kb = KnowledgeBase.open(settings, embedder=source.embedder)
-    print(f"re-opened with saved indexes in {time.perf_counter() - started:.1f} s")
+    timings["open_s"] = time.perf_counter() - started
+    print(f"re-opened with saved indexes in {timings['open_s']:.1f} s")
     return kb
 
 

@@ -31,6 +31,11 @@ class Settings:
     `queue_name` keeps apart several knowledge bases that share one broker.
     `max_file_bytes` and `max_chunks_per_file` bound what one file may cost an
     ingest: a file past either is reported by name and the rest still go in.
+    `vector_index` is "auto" (an exact flat index up to `vector_flat_max` vectors, IVF
+    above), "flat" or "ivf"; `vector_nlist` and `vector_nprobe` override the IVF
+    parameters that kb.index.vectors.plan derives from the size; `vector_mmap` maps
+    the saved index file read-only, shared by every process of the node, instead of
+    reading a private copy into each.
     """
 
     data_dir: Path = Path("data")
@@ -48,6 +53,11 @@ class Settings:
     max_chunks_per_file: int = 5_000
     boilerplate_file: Path | None = None
     language_centering: bool = True
+    vector_index: str = "auto"
+    vector_flat_max: int = 50_000
+    vector_nlist: int | None = None
+    vector_nprobe: int | None = None
+    vector_mmap: bool = True
     dictionary_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 5000
@@ -89,6 +99,16 @@ class Settings:
             values["max_chunks_per_file"] = int(env["KB_MAX_CHUNKS_PER_FILE"])
         if env.get("KB_LANGUAGE_CENTERING"):
             values["language_centering"] = env["KB_LANGUAGE_CENTERING"].strip().lower() not in ("0", "false", "no", "off")
+        if env.get("KB_VECTOR_INDEX"):
+            values["vector_index"] = env["KB_VECTOR_INDEX"].strip().lower()
+        if env.get("KB_VECTOR_FLAT_MAX"):
+            values["vector_flat_max"] = int(env["KB_VECTOR_FLAT_MAX"])
+        if env.get("KB_VECTOR_NLIST"):
+            values["vector_nlist"] = int(env["KB_VECTOR_NLIST"])
+        if env.get("KB_VECTOR_NPROBE"):
+            values["vector_nprobe"] = int(env["KB_VECTOR_NPROBE"])
+        if env.get("KB_VECTOR_MMAP"):
+            values["vector_mmap"] = env["KB_VECTOR_MMAP"].strip().lower() not in _NO
         if env.get("KB_DICTIONARY"):
             values["dictionary_file"] = Path(env["KB_DICTIONARY"])
         if env.get("KB_BOILERPLATE_FILE"):

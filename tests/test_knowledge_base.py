@@ -12,7 +12,7 @@ from sqlalchemy import select
 from kb.config import Settings
 from kb.documents import NOTE, DocumentInput, NoteFields
 from kb.engine import ModelMismatchError
-from kb.index.vectors import INDEX_FILE, MANIFEST_FILE
+from kb.index.vectors import DELTA_FILE, INDEX_FILE, MANIFEST_FILE
 from kb.knowledge_base import KnowledgeBase
 from kb.search.types import EmptyQueryError
 from kb.storage.models import Chunk, Document, Note
@@ -189,7 +189,7 @@ def test_stale_index_from_an_earlier_state_is_repaired_at_open(make_kb, tmp_path
     kb.add_documents([guidance("zh.md", ZH)])
     kb.delete(["/docs/en.md"])
     kb.close()
-    for name in (INDEX_FILE, MANIFEST_FILE):
+    for name in (INDEX_FILE, DELTA_FILE, MANIFEST_FILE):
         shutil.copy(saved / name, tmp_path / "data" / "index" / name)
     reopened = KnowledgeBase.open(
         Settings(data_dir=tmp_path / "data", models_dir=models_dir, database_url=database_url), embedder=embedder)

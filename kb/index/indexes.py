@@ -7,6 +7,12 @@ repaired by comparing chunk ids with the database, whoever changed it (this
 process, another ingest, another portal worker). The index files on disk carry
 manifests so a process that starts finds them current, or brings them up to date
 from stored data, never by re-embedding or re-segmenting.
+
+The vector index keeps changes in a small delta over a memory-mapped base
+(kb.index.vectors). When the delta has grown, the first process to notice folds
+it into a new base and saves it; the others, waiting on the same lock, adopt
+that file instead of building their own, so a node's workers keep sharing one
+mapped copy.
 """
 
 from __future__ import annotations
@@ -15,18 +21,30 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from kb.config import Settings
 from kb.index.centering import LanguageCentroids, compute_centroids
 from kb.index.chunk_table import ChunkTable
 from kb.index.keywords import KeywordIndex
-from kb.index.vectors import Manifest, VectorIndex
+from kb.index.vectors import KINDS, Manifest, VectorIndex, VectorOptions
 from kb.storage.store import Store, vectors_from_bytes
+
+COMPACT_LOCK = ".vectors.compact.lock"
+
+
+def vector_options(settings: Settings) -> VectorOptions:
+    """The vector index's settings (KB_VECTOR_*), checked."""
+    if settings.vector_index not in KINDS:
+        raise ValueError(f"KB_VECTOR_INDEX is {settings.vector_index!r}: expected one of {', '.join(KINDS)}")
+    return VectorOptions(settings.vector_index, settings.vector_flat_max, settings.vector_nlist,
+                         settings.vector_nprobe, settings.vector_mmap)
 
 
 class Indexes:
     def __init__(self, settings: Settings, store: Store, model_id: str, analyzer_version: str) -> None:
         self.settings = settings
+        self.vector_options = vector_options(settings)
         self.store = store
         self.model_id = model_id
         self.analyzer_version = analyzer_version
@@ -58,20 +76,25 @@ class Indexes:
         with self.lock:
             self.centroids = self._stored_centroids()
             dimension = self._dimension()
-            loaded = VectorIndex.load(self.directory)
-            if loaded:
-                index, manifest = loaded
-                if (manifest.model_id == self.model_id and manifest.centering == self.centroids.version
-                        and dimension == manifest.dimension):
-                    self.vectors = index
+            loaded = VectorIndex.load(self.directory, self.vector_options)
+            if loaded and self._fits(loaded[1], dimension):
+                self.vectors = loaded[0]
             if self.vectors is None and dimension is not None:
-                self.vectors = VectorIndex(dimension)
+                self.vectors = VectorIndex(dimension, self.vector_options)
             keyword_file = KeywordIndex.load(self.directory)
             if keyword_file and keyword_file[1].get("analyzer") == self.analyzer_version:
                 self.keywords = keyword_file[0]
             self._sync(self.store.state())
-            if self._dirty:
+            if self._dirty or self._vectors_grown():
                 self.save()
+
+    def _fits(self, manifest: Manifest, dimension: int | None) -> bool:
+        """Whether a saved vector index was made by this model, centering and dimension."""
+        return (manifest.model_id == self.model_id and manifest.centering == self.centroids.version
+                and dimension == manifest.dimension)
+
+    def _vectors_grown(self) -> bool:
+        return self.vectors is not None and self.vectors.needs_compaction
 
     def refresh(self, writer: bool = False) -> bool:
         """Follow changes in the database; cheap when there are none (two aggregate queries).
@@ -93,6 +116,8 @@ class Indexes:
                 langs, counts = np.unique(self.table.langs.astype(str), return_counts=True)
                 if self.centroids.drifted(dict(zip(langs.tolist(), counts.tolist(), strict=True))):
                     self.rebuild(recompute_centroids=True)
+            if self._vectors_grown():
+                self._fold_vectors()
         return True
 
     def _sync(self, state: tuple[str, str]) -> None:
@@ -101,7 +126,7 @@ class Indexes:
         self.table.sync(self.store, db_ids)
         dimension = self._dimension()
         if self.vectors is None and dimension is not None:
-            self.vectors = VectorIndex(dimension)
+            self.vectors = VectorIndex(dimension, self.vector_options)
         need = np.empty(0, np.int64)
         for index in self._id_indexes():
             have = index.ids()
@@ -143,21 +168,48 @@ class Indexes:
                     (vectors_from_bytes(b.vectors, dimension), b.langs) for b in batches
                 )
                 self.store.set_meta("centroids", self.centroids.to_json())
-            self.vectors = VectorIndex(dimension) if dimension is not None else None
+            self.vectors = VectorIndex(dimension, self.vector_options) if dimension is not None else None
             self.keywords = KeywordIndex()
             for batch in batches:
                 self._add_batch(batch, set(), set())
+            del batches
+            if self.vectors is not None:
+                self.vectors.compact()
             self._state = self.store.state()
             self.table.sync(self.store, self.store.chunk_ids())
             self._dirty = True
 
+    def _fold_vectors(self) -> None:
+        """Fold the vector delta into a new base and save it, or adopt the one another process just saved.
+
+        One process at a time (a lock file): the others then find the new file,
+        take it (mapped, so shared) and bring it up to date from the database.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.lock, FileLock(str(self.directory / COMPACT_LOCK)):
+            saved = VectorIndex.load(self.directory, self.vector_options)
+            if (saved and self._fits(saved[1], self._dimension()) and saved[0].token != self.vectors.token
+                    and not saved[0].needs_compaction):
+                self.vectors = saved[0]
+                self._sync(self.store.state())
+            if self.vectors.needs_compaction:
+                self.vectors.compact()
+            self._save_vectors()
+
+    def _save_vectors(self) -> None:
+        if self.vectors is not None:
+            fingerprint = self._state[0] if self._state else self.store.chunk_fingerprint()
+            self.vectors.save(self.directory, Manifest(
+                self.model_id, self.vectors.dimension, len(self.vectors), fingerprint, self.centroids.version,
+            ))
+
     def save(self) -> None:
         with self.lock:
             fingerprint = self._state[0] if self._state else self.store.chunk_fingerprint()
-            if self.vectors is not None:
-                self.vectors.save(self.directory, Manifest(
-                    self.model_id, self.vectors.dimension, len(self.vectors), fingerprint, self.centroids.version,
-                ))
+            if self._vectors_grown():
+                self._fold_vectors()
+            else:
+                self._save_vectors()
             self.keywords.save(self.directory, {
                 "analyzer": self.analyzer_version, "count": len(self.keywords), "fingerprint": fingerprint,
             })

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,8 +12,8 @@ import sys
 from tests.conftest import REPO
 
 
-def run_bench(*args: str, models_dir, timeout: int = 600) -> str:
-    env = {**os.environ, "KB_MODELS_DIR": str(models_dir), "PYTHONPATH": str(REPO)}
+def run_bench(*args: str, models_dir, timeout: int = 600, env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, "KB_MODELS_DIR": str(models_dir), "PYTHONPATH": str(REPO), **(env or {})}
     proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
     return proc.stdout
@@ -32,3 +33,20 @@ def test_workflows_bench_runs_once(corpus_data_dir, models_dir, tmp_path):
     out = run_bench("bench/workflows.py", "--data-dir", str(data_dir), "--models-dir", str(models_dir),
                     "--repeat", "1", models_dir=models_dir)
     assert "similar" in out.lower(), out
+
+
+SCALE_KEYS = {
+    "chunks", "hybrid_p50_ms", "hybrid_p99_ms", "corpus_hybrid_p50_ms", "corpus_hybrid_p99_ms", "keyword_p50_ms",
+    "vector_p50_ms", "flat_vector_p50_ms", "recall_at_10", "open_s", "rebuild_s", "peak_rss_mb", "index_kind",
+}
+
+
+def test_scale_bench_measures_an_approximate_index_against_the_flat_scan(corpus_data_dir, models_dir):
+    out = run_bench("bench/scale.py", "--chunks", "2000", "--queries", "20", "--json",
+                    "--corpus-data-dir", str(corpus_data_dir), "--models-dir", str(models_dir),
+                    models_dir=models_dir, env={"KB_VECTOR_INDEX": "ivf"})
+    figures = json.loads(out)
+    assert SCALE_KEYS <= set(figures), SCALE_KEYS - set(figures)
+    assert figures["chunks"] == 2000 and figures["index_kind"] == "ivf"
+    assert figures["recall_at_10"] >= 0.95
+    assert figures["narrow_filter_recall_at_10"] == 1.0  # a narrow filter is an exact scan of what it allows

@@ -1,12 +1,14 @@
-"""The FAISS index: ids are chunk ids, filters act inside the search, saves are atomic."""
+"""The FAISS index: ids are chunk ids, filters act inside the search, saves are atomic; past a size, IVF."""
 
 from __future__ import annotations
 
 import json
 
+import faiss
 import numpy as np
 
-from kb.index.vectors import INDEX_FILE, MANIFEST_FILE, Manifest, VectorIndex
+from kb.documents import DocumentInput
+from kb.index.vectors import INDEX_FILE, MANIFEST_FILE, Manifest, Plan, VectorIndex, VectorOptions, plan
 
 
 def unit_rows(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
@@ -63,7 +65,7 @@ def test_save_and_load_round_trip_with_manifest(tmp_path):
     index.add(np.arange(10, dtype=np.int64), vectors)
     index.save(tmp_path, Manifest("model-x", 8, 10, "10:9:45"))
     loaded, manifest = VectorIndex.load(tmp_path)
-    assert manifest == Manifest("model-x", 8, 10, "10:9:45")
+    assert (manifest.model_id, manifest.dimension, manifest.count, manifest.fingerprint) == ("model-x", 8, 10, "10:9:45")
     assert len(loaded) == 10
     assert np.allclose(loaded.reconstruct(4), vectors[4])
     assert not list(tmp_path.glob("*.tmp"))
@@ -80,3 +82,194 @@ def test_load_rejects_missing_corrupt_or_disagreeing_files(tmp_path):
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
     (tmp_path / INDEX_FILE).write_bytes(b"not a faiss index")
     assert VectorIndex.load(tmp_path) is None
+
+
+# -- the approximate index (IVF), forced on small sets -------------------------------------
+
+IVF_OPTIONS = VectorOptions(kind="ivf")
+
+
+def clustered_rows(n: int, dim: int = 32, centers: int = 60, seed: int = 1) -> np.ndarray:
+    """Unit vectors around a few dozen centers, like the synthetic knowledge base (perturbed real vectors)."""
+    rng = np.random.default_rng(seed)
+    middle = unit_rows(centers, dim, seed + 1)
+    rows = middle[rng.integers(centers, size=n)] + rng.normal(0, 0.08, (n, dim)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def exact_top(vectors: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> list[int]:
+    return ids[np.argsort(-(vectors @ query), kind="stable")[:k]].tolist()
+
+
+def ivf_index(n: int = 6000) -> tuple[VectorIndex, np.ndarray, np.ndarray]:
+    vectors = clustered_rows(n)
+    ids = np.arange(1000, 1000 + 3 * n, 3, dtype=np.int64)  # ids need not be dense
+    index = VectorIndex(32, IVF_OPTIONS)
+    index.add(ids, vectors)
+    index.compact()
+    return index, ids, vectors
+
+
+def test_plan_is_flat_when_small_and_ivf_with_parameters_by_size_when_large():
+    auto = VectorOptions()
+    assert plan(50_000, auto) == Plan("flat")
+    assert plan(200_000, auto) == Plan("ivf", 1024, 64)
+    assert plan(1_000_000, auto) == Plan("ivf", 2048, 128)
+    assert plan(1_000_000, VectorOptions(nlist=1000, nprobe=50)) == Plan("ivf", 1000, 50)
+    assert plan(5_000_000, VectorOptions(kind="flat")) == Plan("flat")
+    assert plan(2000, IVF_OPTIONS).nlist <= 2000 // 39
+
+
+def test_ivf_index_keeps_recall_at_10_against_the_exact_scan():
+    index, ids, vectors = ivf_index()
+    assert index.kind == "ivf" and index.nprobe < index.base.nlist
+    queries = clustered_rows(100, seed=9)
+    recall = np.mean([
+        len(set(index.search(q, 10)[0].tolist()) & set(exact_top(vectors, ids, q, 10))) / 10 for q in queries
+    ])
+    assert recall >= 0.95
+
+
+def test_ivf_index_takes_adds_and_removes_and_compaction_keeps_them():
+    index, ids, vectors = ivf_index()
+    extra = clustered_rows(40, seed=5)
+    extra_ids = np.arange(900_000, 900_040, dtype=np.int64)
+    index.add(extra_ids, extra)
+    gone = np.concatenate([ids[:30], extra_ids[:10]])
+    assert index.remove(gone) == 40
+    assert len(index) == len(ids) + 40 - 40
+    assert set(index.ids().tolist()) == set(ids[30:].tolist()) | set(extra_ids[10:].tolist())
+    for query, chunk_id in ((vectors[0], ids[0]), (extra[0], extra_ids[0])):
+        assert chunk_id not in index.search(query, 50)[0]
+    assert index.search(extra[20], 1)[0][0] == extra_ids[20]
+    assert np.allclose(index.reconstruct(extra_ids[20]), extra[20])
+    assert np.allclose(index.reconstruct_many(ids[[40, 41]]), vectors[[40, 41]])
+    index.compact()
+    assert index.delta.ntotal == 0 and len(index.removed) == 0 and index.kind == "ivf"
+    assert len(index) == len(ids)
+    assert [index.search(q, 1)[0][0] for q in extra[10:]] == extra_ids[10:].tolist()
+    assert ids[0] not in index.ids() and np.allclose(index.reconstruct(extra_ids[20]), extra[20])
+
+
+def test_filters_on_an_ivf_index_fill_the_page_even_when_narrow():
+    index, ids, vectors = ivf_index()
+    rng = np.random.default_rng(3)
+    narrow = np.sort(rng.choice(ids, 15, replace=False))  # 0.25% of the chunks, anywhere
+    rows = np.searchsorted(ids, narrow)
+    third = ids[::3]
+    for query in clustered_rows(10, seed=11):
+        found, scores = index.search(query, 10, allowed_ids=narrow)
+        assert found.tolist() == exact_top(vectors[rows], narrow, query, 10)
+        assert np.all(np.diff(scores) <= 0)
+        found, _ = index.search(query, 10, allowed_ids=third)
+        assert set(found) <= set(third.tolist()) and len(found) == 10
+        assert len(set(found.tolist()) & set(exact_top(vectors[::3], third, query, 10))) >= 9
+
+
+def test_saved_ivf_index_opens_memory_mapped_and_changes_go_beside_it(tmp_path):
+    index, ids, vectors = ivf_index()
+    index.save(tmp_path, Manifest("m", 32, 0, "f"))
+    base_file = (tmp_path / INDEX_FILE).stat()
+    loaded, manifest = VectorIndex.load(tmp_path, IVF_OPTIONS)
+    assert loaded.base.mapped and manifest.kind == "ivf" and manifest.count == len(ids)
+    assert loaded.search(vectors[7], 5)[0].tolist() == index.search(vectors[7], 5)[0].tolist()
+    # FAISS aborts the process on any change to a mapped index: these must land in the delta.
+    loaded.add(np.array([5], np.int64), vectors[7:8])
+    loaded.remove(ids[7:8])
+    assert loaded.search(vectors[7], 1)[0].tolist() == [5]
+    loaded.save(tmp_path, Manifest("m", 32, 0, "f"))
+    assert (tmp_path / INDEX_FILE).stat().st_ino == base_file.st_ino  # only the delta was written
+    again, manifest = VectorIndex.load(tmp_path, IVF_OPTIONS)
+    assert manifest.count == len(ids) and again.search(vectors[7], 1)[0].tolist() == [5]
+    assert ids[7] not in again.ids() and 5 in again.ids()
+
+
+def test_auto_index_turns_approximate_past_the_threshold_and_back():
+    options = VectorOptions(flat_max=1000, nlist=16)  # fixed lists: only the kind is in question
+    index = VectorIndex(32, options)
+    vectors = clustered_rows(3000)
+    index.add(np.arange(800), vectors[:800])
+    index.compact()
+    assert index.kind == "flat" and not index.needs_compaction
+    index.add(np.arange(800, 3000), vectors[800:])
+    assert index.needs_compaction
+    index.compact()
+    assert index.kind == "ivf"
+    index.remove(np.arange(1050, 3000))
+    assert not index.needs_compaction  # within 10% of the threshold: no flip-flop
+    index.remove(np.arange(700, 1050))
+    assert index.needs_compaction
+    index.compact()
+    assert index.kind == "flat" and len(index) == 700
+
+
+def test_files_of_the_first_format_still_open(tmp_path):
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(8))
+    old.add_with_ids(unit_rows(4), np.arange(4, dtype=np.int64))
+    faiss.write_index(old, str(tmp_path / INDEX_FILE))
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(
+        {"model_id": "m", "dimension": 8, "count": 4, "fingerprint": "f", "centering": "none", "format": 1}))
+    loaded, manifest = VectorIndex.load(tmp_path)
+    assert manifest.format == 1 and sorted(loaded.ids()) == [0, 1, 2, 3]
+
+
+# -- a knowledge base on an IVF index (forced), following its database ---------------------
+
+TOPICS = [
+    "Refunds are paid to the original card within five working days.",
+    "Fibre installation needs a technician visit and a signed access form.",
+    "Customers may pause a mobile plan for up to three months a year.",
+    "A damaged router is replaced free of charge within the warranty.",
+    "Business accounts get a named account manager and quarterly reviews.",
+    "Roaming charges in the EU follow the domestic price list.",
+    "Complaints are acknowledged within one working day by email.",
+    "Direct debit dates can be moved once per billing cycle.",
+    "Parental controls are set up in the customer portal under settings.",
+    "Number porting takes one working day once the code is received.",
+    "Late payment fees are waived for customers in hardship schemes.",
+    "Landline faults are repaired within two days for priority customers.",
+]
+
+
+def topic_doc(i: int, text: str) -> DocumentInput:
+    return DocumentInput(source=f"/docs/t{i}.md", source_file=f"/docs/t{i}.md", title=f"Topic {i}", text=text)
+
+
+def db_and_index_ids(kb) -> tuple[list[int], list[int]]:
+    return [int(i) for i in kb.store.chunk_ids()], sorted(int(i) for i in kb.indexes.vectors.ids())
+
+
+def test_knowledge_base_on_an_ivf_index_follows_and_repairs_from_the_database(make_kb):
+    writer = make_kb(vector_index="ivf")
+    writer.add_documents([topic_doc(i, text) for i, text in enumerate(TOPICS)])
+    writer.reindex()
+    assert writer.indexes.vectors.kind == "ivf" and writer.indexes.vectors.base.mapped
+    reader = make_kb(vector_index="ivf")  # another process: the saved file, mapped
+    assert reader.indexes.vectors.base.mapped and reader.indexes.vectors.token == writer.indexes.vectors.token
+    writer.delete(["/docs/t3.md"])
+    writer.add_documents([topic_doc(99, "Satellite dishes are aligned by the installer at no extra cost.")])
+    reader.refresh()
+    db, indexed = db_and_index_ids(reader)
+    assert indexed == db
+    sources = [r.source for r in reader.search("who aligns the satellite dish", k=3, mode="dense").results]
+    assert sources[0] == "/docs/t99.md"
+    assert "/docs/t3.md" not in [r.source for r in reader.search("broken router replacement", k=12).results]
+    reader.close()
+    reopened = make_kb(vector_index="ivf")  # the saved base and delta, repaired against the database
+    db, indexed = db_and_index_ids(reopened)
+    assert indexed == db and reopened.indexes.vectors.base.mapped
+
+
+def test_a_process_folding_its_changes_adopts_the_base_another_just_saved(make_kb):
+    first = make_kb(vector_index="ivf")
+    first.add_documents([topic_doc(i, text) for i, text in enumerate(TOPICS)])
+    first.reindex()
+    second = make_kb(vector_index="ivf")
+    first.add_documents([topic_doc(50, "Prepaid top-ups can be bought at any post office counter.")])
+    first.indexes.vectors.compact()
+    first.save_index()  # a new base file
+    second.refresh()
+    second.indexes._fold_vectors()  # what a grown delta sets off
+    assert second.indexes.vectors.token == first.indexes.vectors.token
+    db, indexed = db_and_index_ids(second)
+    assert indexed == db and second.indexes.vectors.delta.ntotal == 0

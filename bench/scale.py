@@ -1,0 +1,279 @@
+"""Search at scale: a synthetic knowledge base of N chunks, next to the bundled corpus, in one run.
+
+The synthetic knowledge base is bench/retrieval.py's `build_synthetic` (perturbed
+real vectors, resampled real terms), built in a temporary directory or reused
+from `--work-dir`. Queries: XQuAD questions (every ninth, as in
+bench/retrieval.py; the corpus's document titles when XQuAD is not found), and
+for recall also the staff questions about the corpus in bench/realq/dev.jsonl,
+which are about what the synthetic chunks are made of (XQuAD's are not: for
+them every neighbour is far, the hard case for an approximate index).
+
+Printed: hybrid search p50/p99 on the bundled corpus and on the synthetic
+knowledge base (query encoding included, no cache); the keyword side p50 and
+the vector side p50 (the index in use and an exact flat scan of the same
+vectors, depth 50 as a search's first pass); recall@10 of the index against
+the flat scan for real questions' vectors, unfiltered, filtered to one
+language and filtered to 0.5% of the chunks; the seconds to rebuild the
+indexes from the database and to open the saved ones (in a fresh process, as a
+portal worker starts, with that process's private and file-backed memory: the
+mapped index is shared by every worker of a node); peak RSS of this process
+(taken before the flat reference is built).
+
+    python bench/scale.py --chunks N [--json] [--queries 204] [--work-dir DIR] [--corpus-data-dir DIR]
+
+With the environment's KB_VECTOR_INDEX=flat (and KB_VECTOR_MMAP=0) the same run
+gives the figures of the exact index held in each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.retrieval import build_synthetic, find_xquad, latency, load_xquad  # noqa: E402
+from indexer.pipeline import ingest_paths  # noqa: E402
+from kb.config import Settings  # noqa: E402
+from kb.index.chunk_table import SearchFilters  # noqa: E402
+from kb.knowledge_base import KnowledgeBase  # noqa: E402
+from kb.search.query import clean_query, query_language, query_terms  # noqa: E402
+from kb.search.weights import MIN_DEPTH  # noqa: E402
+
+
+def open_corpus(work: Path, models_dir: Path, corpus_data_dir: Path | None) -> KnowledgeBase:
+    """The bundled corpus: a copy of an existing data directory, or ingested afresh."""
+    target = work / "corpus"
+    if corpus_data_dir is not None and not target.exists():
+        shutil.copytree(corpus_data_dir, target, ignore=shutil.ignore_patterns("*.lock"))
+    kb = KnowledgeBase.open(Settings.from_env(data_dir=target, models_dir=models_dir, database_url=None))
+    if not kb.stats().chunks:
+        ingest_paths(kb.engine, [REPO / "corpus"], progress=False)
+    return kb
+
+
+def open_synthetic(corpus: KnowledgeBase, work: Path, models_dir: Path, n_chunks: int) -> tuple[KnowledgeBase, dict]:
+    """The synthetic knowledge base of `n_chunks` chunks, reused from `work` when it is there, and its timings."""
+    settings = Settings.from_env(data_dir=work / "synthetic", models_dir=models_dir, database_url=None)
+    timings: dict[str, float] = {}
+    if (settings.data_dir / "kb.sqlite3").exists():
+        kb = KnowledgeBase.open(settings, embedder=corpus.embedder)
+        if kb.stats().chunks == n_chunks:
+            started = time.perf_counter()
+            kb.reindex()
+            timings["rebuild_s"] = time.perf_counter() - started
+            kb.close()
+            started = time.perf_counter()
+            kb = KnowledgeBase.open(settings, embedder=corpus.embedder)
+            timings["open_s"] = time.perf_counter() - started
+            print(f"reused the synthetic knowledge base in {work}: rebuilt in {timings['rebuild_s']:.1f} s, "
+                  f"re-opened in {timings['open_s']:.1f} s")
+            return kb, timings
+        kb.close()
+        shutil.rmtree(settings.data_dir)
+    return build_synthetic(corpus, work, models_dir, n_chunks, timings), timings
+
+
+def questions(corpus: KnowledgeBase, count: int) -> list[str]:
+    xquad = find_xquad()
+    if xquad is not None:
+        pool = [q for _, _, q, _ in load_xquad(xquad)[1][::9]]
+    else:
+        pool = sorted({info.title for info in corpus.indexes.table.docs.values()})
+    return pool[:count]
+
+
+def corpus_questions(count: int) -> list[str]:
+    """Staff questions about the bundled corpus (bench/realq), every language, at most `count`."""
+    lines = (REPO / "bench" / "realq" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["question"] for line in lines if line.strip()][:count]
+
+
+def percentile(times: list[float], q: float) -> float:
+    return float(np.percentile(times, q)) * 1000
+
+
+def timed(call, runs: list) -> list[float]:
+    times = []
+    for args in runs:
+        started = time.perf_counter()
+        call(*args)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def flat_reference(index) -> faiss.Index:
+    """An exact flat index over the same live vectors as `index` (filled in slices to bound the copy)."""
+    flat = faiss.IndexIDMap(faiss.IndexFlatIP(index.dimension))
+    ids = index.ids()
+    for first in range(0, len(ids), 100_000):
+        part = ids[first : first + 100_000]
+        flat.add_with_ids(index.reconstruct_many(part), part)
+    return flat
+
+
+def recall(index, flat: faiss.Index, vectors: list[np.ndarray], k: int, allowed: np.ndarray | None = None) -> float:
+    """Mean share of the exact top k that the index returns."""
+    params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed)) if allowed is not None else None
+    shares = []
+    for vector in vectors:
+        _, exact = flat.search(vector[None, :].astype(np.float32), k, params=params)
+        exact = set(exact[0][exact[0] >= 0].tolist())
+        if exact:
+            found = set(index.search(vector, k, allowed)[0].tolist())
+            shares.append(len(found & exact) / len(exact))
+    return float(np.mean(shares)) if shares else 1.0
+
+
+def query_vectors(kb: KnowledgeBase, queries: list[str]) -> list[np.ndarray]:
+    """As a search makes them: encoded, then centered for the query's language."""
+    cleaned = [clean_query(q) for q in queries]
+    return [kb.indexes.center_query(kb.embedder.encode_query(q), query_language(q)) for q in cleaned]
+
+
+def vector_figures(kb: KnowledgeBase, queries: list[str], staff: list[str]) -> dict:
+    """Keyword and vector side p50s, and recall of the index against an exact flat scan."""
+    indexes, engine = kb.indexes, kb.engine
+    terms = [query_terms(engine, clean_query(q)) for q in queries]
+    vectors = query_vectors(kb, queries)
+    staff_vectors = query_vectors(kb, staff)
+    both = vectors + staff_vectors
+    keyword = timed(lambda t: indexes.keywords.search(t, MIN_DEPTH, None), [(t,) for t in terms if t])
+    vector = timed(lambda v: indexes.vectors.search(v, MIN_DEPTH), [(v,) for v in vectors])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    flat = flat_reference(indexes.vectors)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # as kb.index.vectors searches one query
+    flat_times = timed(lambda v: flat.search(v[None, :], MIN_DEPTH), [(v,) for v in vectors])
+    faiss.omp_set_num_threads(threads)
+    ids = indexes.vectors.ids()
+    thai = indexes.table.allowed_ids(SearchFilters(lang="th"))
+    narrow = np.sort(np.random.default_rng(0).choice(ids, min(len(ids), max(20, len(ids) // 200)), replace=False))
+    return {
+        "keyword_p50_ms": percentile(keyword, 50) if keyword else 0.0,
+        "vector_p50_ms": percentile(vector, 50),
+        "flat_vector_p50_ms": percentile(flat_times, 50),
+        "recall_at_10": recall(indexes.vectors, flat, both, 10),
+        "recall_at_10_xquad": recall(indexes.vectors, flat, vectors, 10),
+        "recall_at_10_staff": recall(indexes.vectors, flat, staff_vectors, 10),
+        "recall_at_50": recall(indexes.vectors, flat, both, MIN_DEPTH),
+        "thai_filter_recall_at_10": recall(indexes.vectors, flat, both, 10, thai) if len(thai) else 1.0,
+        "narrow_filter_recall_at_10": recall(indexes.vectors, flat, both, 10, narrow),
+        "peak_rss_mb": peak,
+    }
+
+
+def probe_worker(data_dir: Path, models_dir: Path) -> dict:
+    """Open the saved indexes in a fresh process, as a portal worker does, and read its memory."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--probe", str(data_dir), "--models-dir", str(models_dir)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def probe(data_dir: Path, models_dir: Path) -> None:
+    """(In the fresh process.) Open, search 50 times with stored vectors, print open time and memory."""
+    started = time.perf_counter()
+    kb = KnowledgeBase.open(Settings.from_env(data_dir=data_dir, models_dir=models_dir, database_url=None))
+    open_s = time.perf_counter() - started
+    vectors = kb.indexes.vectors
+    ids = vectors.ids()
+    for chunk_id in np.random.default_rng(1).choice(ids, min(50, len(ids)), replace=False):
+        vectors.search(vectors.reconstruct(int(chunk_id)), MIN_DEPTH)
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    kb_of = {name: int(status.get(name, "0 kB").split()[0]) / 1024 for name in ("VmRSS", "RssAnon", "RssFile")}
+    print(json.dumps({"open_s": open_s, "rss_mb": kb_of["VmRSS"], "private_mb": kb_of["RssAnon"],
+                      "file_mb": kb_of["RssFile"], "mapped": vectors.base.mapped}))
+
+
+def run(args: argparse.Namespace, work: Path) -> dict:
+    corpus = open_corpus(work, args.models_dir, args.corpus_data_dir)
+    queries = questions(corpus, args.queries)
+    corpus.search(queries[0], k=10)  # loads the query encoder and the segmenters: not a query's cost
+    corpus_p50, corpus_p99, _ = latency(corpus, queries, "hybrid")
+    synthetic, timings = open_synthetic(corpus, work, args.models_dir, args.chunks)
+    hybrid_p50, hybrid_p99, stages = latency(synthetic, queries, "hybrid")
+    figures = vector_figures(synthetic, queries, corpus_questions(args.queries))
+    index = synthetic.indexes.vectors
+    index_file = synthetic.settings.index_dir / "vectors.faiss"
+    synthetic.close()
+    corpus.close()
+    worker = probe_worker(work / "synthetic", args.models_dir)
+    return {
+        "chunks": args.chunks, "queries": len(queries),
+        "hybrid_p50_ms": hybrid_p50, "hybrid_p99_ms": hybrid_p99,
+        "corpus_hybrid_p50_ms": corpus_p50, "corpus_hybrid_p99_ms": corpus_p99,
+        "hybrid_stage_mean_ms": stages,
+        **figures,
+        "open_s": worker["open_s"], "reopen_in_process_s": timings["open_s"], "rebuild_s": timings["rebuild_s"],
+        "worker_rss_mb": worker["rss_mb"], "worker_private_mb": worker["private_mb"],
+        "worker_file_mb": worker["file_mb"], "worker_mapped": worker["mapped"],
+        "index_file_mb": index_file.stat().st_size / 2**20 if index_file.exists() else 0.0,
+        "index_kind": index.kind, "nlist": index.base.nlist, "nprobe": index.nprobe,
+    }
+
+
+def report(figures: dict) -> None:
+    f = figures
+    print(f"\n{f['chunks']} chunks, {f['queries']} queries; vector index: {f['index_kind']}"
+          + (f" (nlist {f['nlist']}, nprobe {f['nprobe']})" if f["nlist"] else ""))
+    print(f"  hybrid search        p50 {f['hybrid_p50_ms']:7.1f} ms  p99 {f['hybrid_p99_ms']:7.1f} ms  "
+          f"(bundled corpus: p50 {f['corpus_hybrid_p50_ms']:.1f}, p99 {f['corpus_hybrid_p99_ms']:.1f})")
+    print("  hybrid stages (mean) " + ", ".join(f"{s} {ms:.1f}" for s, ms in sorted(f["hybrid_stage_mean_ms"].items())))
+    print(f"  keyword side p50 {f['keyword_p50_ms']:.2f} ms; vector side p50 {f['vector_p50_ms']:.2f} ms "
+          f"(flat scan {f['flat_vector_p50_ms']:.2f} ms)")
+    print(f"  recall against the flat scan: @10 {f['recall_at_10']:.3f} (XQuAD {f['recall_at_10_xquad']:.3f}, "
+          f"staff questions {f['recall_at_10_staff']:.3f}), @50 {f['recall_at_50']:.3f}, "
+          f"@10 Thai only {f['thai_filter_recall_at_10']:.3f}, @10 within 0.5% {f['narrow_filter_recall_at_10']:.3f}")
+    print(f"  rebuild from the database {f['rebuild_s']:.1f} s; open with saved indexes {f['open_s']:.2f} s "
+          f"(fresh process; {f['reopen_in_process_s']:.2f} s in this one)")
+    print(f"  a fresh worker after opening: RSS {f['worker_rss_mb']:.0f} MB, of which private {f['worker_private_mb']:.0f} "
+          f"MB and file-backed (shared) {f['worker_file_mb']:.0f} MB; index file {f['index_file_mb']:.0f} MB")
+    print(f"  peak RSS of this process {f['peak_rss_mb']:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=204)
+    parser.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="keep (and reuse) the knowledge bases here")
+    parser.add_argument("--corpus-data-dir", type=Path, default=None,
+                        help="a data directory holding the bundled corpus already (copied, not changed)")
+    parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--probe", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.models_dir = args.models_dir or Settings.from_env().models_dir or REPO / "data" / "models"
+    if args.probe is not None:
+        probe(args.probe, args.models_dir)
+        return
+    with contextlib.ExitStack() as stack:
+        if args.json:
+            stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        if args.work_dir is not None:
+            args.work_dir.mkdir(parents=True, exist_ok=True)
+            work = args.work_dir
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kb-scale-")))
+        figures = run(args, work)
+        if not args.json:
+            report(figures)
+    if args.json:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
