@@ -40,7 +40,7 @@ from kb.services.cases import (
     unmark_helped,
     voter_marks,
 )
-from webapp import schemas
+from webapp import case_schemas
 from webapp.apispec import Answers, errors, spec
 from webapp.auth import current_actor as actor_id
 from webapp.auth import current_viewer, record, require
@@ -234,7 +234,8 @@ def _not_found(doc_id: int):
 
 
 @api.get("")
-@spec.validate(query=schemas.CaseQuery, resp=Answers(HTTP_200=schemas.CaseList, **errors(400)), tags=["cases"])
+@spec.validate(query=case_schemas.CaseQuery, resp=Answers(HTTP_200=case_schemas.CaseList, **errors(400)),
+               tags=["cases"])
 def api_list():
     """Customer notes as cases, newest first."""
     args = request.args
@@ -245,7 +246,7 @@ def api_list():
 
 
 @api.get("/<int:doc_id>")
-@spec.validate(resp=Answers(HTTP_200=schemas.Case, **errors(404)), tags=["cases"])
+@spec.validate(resp=Answers(HTTP_200=case_schemas.Case, **errors(404)), tags=["cases"])
 def api_case(doc_id: int):
     """One case with its customer."""
     found = get_case(get_kb().engine, doc_id, current_viewer())
@@ -256,7 +257,7 @@ def api_case(doc_id: int):
 
 
 @api.post("/similar")
-@spec.validate(json=schemas.SimilarRequest, resp=Answers(HTTP_200=schemas.SimilarCases, **errors(400)),
+@spec.validate(json=case_schemas.SimilarRequest, resp=Answers(HTTP_200=case_schemas.SimilarCases, **errors(400)),
                tags=["cases"])
 def api_similar():
     """Past cases most like a new complaint, in any language, the most similar first."""
@@ -268,7 +269,7 @@ def api_similar():
     return jsonify({"results": [c.to_dict() for c in results], "filters": filters.to_dict()})
 
 
-HELPED = Answers(HTTP_200=schemas.CaseHelped, **errors(404))
+HELPED = Answers(HTTP_200=case_schemas.CaseHelped, **errors(404))
 
 
 @api.post("/<int:doc_id>/helped")
@@ -288,8 +289,9 @@ def api_unmark(doc_id: int):
 
 
 @api.post("/import")
-@spec.validate(form=schemas.ImportForm, resp=Answers(HTTP_201=schemas.ImportReport, HTTP_200=schemas.ImportReport,
-                                                      HTTP_422=schemas.ImportReport, **errors(400, 413)),
+@spec.validate(form=case_schemas.ImportForm,
+               resp=Answers(HTTP_201=case_schemas.ImportReport, HTTP_200=case_schemas.ImportReport,
+                            HTTP_422=case_schemas.ImportReport, **errors(400, 413)),
                tags=["cases"])
 def api_import():
     """Import notes from CSV or JSONL with your own column names: all of them or none, or (valid_only) the rows
