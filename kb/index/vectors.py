@@ -186,7 +186,7 @@ class VectorIndex:
         self.dimension = dimension
         self.options = options or VectorOptions()
         self.token = ""  # of the base as saved; "" until it is
-        self.base = _Base.of(_flat(dimension))
+        self.base = _Base.of(_flat(dimension, base=True))
         self.delta = _flat(dimension)
         self.removed = np.empty(0, np.int64)  # sorted ids of the base that are no longer live
         self._not_removed: faiss.IDSelector | None = None
@@ -442,7 +442,7 @@ class VectorIndex:
                         delta = {name: data[name] for name in ("ids", "vectors", "removed", "token")}
         except (OSError, ValueError, TypeError, KeyError, RuntimeError):
             return None
-        if base.d != manifest.dimension or not isinstance(base, faiss.IndexIDMap2 | faiss.IndexIVFFlat):
+        if base.d != manifest.dimension or not isinstance(base, faiss.IndexIDMap | faiss.IndexIVFFlat):
             return None
         if delta is not None and (str(delta["token"]) != manifest.token or base.ntotal != manifest.base_count):
             return None
@@ -483,12 +483,17 @@ def _one_thread():
         faiss.omp_set_num_threads(threads)
 
 
-def _flat(dimension: int) -> faiss.IndexIDMap2:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+def _flat(dimension: int, base: bool = False) -> faiss.IndexIDMap:
+    """An exact index keyed by chunk id.
+
+    A base is an IndexIDMap: `_Base` keeps its own id -> row arrays, where IndexIDMap2
+    would rebuild a hash table of every id in each process at each load.
+    """
+    return faiss.IndexIDMap(faiss.IndexFlatIP(dimension)) if base else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
 
-def _flat_rows(index: faiss.IndexIDMap2) -> np.ndarray:
-    """The vectors of a flat IndexIDMap2, in its order (a view, no copy)."""
+def _flat_rows(index: faiss.IndexIDMap) -> np.ndarray:
+    """The vectors of a flat IndexIDMap, in its order (a view, no copy)."""
     inner = faiss.downcast_index(index.index)
     n = int(inner.ntotal)
     if n == 0:
@@ -501,7 +506,7 @@ def _build(target: Plan, dimension: int, ids: np.ndarray, vectors: np.ndarray) -
     ids = np.ascontiguousarray(ids, np.int64)
     vectors = np.ascontiguousarray(vectors, np.float32)
     if target.kind == FLAT:
-        base = _flat(dimension)
+        base = _flat(dimension, base=True)
         if len(ids):
             base.add_with_ids(vectors, ids)
         return base
