@@ -106,9 +106,8 @@ def plan(n: int, options: VectorOptions) -> Plan:
     fell to 0.94 at 200k (docs/scaling.md).
     """
     kind = options.kind if options.kind in (FLAT, IVF) else (IVF if n > options.flat_max else FLAT)
-    if kind == FLAT:
+    if kind == FLAT or n == 0:  # nothing to train an IVF on
         return Plan(FLAT)
-    n = max(n, 1)
     nlist = options.nlist or max(1, min(1 << round(math.log2(2 * math.sqrt(n))), _pow2_floor(n / 39)))
     return Plan(IVF, nlist, _nprobe(nlist, options))
 
@@ -186,7 +185,7 @@ class VectorIndex:
         self.dimension = dimension
         self.options = options or VectorOptions()
         self.token = ""  # of the base as saved; "" until it is
-        self.base = _Base.of(_flat(dimension))
+        self.base = _Base.of(_flat(dimension, base=True))
         self.delta = _flat(dimension)
         self.removed = np.empty(0, np.int64)  # sorted ids of the base that are no longer live
         self._not_removed: faiss.IDSelector | None = None
@@ -258,8 +257,11 @@ class VectorIndex:
         return target.kind == IVF and not self._keeps_centroids(target)
 
     def _keeps_centroids(self, target: Plan) -> bool:
-        """An IVF base is kept (and filled) while the planned nlist is within 2x of its own: lists a bit
-        long or short cost speed, not recall, since nprobe is a share of nlist; k-means runs again past that."""
+        """Whether compaction may fill this IVF base's lists rather than run k-means again.
+
+        While the planned nlist is within 2x of the base's: lists somewhat long
+        or short cost speed, not recall, since nprobe is a share of nlist.
+        """
         return self.kind == IVF == target.kind and self.base.nlist / 2 <= target.nlist <= self.base.nlist * 2
 
     def compact(self) -> None:
@@ -282,14 +284,11 @@ class VectorIndex:
             if len(delta_ids):
                 index.add_with_ids(delta_vectors, delta_ids)
         else:
-            parts = [part for part in self._live_lists() if len(part[1])]
-            if len(delta_ids):
-                parts.append((delta_vectors, delta_ids))
-            if len(parts) == 1:
+            parts = [part for part in self._live_lists() if len(part[1])] + [(delta_vectors, delta_ids)]
+            if len(parts) == 1:  # everything is in the delta (a rebuild): no copy
                 vectors, ids = parts[0]
             else:
-                vectors = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, self.dimension), np.float32)
-                ids = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
+                vectors, ids = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
             index = _build(target, self.dimension, ids, vectors)
         self.base = _Base.of(index)
         self.delta = _flat(self.dimension)
@@ -442,7 +441,7 @@ class VectorIndex:
                         delta = {name: data[name] for name in ("ids", "vectors", "removed", "token")}
         except (OSError, ValueError, TypeError, KeyError, RuntimeError):
             return None
-        if base.d != manifest.dimension or not isinstance(base, faiss.IndexIDMap2 | faiss.IndexIVFFlat):
+        if base.d != manifest.dimension or not isinstance(base, faiss.IndexIDMap | faiss.IndexIVFFlat):
             return None
         if delta is not None and (str(delta["token"]) != manifest.token or base.ntotal != manifest.base_count):
             return None
@@ -483,12 +482,17 @@ def _one_thread():
         faiss.omp_set_num_threads(threads)
 
 
-def _flat(dimension: int) -> faiss.IndexIDMap2:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+def _flat(dimension: int, base: bool = False) -> faiss.IndexIDMap:
+    """An exact index keyed by chunk id.
+
+    A base is an IndexIDMap: `_Base` keeps its own id -> row arrays, where IndexIDMap2
+    would rebuild a hash table of every id in each process at each load.
+    """
+    return faiss.IndexIDMap(faiss.IndexFlatIP(dimension)) if base else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
 
-def _flat_rows(index: faiss.IndexIDMap2) -> np.ndarray:
-    """The vectors of a flat IndexIDMap2, in its order (a view, no copy)."""
+def _flat_rows(index: faiss.IndexIDMap) -> np.ndarray:
+    """The vectors of a flat IndexIDMap, in its order (a view, no copy)."""
     inner = faiss.downcast_index(index.index)
     n = int(inner.ntotal)
     if n == 0:
@@ -501,7 +505,7 @@ def _build(target: Plan, dimension: int, ids: np.ndarray, vectors: np.ndarray) -
     ids = np.ascontiguousarray(ids, np.int64)
     vectors = np.ascontiguousarray(vectors, np.float32)
     if target.kind == FLAT:
-        base = _flat(dimension)
+        base = _flat(dimension, base=True)
         if len(ids):
             base.add_with_ids(vectors, ids)
         return base

@@ -118,6 +118,7 @@ def test_plan_is_flat_when_small_and_ivf_with_parameters_by_size_when_large():
     assert plan(1_000_000, VectorOptions(nlist=1000, nprobe=50)) == Plan("ivf", 1000, 50)
     assert plan(5_000_000, VectorOptions(kind="flat")) == Plan("flat")
     assert plan(2000, IVF_OPTIONS).nlist <= 2000 // 39
+    assert plan(0, IVF_OPTIONS) == Plan("flat")  # nothing to train on: IVF once there are vectors
 
 
 def test_ivf_index_keeps_recall_at_10_against_the_exact_scan():
