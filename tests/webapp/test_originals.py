@@ -13,37 +13,16 @@ import shutil
 from urllib.parse import quote
 
 import docx
-import pytest
 from sqlalchemy import func, select
 
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
 from kb.storage.models import OriginalFile
 from tests.portal_client import signed_in
 from tests.services.test_cases import notes_csv
 from tests.webapp.test_api import check
-from webapp import create_app
 
 THAI_NAME = "คู่มือการโทรกลับ.md"
 THAI_GUIDE = ("# การโทรกลับลูกค้า\n\n## ระยะเวลา\n\n- โทรกลับภายใน 24 ชั่วโมง\n- บันทึกผลใน CRM\n\n"
               "ลูกค้าที่รอนานเกินไปมักจะยกเลิกบริการ\n").encode()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("originals") / "data"
-
-
-@pytest.fixture(scope="module")
-def portal_kb(data_dir, models_dir, embedder):
-    kb = KnowledgeBase.open(Settings(data_dir=data_dir, models_dir=models_dir), embedder=embedder)
-    yield kb
-    kb.close()
-
-
-@pytest.fixture(scope="module")
-def app(portal_kb):
-    return create_app({"KB_INSTANCE": portal_kb, "TESTING": True, "KB_WARM_UP": False})
 
 
 def upload(client, name: str, data: bytes, **fields) -> list[int]:

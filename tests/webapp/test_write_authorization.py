@@ -25,23 +25,6 @@ from webapp import create_app
 from webapp.auth import THROTTLE_FAILURES, THROTTLE_FAILURES_PER_ADDRESS
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("write-authorization") / "data"
-
-
-@pytest.fixture(scope="module")
-def portal_kb(data_dir, models_dir, embedder):
-    kb = KnowledgeBase.open(Settings(data_dir=data_dir, models_dir=models_dir), embedder=embedder)
-    yield kb
-    kb.close()
-
-
-@pytest.fixture(scope="module")
-def app(portal_kb):
-    return create_app({"KB_INSTANCE": portal_kb, "TESTING": True, "KB_WARM_UP": False})
-
-
 def markdown(text: str, visibility: str | None = None) -> bytes:
     front = f"---\nvisibility: {visibility}\n---\n" if visibility else ""
     return f"{front}# Notice\n\n{text}\n".encode()
