@@ -18,7 +18,7 @@ from pathlib import PurePath
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from kb.access import Viewer
+from kb.access import Viewer, visibility_clause
 from kb.documents import PASTED_PREFIX
 from kb.errors import Forbidden
 from kb.storage.models import Document, OriginalFile, utcnow
@@ -84,13 +84,20 @@ def original_summary(store: Store, source_file: str) -> OriginalSummary | None:
 
 
 def may_download(store: Store, source_file: str, viewer: Viewer) -> bool:
-    """Whether `viewer` may have the whole file: every document from it is theirs to read, personal data included."""
+    """Whether `viewer` may have the whole file: every document from it is theirs to read, personal data included.
+
+    Asked on every view of a document, which for a note is one row of a file of thousands: the database
+    answers whether any of them is hidden, and the personal data is read only until the first finding.
+    """
+    from_file = Document.source_file == source_file
     with store.session() as s:
-        docs = s.execute(select(Document.visibility, Document.personal_data)
-                         .where(Document.source_file == source_file)).all()
-    if not docs or not all(viewer.can_view(d.visibility) for d in docs):
-        return False
-    return viewer.sees_personal_data or not any(d.personal_data for d in docs)
+        if not s.scalar(select(exists().where(from_file))):
+            return False
+        if s.scalar(select(exists().where(from_file, ~visibility_clause(Document.visibility, viewer.role)))):
+            return False
+        if viewer.sees_personal_data:
+            return True
+        return not any(s.scalars(select(Document.personal_data).where(from_file)))
 
 
 def download_original(store: Store, doc_id: int, viewer: Viewer) -> Original | None:
