@@ -18,7 +18,8 @@ from pathlib import Path
 
 from kb.config import Settings
 from kb.documents import DocumentInput
-from kb.embed.embedder import model_input, resolve_model
+from kb.embed.embedder import model_input, onnx_dir, resolve_model
+from kb.embed.pieces import ModelTokenizer, open_tokenizer
 from kb.text.analyzer import Analyzer, load_user_words
 from kb.text.chunking import ChunkSpec, iter_chunks
 from kb.text.cleaning import BoilerplateRules, clean_text, load_boilerplate_rules
@@ -106,17 +107,17 @@ class TextPreparer:
     def from_settings(cls, settings: Settings, analyzer: Analyzer | None = None) -> TextPreparer:
         """Load just the tokenizer of the configured model (a fraction of a second).
 
-        A model directory with a `tokenizer.json` is read with `tokenizers`
-        alone; anything else goes through transformers' AutoTokenizer.
+        A model directory with a `tokenizer.json` is read without transformers
+        (`kb.embed.pieces`: sentencepiece where it gives the same ids, at a fifth
+        of the memory); anything else goes through transformers' AutoTokenizer.
         """
         ref = resolve_model(settings)
         prefix = "passage: " if ref.is_e5 else ""
         model_dir = Path(ref.path)
         limit = _model_max_tokens(model_dir) if model_dir.is_dir() else None
         if (model_dir / "tokenizer.json").exists():
-            from tokenizers import Tokenizer
-
-            count = fast_token_counter(Tokenizer.from_file(str(model_dir / "tokenizer.json")), prefix)
+            pieces = open_tokenizer(model_dir, limit or 512, onnx_dir(settings))
+            count = piece_counter(pieces, prefix)
         else:
             from transformers import AutoTokenizer
 
@@ -205,13 +206,13 @@ def token_counter(tokenizer, prefix: str) -> Callable[[list[str]], list[int]]:
     return count
 
 
-def fast_token_counter(tokenizer, prefix: str) -> Callable[[list[str]], list[int]]:
-    """`token_counter` for a bare `tokenizers.Tokenizer` (its post-processor adds the special tokens)."""
+def piece_counter(tokenizer: ModelTokenizer, prefix: str) -> Callable[[list[str]], list[int]]:
+    """`token_counter` for a `kb.embed.pieces` tokenizer (special tokens included, nothing cut)."""
 
     def count(texts: list[str]) -> list[int]:
         if not texts:
             return []
-        return [len(e.ids) for e in tokenizer.encode_batch([model_input(prefix, t) for t in texts])]
+        return [len(ids) for ids in tokenizer.ids([model_input(prefix, t) for t in texts], truncate=False)]
 
     return count
 

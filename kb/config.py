@@ -25,7 +25,7 @@ class Settings:
     links in handouts and share links start with it (None: the address of the request).
     `queue_url` (redis://... or amqp://...) hands ingests of uploads and of
     `kb ingest --queue` to `kb worker` processes as jobs; None runs them in-process.
-    `query_encoder` is "onnx" (queries through ONNX Runtime on a CPU, see
+    `query_encoder` is "onnx" (queries and passages through ONNX Runtime on a CPU, see
     kb.embed.onnx_encoder) or "torch"; `threads` is how many threads the model may use
     in this process (None: one per core; `kb serve` gives each worker its share).
     `queue_name` keeps apart several knowledge bases that share one broker.

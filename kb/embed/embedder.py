@@ -80,6 +80,11 @@ def _looks_like_e5(model_id: str, local: Path | None) -> bool:
     return name.startswith("e5") or "-e5-" in name or name.startswith("multilingual-e5")
 
 
+def onnx_dir(settings: Settings) -> Path:
+    """Where a model's ONNX export and its light tokenizer are kept (made once, shared by every process)."""
+    return settings.resolved_models_dir / "onnx"
+
+
 def default_device() -> str:
     """cuda when torch sees a GPU; a machine without an NVIDIA device node never imports torch to ask."""
     if not any(Path("/dev").glob("nvidia[0-9]*")):
@@ -101,10 +106,10 @@ def cpu_threads_of(threads: int | None) -> int:
 class Embedder:
     """Encodes passages and queries into L2-normalized float32 vectors.
 
-    On a CPU, queries and answer sentences go through ONNX Runtime (see
-    `kb.embed.onnx_encoder`; `KB_QUERY_ENCODER=torch` turns it off) and the torch
-    model loads only when passages are embedded, so a portal worker that only
-    searches never holds it.
+    On a CPU, everything goes through ONNX Runtime (see `kb.embed.onnx_encoder`;
+    `KB_QUERY_ENCODER=torch` turns it off) and the torch model loads only to
+    export it once, so neither a portal worker nor an ingest holds torch. On a
+    GPU, and for models ONNX cannot run, sentence-transformers does the work.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -122,7 +127,7 @@ class Embedder:
         self._onnx_plan = (plan_for(Path(self.ref.path))
                            if self._local and self.device == "cpu" and settings.query_encoder == "onnx" else None)
         self._fast: OnnxEncoder | None = None
-        self._export_dir = settings.resolved_models_dir / "onnx"
+        self._export_dir = onnx_dir(settings)
         if self._onnx_plan is not None:
             self.dimension, self.max_tokens = self._onnx_plan.dimension, self._onnx_plan.max_tokens
         else:
@@ -144,7 +149,7 @@ class Embedder:
             return None
         with self._model_lock:
             if self._fast is None:
-                self._fast = OnnxEncoder.open(Path(self.ref.path), self._export_dir, lambda: self.model,
+                self._fast = OnnxEncoder.open(Path(self.ref.path), self._export_dir,
                                               threads=cpu_threads_of(self.threads))
                 if self._fast is None:  # onnxruntime is missing: torch for everything
                     self._onnx_plan = None
@@ -173,8 +178,15 @@ class Embedder:
         return self.ref.model_id
 
     def encode_passages(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
+        """Passage vectors; through ONNX Runtime where queries go too, which keeps an ingest's memory down.
+
+        The 9 MB single-line Thai file's ingest peaked at 1,578 MiB through
+        sentence-transformers (torch, scikit-learn and scipy imported; its own
+        281 MiB tokenizer) and at N MiB this way, at the same speed.
+        """
+        map_large_blocks()
         # Stored text keeps the author's characters; the model sees them folded, as queries are.
-        return self._encode([model_input(self.passage_prefix, fold(t)) for t in texts], progress)
+        return self._encode([model_input(self.passage_prefix, fold(t)) for t in texts], progress, fast=True)
 
     def encode_queries(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
         return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress, fast=True)

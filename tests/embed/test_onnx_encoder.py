@@ -53,11 +53,36 @@ def test_searching_never_loads_torch(models_dir, embedder):
     assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
 
 
-def test_embedding_passages_never_opens_the_query_encoder(models_dir):
-    """An ingest embeds passages only: it does not hold the ONNX copy of the model as well."""
-    ingesting = Embedder(Settings(models_dir=models_dir))
-    ingesting.encode_passages(["Top management leads the change."])
-    assert ingesting._fast is None and ingesting._model is not None
+def test_passages_embed_through_onnx_as_torch_embeds_them(models_dir, embedder):
+    """An ingest embeds passages the way sentence-transformers does, long ones included, without torch."""
+    torch_only = Embedder(Settings(models_dir=models_dir, query_encoder="torch"))
+    passages = [s for group in SENTENCES.values() for s in group]
+    passages.append("ลูกค้าโทรมาแจ้งว่าอินเทอร์เน็ตหลุดทุกคืนและรอสายนานมาก " * 120)  # past 512 tokens
+    passages.append("客户投诉电话等候时间过长，应在五分钟内回电。" * 60)
+    fast, slow = embedder.encode_passages(passages), torch_only.encode_passages(passages)
+    assert np.min(np.sum(fast * slow, axis=1)) >= 0.999
+    code = (
+        "import sys; from pathlib import Path; from kb.config import Settings; from kb.embed.embedder import Embedder; "
+        f"e = Embedder(Settings(models_dir=Path({str(models_dir)!r}))); "
+        "e.encode_passages(['Top management leads the change.'] * 40); "
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
+
+
+def test_the_export_happens_in_a_process_of_its_own(models_dir, tmp_path):
+    """The first use exports the model without importing torch here, and later uses find the export."""
+    code = (
+        "import sys; from pathlib import Path; from kb.config import Settings; from kb.embed.embedder import Embedder; "
+        f"e = Embedder(Settings(models_dir=Path({str(models_dir)!r}), data_dir=Path({str(tmp_path)!r}))); "
+        f"e._export_dir = Path({str(tmp_path / 'onnx')!r}); "
+        "v = e.encode_queries(['who leads a CRM change?']); print('torch' in sys.modules, v.shape[1])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
+    assert out.stdout.split() == ["False", "384"], out.stderr[-2000:]
+    assert sorted(p.suffix for p in (tmp_path / "onnx").iterdir() if p.suffix != ".lock") == [
+        ".json", ".onnx", ".spm", ".weights"]
 
 
 def test_a_model_with_modules_onnx_cannot_reproduce_stays_on_torch(tmp_path, models_dir, embedder):
