@@ -18,13 +18,14 @@ not offer in place is printed as well: scoring a given list of chunk ids (the
 hybrid fusion and the answer stage ask for it) and reading which query terms a
 chunk holds.
 
-    python bench/keyword_engines.py --chunks N [--json] [--corpus-data-dir DIR] [--work-dir DIR]
+    python bench/keyword_engines.py --chunks N [--json] [--corpus-data-dir DIR] [--work-dir DIR] [--models-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -46,12 +47,13 @@ REPLACED_SHARE = 0.3
 BATCH = 10_000
 
 
-def corpus_terms(corpus_data_dir: Path | None, work: Path) -> tuple[list[list[str]], list[str], list[list[str]]]:
+def corpus_terms(corpus_data_dir: Path | None, work: Path,
+                 models_dir: Path) -> tuple[list[list[str]], list[str], list[list[str]]]:
     """Every chunk's terms and language in the bundled corpus, and the queries' terms."""
     from bench.scale import corpus_questions, open_corpus
     from kb.search.query import clean_query, query_terms
 
-    kb = open_corpus(work, REPO / "data" / "models", corpus_data_dir)
+    kb = open_corpus(work, models_dir, corpus_data_dir)
     terms, langs = [], []
     for batch in kb.store.iter_chunks():
         terms += batch.terms
@@ -210,6 +212,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
     parser.add_argument("--corpus-data-dir", type=Path, help="an ingested bundled corpus to copy instead of ingesting")
     parser.add_argument("--work-dir", type=Path, help="keep the indexes here (default: a temporary directory)")
+    parser.add_argument("--models-dir", type=Path,
+                        default=Path(os.environ.get("KB_MODELS_DIR") or REPO / "data" / "models"))
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="kb-keywords-"))
     try:
@@ -222,7 +226,7 @@ def main() -> None:
 
 
 def compare(args: argparse.Namespace, work: Path) -> dict:
-    real_terms, real_langs, queries = corpus_terms(args.corpus_data_dir, work)
+    real_terms, real_langs, queries = corpus_terms(args.corpus_data_dir, work, args.models_dir)
     terms, langs = synthetic(real_terms, real_langs, args.chunks)
     del real_terms
     lang = Counter(langs).most_common(1)[0][0]

@@ -50,3 +50,15 @@ def test_scale_bench_measures_an_approximate_index_against_the_flat_scan(corpus_
     assert figures["chunks"] == 2000 and figures["index_kind"] == "ivf"
     assert figures["recall_at_10"] >= 0.95
     assert figures["narrow_filter_recall_at_10"] == 1.0  # a narrow filter is an exact scan of what it allows
+
+
+def test_keyword_engines_bench_compares_ours_and_tantivy_on_the_same_terms(corpus_data_dir, models_dir):
+    out = run_bench("bench/keyword_engines.py", "--chunks", "2000", "--json",
+                    "--corpus-data-dir", str(corpus_data_dir), "--models-dir", str(models_dir), models_dir=models_dir)
+    figures = json.loads(out.strip().splitlines()[-1])
+    for engine in ("ours", "tantivy"):
+        assert {"build_s", "disk_mb", "open_s", "all_p50_ms", "filtered_p50_ms", "private_mb"} <= set(figures[engine])
+    # The same BM25 over the same terms: both find the same number of chunks, and mostly the same top 10.
+    assert figures["ours"]["all_hits"] == figures["tantivy"]["all_hits"] > 0
+    assert figures["ours"]["filtered_hits"] == figures["tantivy"]["filtered_hits"] > 0
+    assert figures["top10_agreement"] >= 0.9
