@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,32 +51,41 @@ def portal(corpus_data_dir, models_dir, tmp_path_factory):
         if f"test-{role}" not in existing:
             run_kb("user", "add", f"test-{role}", "--role", role, "--password-stdin", data_dir=data_dir,
                    models_dir=models_dir, input=password_of(role) + "\n")
-    port = free_port()
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir)}
     env.pop("KB_DATABASE_URL", None)
-    log = (data_dir / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
+    with kb_serve(env, data_dir / "serve.log", workers=2) as url:
+        yield url
+
+
+@contextmanager
+def kb_serve(env: dict[str, str], log_file: Path, workers: int) -> Iterator[str]:
+    """`kb serve` on a free port with `env`, its URL once /readyz answers; stopped on the way out."""
+    port = free_port()
+    with log_file.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port),
+                                 "--workers", str(workers)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("kb serve did not become ready:\n" + (data_dir / "serve.log").read_text()[-3000:])
-        time.sleep(0.5)
-    yield url
-    proc.terminate()
+            deadline = time.monotonic() + 180
+            while not _ready(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("kb serve did not become ready:\n" + log_file.read_text()[-3000:])
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _ready(url: str) -> bool:
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")

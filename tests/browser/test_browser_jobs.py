@@ -9,10 +9,6 @@ Skipped without chromium or without KB_TEST_REDIS_URL.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 
 import pytest
@@ -20,12 +16,12 @@ import pytest
 from tests.browser.test_browser import (  # noqa: F401 (browser is a fixture)
     CHROMIUM,
     browser,
-    free_port,
+    kb_serve,
     password_of,
     shot,
     signed_in_context,
 )
-from tests.conftest import REPO, run_kb
+from tests.conftest import run_kb
 from tests.indexer.test_jobs import Worker
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
@@ -45,27 +41,10 @@ def queued_portal(tmp_path_factory, models_dir):
            "KB_QUEUE_NAME": f"kb_test_{uuid.uuid4().hex[:10]}"}
     env.pop("KB_DATABASE_URL", None)
     worker = Worker(env, root / "worker.log")
-    port = free_port()
-    log = (root / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "1"],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (root / "serve.log").read_text()[-3000:]
-            time.sleep(0.5)
-        yield url
+        with kb_serve(env, root / "serve.log", workers=1) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
         worker.stop()
 
 
