@@ -32,6 +32,7 @@ from kb.search import weights
 from kb.search.cues import has_shape, question_kind
 from kb.search.pipeline import search_text
 from kb.search.types import SearchResponse, SearchResult
+from kb.text.languages import SUPPORTED_LANGUAGES
 from kb.text.sentences import join_thai_clauses, split_sentences
 
 if TYPE_CHECKING:
@@ -104,11 +105,12 @@ class _Run:
 
 @dataclass
 class Candidates:
-    """What an answer is chosen from: the search behind it and every scored run of its best passages."""
+    """What an answer is chosen from: the search behind it, the passages read, and every scored run of them."""
 
     response: SearchResponse
     runs: list[_Run]
     timings: dict[str, float]
+    passages: list[SearchResult] = field(default_factory=list)
 
 
 def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) -> Candidates:
@@ -117,13 +119,17 @@ def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) 
     # Passages, not documents: the sentence that answers is often in the second passage of the best document.
     # Guidance first: a customer note tells what happened once, guidance what we do; notes answer only
     # when no guidance is about the question.
-    response = search_text(engine, question, k=weights.PASSAGES + 2, kind=GUIDANCE, group=False, viewer=viewer,
+    kind: str | None = GUIDANCE
+    response = search_text(engine, question, k=weights.PASSAGES + 2, kind=kind, group=False, viewer=viewer,
                            snippets=False)
     if not response.results:
+        kind = None
         response = search_text(engine, question, k=weights.PASSAGES + 2, group=False, viewer=viewer, snippets=False)
+    passages = list(enumerate(response.results[:weights.PASSAGES]))
+    passages += _other_language_passages(engine, question, response, kind, viewer)
     timings = {"search": time.perf_counter() - started}
     query_vector = _query_vector(engine, response.query, response.query_lang)
-    runs, split = _candidate_runs(engine, response, response.results[:weights.PASSAGES], query_vector)
+    runs, split = _candidate_runs(engine, response, passages, query_vector)
     timings["sentences"] = time.perf_counter() - started - timings["search"]
     if runs:
         _measure_meaning(engine, runs, split, query_vector, question_kind(response.query))
@@ -131,7 +137,7 @@ def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) 
             run.score = score_run(run)
         runs.sort(key=lambda run: (-run.score, run.rank, run.start))
     timings["meaning"] = time.perf_counter() - started - timings["search"] - timings["sentences"]
-    return Candidates(response, runs, timings)
+    return Candidates(response, runs, timings, [result for _, result in passages])
 
 
 def answer_question(engine: Engine, question: str, min_confidence: float | None = None,
@@ -159,11 +165,39 @@ def answer_question(engine: Engine, question: str, min_confidence: float | None 
                   evidence)
 
 
-def _candidate_runs(engine: Engine, response, results: list[SearchResult], query_vector) -> tuple[list[_Run], dict]:
+def _other_language_passages(engine: Engine, question: str, response: SearchResponse, kind: str | None,
+                             viewer: Viewer) -> list[tuple[int, SearchResult]]:
+    """The best passages of each language the question is not in, searched in that language alone.
+
+    Keywords cannot cross languages, so an unfiltered hybrid search fills its
+    first places with passages in the question's language that share its
+    words, while the one that answers may exist only in another language
+    (measured on bench/realq: the gold document was among the unfiltered
+    candidates for 7 of 73 cross-language questions, among the first three of
+    its own language for 54). Searched by language, the passages compete by
+    meaning with passages in their own language only. Each keeps its rank
+    in its own language's list.
+    """
+    if not response.results:
+        return []
+    seen = {result.chunk_id for result in response.results[:weights.PASSAGES]}
+    extra: list[tuple[int, SearchResult]] = []
+    for lang in SUPPORTED_LANGUAGES:
+        if lang == response.query_lang:
+            continue
+        searched = search_text(engine, question, k=weights.OTHER_LANGUAGE_PASSAGES, lang=lang, kind=kind, group=False,
+                               viewer=viewer, snippets=False)
+        extra += [(rank, result) for rank, result in enumerate(searched.results) if result.chunk_id not in seen]
+    return extra
+
+
+def _candidate_runs(engine: Engine, response, passages: list[tuple[int, SearchResult]],
+                    query_vector) -> tuple[list[_Run], dict]:
     """Every run of one or two consecutive sentences of the best passages that could answer, with its keyword evidence.
 
     A heading, or a sentence that only repeats the question, is context: it
-    may lead a pair, never stand alone. A second sentence joins only when it
+    may lead a pair, never stand alone; a heading never ends a pair (it names
+    the next section, and its words made the wrong sentence win). A second sentence joins only when it
     adds keyword weight, or when the first is short (a sentence that names the
     subject is often followed by the one that answers).
     """
@@ -174,7 +208,7 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
     runs: list[_Run] = []
     seen: set[tuple[int, int, int]] = set()
     split: dict[int, tuple] = {}  # chunk id -> sentence spans
-    for rank, result in enumerate(results):
+    for rank, result in passages:
         sentences, sentence_terms = _sentences(engine, result)
         headings = [_is_heading(result.text, span) for span in sentences]
         split[result.chunk_id] = sentences
@@ -185,8 +219,8 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
                 if i + size > len(sentences):
                     break
                 context = headings[i] or len(sentence_terms[i] - asked) < weights.MIN_NEW_TERMS
-                if context and size == 1:
-                    continue
+                if context and size == 1 or size > 1 and headings[i + size - 1]:
+                    continue  # a heading names what follows it: it never ends an answer
                 terms = set().union(*sentence_terms[i : i + size])
                 coverage = _coverage(terms, idf, total_weight)
                 if size > 1 and not context:

@@ -76,6 +76,8 @@ PARALLEL_MIN_SIMILARITY = 0.42
 # Passages whose sentences compete, and the longest answer, in sentences.
 PASSAGES = 5
 MAX_SENTENCES = 2
+# Passages of each other language searched alone (see `kb.search.answer._other_language_passages`).
+OTHER_LANGUAGE_PASSAGES = 3
 # A second sentence joins only if it adds at least this share of the question's keyword weight,
 # or if the first is shorter than SHORT_SENTENCE and the two together fit in SHORT_PAIR characters
 # (a short sentence that names the subject is often followed by the one that answers).
