@@ -39,8 +39,8 @@ from kb.search.answer import candidate_answers, confidence_of, evidence_for, sco
 MAX_WRONG = 0.10
 MAX_UNANSWERED = 0.15
 CHOICE_GRID = {
-    "COVERAGE_WEIGHT": (0.5, 1.0, 2.0),
-    "SENTENCE_MEANING_WEIGHT": (0.0, 1.0, 2.0, 3.0, 4.0),
+    "COVERAGE_WEIGHT": (0.25, 0.5, 1.0, 2.0),
+    "SENTENCE_MEANING_WEIGHT": (0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
     "MEANING_WEIGHT": (0.0, 0.5, 1.0),
     "RANK_WEIGHT": (0.0, 0.1, 0.2),
     "CUE_WEIGHT": (0.0, 0.2, 0.4),
