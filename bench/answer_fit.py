@@ -39,8 +39,8 @@ from kb.search.answer import candidate_answers, confidence_of, evidence_for, sco
 MAX_WRONG = 0.10
 MAX_UNANSWERED = 0.15
 CHOICE_GRID = {
-    "COVERAGE_WEIGHT": (0.5, 1.0, 2.0),
-    "SENTENCE_MEANING_WEIGHT": (0.0, 1.0, 2.0, 3.0, 4.0),
+    "COVERAGE_WEIGHT": (0.25, 0.5, 1.0, 2.0),
+    "SENTENCE_MEANING_WEIGHT": (0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
     "MEANING_WEIGHT": (0.0, 0.5, 1.0),
     "RANK_WEIGHT": (0.0, 0.1, 0.2),
     "CUE_WEIGHT": (0.0, 0.2, 0.4),
@@ -67,6 +67,26 @@ def collect(engine, questions: list[dict]) -> list[dict]:
                  for run in candidates.runs]
         records.append({**question, "candidates": candidates, "right": right})
     return records
+
+
+def cross_language(record: dict) -> bool:
+    """The gold document is in another language than the question."""
+    return record["gold_doc"].split("/")[0] != record["lang"]
+
+
+def candidate_recall(label: str, records: list[dict]) -> None:
+    """How often the gold document is among the passages read, and a gold phrase among the runs, same/cross language."""
+    for cross in (False, True):
+        group = [r for r in records if r.get("answerable", True) and cross_language(r) == cross]
+        docs = sum(any(p.source.endswith(r["gold_doc"]) for p in passages_of(r["candidates"])) for r in group)
+        phrases = sum(any(r["right"]) for r in group)
+        print(f"{label}, {'cross' if cross else 'same'}-language: gold document among the candidates for {docs} of "
+              f"{len(group)}, a gold phrase for {phrases}, chosen right for {chosen_right(group)}")
+
+
+def passages_of(candidates) -> list:
+    """The passages an answer was chosen from (older code read the first weights.PASSAGES of the search)."""
+    return getattr(candidates, "passages", None) or candidates.response.results[:weights.PASSAGES]
 
 
 def best_of(record: dict) -> int | None:
@@ -182,6 +202,10 @@ def report(label: str, records: list[dict]) -> dict[str, float]:
         "questions": len(records),
     }
     print(f"{label}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()))
+    print("  reliability (confidence bin: questions, mean confidence, share right): " + "; ".join(
+        f"{low:.1f}-{low + 0.2:.1f}: {int(members.sum())}, {confidences[members].mean():.2f}, {labels[members].mean():.2f}"
+        for low in np.arange(0.0, 1.0, 0.2)
+        if (members := (confidences >= low) & ((confidences < low + 0.2) | (low >= 0.8))).any()))
     return figures
 
 
@@ -197,6 +221,12 @@ def expected_calibration_error(confidences: np.ndarray, labels: np.ndarray, bins
     return float(total / max(1, len(labels)))
 
 
+def offtopic_answered(records: list[dict]) -> float:
+    """Share of off-topic queries given an answer with the weights in use."""
+    rows, _ = evidence_rows(records)
+    return sum(row is not None and confidence_of(row) >= weights.MIN_CONFIDENCE for row in rows) / max(1, len(rows))
+
+
 def main() -> None:
     import json
 
@@ -206,21 +236,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True, help="a data dir holding the bundled corpus")
     parser.add_argument("--questions", type=Path, default=REPO / "bench" / "realq" / "dev.jsonl")
+    parser.add_argument("--offtopic", type=Path, default=REPO / "bench" / "realq" / "offtopic.txt")
     parser.add_argument("--report-only", action="store_true", help="report both halves with the weights in use")
     args = parser.parse_args()
     questions = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    offtopic = [{"question": line.strip(), "answerable": False, "gold_answers": []}
+                for line in args.offtopic.read_text(encoding="utf-8").splitlines() if line.strip()]
     with KnowledgeBase.open(Settings.from_env(data_dir=args.data_dir)) as kb:
         records = collect(kb.engine, questions)
+        offtopic_records = collect(kb.engine, offtopic)
     fit = [r for r in records if r.get("split") == "fit"]
     test = [r for r in records if r.get("split") != "fit"]
+    candidate_recall("fit", fit)
+    candidate_recall("test", test)
     report("before, fit", fit)
     report("before, test", test)
+    print(f"before, off-topic queries answered: {offtopic_answered(offtopic_records):.3f}")
     if args.report_only:
         return
     fit_choice(fit)
     fit_confidence(fit)
+    candidate_recall("after, test", test)
     report("after, fit", fit)
     report("after, test", test)
+    print(f"after, off-topic queries answered: {offtopic_answered(offtopic_records):.3f}")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=Path, metavar="FILE",
                    help="one question per line ('-' for stdin); prints one JSON object per line")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--min-confidence", type=float, metavar="P",
+                   help="answer when the confidence reaches P (0 to 1; default: the fitted threshold)")
 
     p = sub.add_parser("stats", help="counts of documents, chunks and vectors")
     p.add_argument("--json", action="store_true")
@@ -345,7 +347,7 @@ def cmd_ask(kb: KnowledgeBase, args) -> int:
         with stream:
             for line in stream:
                 try:
-                    _print_json(answer_question(kb.engine, line.rstrip("\n")).to_dict())
+                    _print_json(answer_question(kb.engine, line.rstrip("\n"), args.min_confidence).to_dict())
                 except EmptyQueryError as exc:
                     _print_json({"answer": None, "citations": [], "error": {"code": "empty_query", "message": str(exc)}})
         return EXIT_OK
@@ -353,7 +355,7 @@ def cmd_ask(kb: KnowledgeBase, args) -> int:
         print("kb ask: a QUESTION is required (or --queries FILE)", file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = answer_question(kb.engine, args.question)
+        result = answer_question(kb.engine, args.question, args.min_confidence)
     except EmptyQueryError as exc:
         print(f"kb ask: {exc}", file=sys.stderr)
         return EXIT_USAGE

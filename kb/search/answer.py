@@ -19,12 +19,14 @@ knowledge base" and the closest passages are shown instead.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
+from sqlalchemy import select
 
 from kb.access import OPERATOR, Viewer
 from kb.documents import GUIDANCE, short_source
@@ -32,6 +34,8 @@ from kb.search import weights
 from kb.search.cues import has_shape, question_kind
 from kb.search.pipeline import search_text
 from kb.search.types import SearchResponse, SearchResult
+from kb.storage.models import Document
+from kb.text.languages import SUPPORTED_LANGUAGES
 from kb.text.sentences import join_thai_clauses, split_sentences
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 
 # Sentences longer than this are not an answer of "one or two sentences" (a table row, a list).
 MAX_ANSWER_CHARS = 600
+_LIST_OR_TABLE = re.compile(r"\s*([-*•]|\d{1,3}[.)])\s|\s*\|")
 
 
 @dataclass
@@ -94,6 +99,7 @@ class _Run:
     sem: float = 0.0  # of the question and the run's own sentences: what the run says, not its neighbours
     cue: float = 0.0  # 1 when the run has the shape the question asks for (a duration for "how long"...)
     score: float = 0.0
+    parallels: frozenset[int] = frozenset()  # candidate passages in other languages that say its passage again
 
     @property
     def doc_span(self) -> tuple[int, int, int]:
@@ -104,11 +110,12 @@ class _Run:
 
 @dataclass
 class Candidates:
-    """What an answer is chosen from: the search behind it and every scored run of its best passages."""
+    """What an answer is chosen from: the search behind it, the passages read, and every scored run of them."""
 
     response: SearchResponse
     runs: list[_Run]
     timings: dict[str, float]
+    passages: list[SearchResult] = field(default_factory=list)
 
 
 def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) -> Candidates:
@@ -117,13 +124,18 @@ def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) 
     # Passages, not documents: the sentence that answers is often in the second passage of the best document.
     # Guidance first: a customer note tells what happened once, guidance what we do; notes answer only
     # when no guidance is about the question.
-    response = search_text(engine, question, k=weights.PASSAGES + 2, kind=GUIDANCE, group=False, viewer=viewer,
+    kind: str | None = GUIDANCE
+    response = search_text(engine, question, k=weights.PASSAGES + 2, kind=kind, group=False, viewer=viewer,
                            snippets=False)
     if not response.results:
+        kind = None
         response = search_text(engine, question, k=weights.PASSAGES + 2, group=False, viewer=viewer, snippets=False)
+    passages = list(enumerate(response.results[:weights.PASSAGES]))
+    passages += _other_language_passages(engine, question, response, kind, viewer)
     timings = {"search": time.perf_counter() - started}
     query_vector = _query_vector(engine, response.query, response.query_lang)
-    runs, split = _candidate_runs(engine, response, response.results[:weights.PASSAGES], query_vector)
+    runs, split = _candidate_runs(engine, response, passages, query_vector)
+    _mark_parallels(engine, runs)
     timings["sentences"] = time.perf_counter() - started - timings["search"]
     if runs:
         _measure_meaning(engine, runs, split, query_vector, question_kind(response.query))
@@ -131,7 +143,7 @@ def candidate_answers(engine: Engine, question: str, viewer: Viewer = OPERATOR) 
             run.score = score_run(run)
         runs.sort(key=lambda run: (-run.score, run.rank, run.start))
     timings["meaning"] = time.perf_counter() - started - timings["search"] - timings["sentences"]
-    return Candidates(response, runs, timings)
+    return Candidates(response, runs, timings, [result for _, result in passages])
 
 
 def answer_question(engine: Engine, question: str, min_confidence: float | None = None,
@@ -159,11 +171,39 @@ def answer_question(engine: Engine, question: str, min_confidence: float | None 
                   evidence)
 
 
-def _candidate_runs(engine: Engine, response, results: list[SearchResult], query_vector) -> tuple[list[_Run], dict]:
+def _other_language_passages(engine: Engine, question: str, response: SearchResponse, kind: str | None,
+                             viewer: Viewer) -> list[tuple[int, SearchResult]]:
+    """The best passages of each language the question is not in, searched in that language alone.
+
+    Keywords cannot cross languages, so an unfiltered hybrid search fills its
+    first places with passages in the question's language that share its
+    words, while the one that answers may exist only in another language
+    (measured on bench/realq: the gold document was among the unfiltered
+    candidates for 7 of 73 cross-language questions, among the first three of
+    its own language for 54). Searched by language, the passages compete by
+    meaning with passages in their own language only. Each keeps its rank
+    in its own language's list.
+    """
+    if not response.results:
+        return []
+    seen = {result.chunk_id for result in response.results[:weights.PASSAGES]}
+    extra: list[tuple[int, SearchResult]] = []
+    for lang in SUPPORTED_LANGUAGES:
+        if lang == response.query_lang:
+            continue
+        searched = search_text(engine, question, k=weights.OTHER_LANGUAGE_PASSAGES, lang=lang, kind=kind, group=False,
+                               viewer=viewer, snippets=False)
+        extra += [(rank, result) for rank, result in enumerate(searched.results) if result.chunk_id not in seen]
+    return extra
+
+
+def _candidate_runs(engine: Engine, response, passages: list[tuple[int, SearchResult]],
+                    query_vector) -> tuple[list[_Run], dict]:
     """Every run of one or two consecutive sentences of the best passages that could answer, with its keyword evidence.
 
     A heading, or a sentence that only repeats the question, is context: it
-    may lead a pair, never stand alone. A second sentence joins only when it
+    may lead a pair, never stand alone; a heading never ends a pair (it names
+    the next section, and its words made the wrong sentence win). A second sentence joins only when it
     adds keyword weight, or when the first is short (a sentence that names the
     subject is often followed by the one that answers).
     """
@@ -174,9 +214,10 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
     runs: list[_Run] = []
     seen: set[tuple[int, int, int]] = set()
     split: dict[int, tuple] = {}  # chunk id -> sentence spans
-    for rank, result in enumerate(results):
+    marked = _heading_spans(engine, {result.doc_id for _, result in passages})
+    for rank, result in passages:
         sentences, sentence_terms = _sentences(engine, result)
-        headings = [_is_heading(result.text, span) for span in sentences]
+        headings = [_is_heading(result, span, marked.get(result.doc_id)) for span in sentences]
         split[result.chunk_id] = sentences
         cosine = _cosine(engine, query_vector, result)
         passage_coverage = _coverage(set().union(*sentence_terms), idf, total_weight)
@@ -185,8 +226,8 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
                 if i + size > len(sentences):
                     break
                 context = headings[i] or len(sentence_terms[i] - asked) < weights.MIN_NEW_TERMS
-                if context and size == 1:
-                    continue
+                if context and size == 1 or size > 1 and headings[i + size - 1]:
+                    continue  # a heading names what follows it: it never ends an answer
                 terms = set().union(*sentence_terms[i : i + size])
                 coverage = _coverage(terms, idf, total_weight)
                 if size > 1 and not context:
@@ -207,6 +248,30 @@ def _candidate_runs(engine: Engine, response, results: list[SearchResult], query
                 seen.add(run.doc_span)
                 runs.append(run)
     return runs, split
+
+
+def _mark_parallels(engine: Engine, runs: list[_Run]) -> None:
+    """Mark each run with the candidate passages in other languages that say its passage again.
+
+    Now that every language is read, the answer's own translation is the
+    closest rival of a right answer: it must corroborate the answer, not count
+    against its lead. Passages (not sentences) are compared: on XQuAD
+    translated paragraphs score 0.41 and more, unrelated ones at most 0.38
+    (see weights.PARALLEL_MIN_SIMILARITY), while single sentences of e5-small
+    do not separate (translated gold sentences of bench/realq: median 0.39;
+    any two candidate sentences in different languages: 99th percentile 0.43).
+    """
+    if engine.indexes.vectors is None or engine.indexes.centroids.overall is None or not runs:
+        return
+    passages = {run.result.chunk_id: run.result.lang for run in runs}
+    ids = np.asarray(list(passages), np.int64)
+    vectors = engine.indexes.vectors.reconstruct_many(ids)
+    close = vectors @ vectors.T >= weights.PARALLEL_MIN_SIMILARITY
+    langs = np.asarray(list(passages.values()))
+    parallel = close & (langs[:, None] != langs[None, :])
+    of = {int(chunk_id): frozenset(ids[row].tolist()) for chunk_id, row in zip(ids.tolist(), parallel, strict=True)}
+    for run in runs:
+        run.parallels = of[run.result.chunk_id]
 
 
 def _measure_meaning(engine: Engine, runs: list[_Run], split: dict, query_vector, kind: str | None) -> None:
@@ -284,12 +349,31 @@ def _meaning(cosine: float) -> float:
     return min(1.0, max(0.0, cosine / weights.MEANING_FULL))
 
 
-def _is_heading(text: str, span: tuple[int, int]) -> bool:
-    """A short line of its own without closing punctuation: it names a subject, it answers nothing."""
+def _heading_spans(engine: Engine, doc_ids: set[int]) -> dict[int, list[tuple[int, int]]]:
+    """The headings the readers marked in each document (offsets in its text); documents without any are left out."""
+    with engine.store.session() as session:
+        rows = session.execute(select(Document.id, Document.headings).where(Document.id.in_(doc_ids)))
+        return {row.id: [(start, end) for start, end, _ in row.headings] for row in rows if row.headings}
+
+
+def _is_heading(result: SearchResult, span: tuple[int, int], marked: list[tuple[int, int]] | None) -> bool:
+    """A heading names a subject and answers nothing.
+
+    Where the document's reader marked its headings (Markdown, HTML, Word),
+    they are the headings: a short list item ("- 不要承诺……；") or a Thai line
+    without closing punctuation is not one. Elsewhere (plain text), a short
+    line of its own that is neither a list item nor a table row, without
+    closing punctuation.
+    """
     start, end = span
+    if marked is not None:
+        offset = result.best.start
+        return any(a < offset + end and offset + start < b for a, b in marked)
+    text = result.text
     line_ends = end >= len(text.rstrip()) or text[end : end + 1] == "\n"
     line_starts = start == 0 or text[start - 1] == "\n"
-    return line_starts and line_ends and end - start <= 80 and text[end - 1] not in ".!?。！？:："
+    return (line_starts and line_ends and end - start <= 80 and text[end - 1] not in ".!?。！？:："
+            and not _LIST_OR_TABLE.match(text, start))
 
 
 def evidence_for(best: _Run, runs: list[_Run], results: list[SearchResult], question_lang: str) -> dict[str, float]:
@@ -297,19 +381,25 @@ def evidence_for(best: _Run, runs: list[_Run], results: list[SearchResult], ques
 
     Keyword coverage of the answer and of its passage, the passage's and the
     answer's own closeness in meaning to the question, how clearly the answer
-    won over the best run that does not share a sentence with it (`lead`, in
-    meaning) and how clearly its passage won the search (`margin`), whether it
+    won over the best run that neither shares a sentence with it nor is in a
+    passage that says its passage again in another language (`lead`, in
+    meaning; `choice_gap`, in score: on bench/realq the best single sign that
+    the choice is right, area under the ROC curve 0.70, where cross-language
+    agreement of the best runs was 0.49) and how clearly its passage won the
+    search (`margin`), whether it
     has the question's shape (`cue`), and whether it crosses languages (no
     keyword can match then, so the other evidence must carry it).
     """
     margin = 1.0
     if len(results) > 1 and results[0].score > 0:
         margin = min(1.0, max(0.0, (results[0].score - results[1].score) / abs(results[0].score)))
-    rivals = [run.sem for run in runs if not _overlap(run, best)]
-    lead = best.sem - max(rivals) if rivals else best.sem
+    rivals = [run for run in runs if not _overlap(run, best) and run.result.chunk_id not in best.parallels]
+    lead = best.sem - max(run.sem for run in rivals) if rivals else best.sem
+    gap = score_run(best) - max(score_run(run) for run in rivals) if rivals else score_run(best)
     cross = float(best.result.lang != question_lang)
     return {"coverage": best.coverage, "passage_coverage": best.passage_coverage, "cosine": best.cosine,
-            "margin": margin, "sem": best.sem, "lead": lead, "cue": best.cue, "cross_language": cross}
+            "margin": margin, "sem": best.sem, "lead": lead, "cue": best.cue, "cross_language": cross,
+            "choice_gap": gap}
 
 
 def _overlap(a: _Run, b: _Run) -> bool:

@@ -53,7 +53,10 @@ _HAN_NUMBER = r"(\d+([.,]\d+)?|[一二两兩三四五六七八九十百半]+)"
 
 _DURATION = re.compile(
     rf"\b{_NUMBER}[\s-]*(working |business |calendar )?(minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|quarters?)\b"
-    r"|\b(same|next) (day|week|business day|working day)\b|\bimmediately\b|\bovernight\b|\bweekly\b|\bmonthly\b|\bdaily\b"
+    r"|\b(same|next) (day|week|business day|working day)\b|\bimmediately\b|\bovernight\b"
+    r"|\b(hourly|daily|weekly|monthly|quarterly|annually|yearly)\b|\bevery (day|week|month|quarter|year)\b"
+    r"|ทุก\s*(วัน|สัปดาห์|อาทิตย์|เดือน|ไตรมาส|ปี)|(วัน|สัปดาห์|อาทิตย์|เดือน|ไตรมาส|ปี)ละ"
+    r"|每(天|日|周|週|星期|月|个月|個月|季度|季|年)"
     rf"|{_THAI_NUMBER}\s*(นาที|ชั่วโมง|ชม\.?|วันทำการ|วัน|สัปดาห์|อาทิตย์|เดือน|ปี|ไตรมาส)|ทันที|ภายในวัน"
     rf"|{_HAN_NUMBER}\s*(分钟|分鐘|个小时|個小時|小时|小時|个工作日|個工作日|工作日|天|日|周|週|星期|个月|個月|月|年|季度)|立即|当天|當天|马上",
     re.IGNORECASE)

@@ -121,11 +121,14 @@ def test_answers_are_at_most_two_sentences_quoted_from_the_corpus(corpus_kb):
 
 
 def test_kb_ask_prints_the_answer_and_its_source(corpus_data_dir, models_dir, tmp_path):
-    proc = run_kb("ask", "Who should lead change in a CRM project?", data_dir=corpus_data_dir, models_dir=models_dir)
+    # Printed at any confidence: whether this answer clears the fitted threshold is the calibration's call.
+    proc = run_kb("ask", "Who should lead change in a CRM project?", "--min-confidence", "0",
+                  data_dir=corpus_data_dir, models_dir=models_dir)
     assert "source:" in proc.stdout and "change-leadership" in proc.stdout
     questions = tmp_path / "questions.txt"
     questions.write_text("Who should lead change in a CRM project?\n\n火星上有多少颗卫星?\n", encoding="utf-8")
-    proc = run_kb("ask", "--queries", str(questions), "--json", data_dir=corpus_data_dir, models_dir=models_dir)
+    proc = run_kb("ask", "--queries", str(questions), "--json", "--min-confidence", "0", data_dir=corpus_data_dir,
+                  models_dir=models_dir)
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == 3
     assert lines[0]["answer"] and lines[0]["citations"][0]["source"].endswith("change-leadership.md")
