@@ -15,11 +15,17 @@ row. A table saved at another state is brought up to date the same way.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import json
+import marshal
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from filelock import FileLock
@@ -63,9 +69,12 @@ class SearchFilters:
         return out
 
 
-@dataclass
-class DocumentInfo:
-    """The document attributes search results and filters need, without the text."""
+class DocumentInfo(NamedTuple):
+    """The document attributes search results and filters need, without the text.
+
+    A named tuple: a saved table makes one per document at open (200,000 at a
+    million chunks), and a tuple is made several times faster than a dataclass.
+    """
 
     id: int
     title: str
@@ -88,10 +97,11 @@ def _date_number(value: dt.date | None) -> int:
 # The saved table: three arrays opened memory-mapped (shared by a node's workers
 # through the page cache), the documents, and a manifest written last.
 ARRAY_FILES = {"ids": "table.ids.npy", "doc_ids": "table.doc_ids.npy", "langs": "table.langs.npy"}
-DOCS_FILE = "table.docs.json"
+DOCS_FILE = "table.docs.marshal"  # tuples of str, int and frozenset: read ~6x faster than JSON
 MANIFEST_FILE = "table.json"
 LOCK_FILE = ".table.lock"
 FORMAT_VERSION = 1
+_PYTHON = "{}.{}".format(*sys.version_info[:2])
 LANG_TYPE = "U8"  # chunks.lang is String(8)
 
 
@@ -190,10 +200,10 @@ class ChunkTable:
             for name, file in ARRAY_FILES.items():
                 array = getattr(rows, name)
                 atomic_write(directory / file, lambda fh, a=array: np.save(fh, a, allow_pickle=False))
-            documents = json.dumps([_doc_row(info) for info in rows.docs.values()], ensure_ascii=False)
-            atomic_write(directory / DOCS_FILE, lambda fh: fh.write(documents.encode()))
+            documents = marshal.dumps([_doc_row(info) for info in rows.docs.values()])
+            atomic_write(directory / DOCS_FILE, lambda fh: fh.write(documents))
             manifest = {
-                "format": FORMAT_VERSION, "state": state, "count": len(rows.ids),
+                "format": FORMAT_VERSION, "python": _PYTHON, "state": state, "count": len(rows.ids),
                 "last_id": int(rows.ids[-1]) if len(rows.ids) else 0,
                 "seen_update": self._seen_update.isoformat() if self._seen_update else None,
             }
@@ -207,12 +217,13 @@ class ChunkTable:
         try:
             with FileLock(str(directory / LOCK_FILE)):
                 manifest = json.loads((directory / MANIFEST_FILE).read_text())
-                if manifest.get("format") != FORMAT_VERSION:
-                    return None
+                if manifest.get("format") != FORMAT_VERSION or manifest.get("python") != _PYTHON:
+                    return None  # marshal's format belongs to the Python version
                 arrays = {name: np.load(directory / file, mmap_mode="r", allow_pickle=False)
                           for name, file in ARRAY_FILES.items()}
-                documents = json.loads((directory / DOCS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError, TypeError, KeyError):
+                with _gc_paused():
+                    documents = marshal.loads((directory / DOCS_FILE).read_bytes())
+        except (OSError, ValueError, TypeError, KeyError, EOFError):
             return None
         count = manifest.get("count")
         if any(len(a) != count for a in arrays.values()) or arrays["ids"].dtype != np.int64:
@@ -220,7 +231,11 @@ class ChunkTable:
         if (int(arrays["ids"][-1]) if count else 0) != manifest.get("last_id"):
             return None
         table = cls()
-        docs = {info.id: info for info in map(_doc_info, documents)}
+        try:
+            with _gc_paused():
+                docs = {info.id: info for info in map(_doc_info, documents)}
+        except (TypeError, ValueError, IndexError):
+            return None
         table._rows = _Rows(arrays["ids"], arrays["doc_ids"], arrays["langs"], docs)
         seen = manifest.get("seen_update")
         table._seen_update = dt.datetime.fromisoformat(seen) if seen else None
@@ -323,14 +338,27 @@ def _doc_index(table: _Rows) -> tuple[np.ndarray, list[DocumentInfo], np.ndarray
     return doc_ids, infos, row_of_chunk
 
 
-def _doc_row(info: DocumentInfo) -> list:
-    return [info.id, info.title, info.source, info.source_file, info.kind, info.lang, info.visibility,
-            info.date.toordinal() if info.date else 0, sorted(info.tags), info.product, info.status, info.channel]
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a table's documents are made: hundreds of thousands of
+    new tuples would run it over and over on a growing heap (measured: reading took 3-4x longer)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def _doc_info(row: list) -> DocumentInfo:
-    return DocumentInfo(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                        dt.date.fromordinal(row[7]) if row[7] else None, frozenset(row[8]), *row[9:12])
+def _doc_row(info: DocumentInfo) -> tuple:
+    return (*info[:7], info.date.toordinal() if info.date else 0, *info[8:])
+
+
+def _doc_info(row: tuple) -> DocumentInfo:
+    if row[7]:
+        return DocumentInfo._make((*row[:7], dt.date.fromordinal(row[7]), *row[8:]))
+    return DocumentInfo._make((*row[:7], None, *row[8:]))
 
 
 def store_chunk_rows(store: Store, ids: np.ndarray | None, batch: int = 20_000) -> list[tuple[int, int, str]]:

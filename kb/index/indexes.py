@@ -168,6 +168,8 @@ class Indexes:
         need = np.empty(0, np.int64)
         for index in indexes:
             have = index.ids()
+            if len(have) == len(db_ids) and np.array_equal(have, db_ids):
+                continue  # the usual case at open: a linear check instead of two sorts of a million ids
             stale = np.setdiff1d(have, db_ids, assume_unique=True)
             if len(stale):
                 index.remove(stale)
