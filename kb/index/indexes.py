@@ -222,7 +222,8 @@ class Indexes:
             del batches
             if vectors is not None:
                 vectors.compact()
-            self.table.sync(self.store, np.union1d(vectors.ids() if vectors is not None else [], keywords.ids()))
+            held = keywords.ids() if vectors is None else np.union1d(vectors.ids(), keywords.ids())
+            self.table.sync(self.store, np.sort(held))
             self.vectors, self.keywords, self._state = vectors, keywords, state
             self._dirty = True
 

@@ -105,10 +105,17 @@ class Store:
             return s.scalar(select(Chunk.id).limit(1)) is not None
 
     def chunk_ids(self) -> np.ndarray:
-        """Every chunk id, ascending (read through the driver: a million ids in a fraction of a second)."""
+        """Every chunk id, ascending: what an index compares itself with when the change sequence moved.
+
+        On SQLite, without ORDER BY, so that the scan reads a small index (every index holds the
+        rowid) instead of the table with its vectors and text: at a million chunks 0.9 s instead of
+        19 s from a cold cache. PostgreSQL reads the ids in order from its primary key.
+        """
+        order = "" if self.engine.dialect.name == "sqlite" else " ORDER BY id"
         with self.engine.connect() as connection:
-            result = connection.exec_driver_sql("SELECT id FROM chunks ORDER BY id")
+            result = connection.exec_driver_sql("SELECT id FROM chunks" + order)
             ids = np.fromiter((row[0] for row in result), np.int64)
+        ids.sort()
         return ids
 
     def chunk_language_counts(self) -> dict[str, int]:
