@@ -17,7 +17,8 @@ language and filtered to 0.5% of the chunks; the seconds to rebuild the
 indexes from the database and to open the saved ones (in a fresh process, as a
 portal worker starts, with that process's private and file-backed memory: the
 mapped index is shared by every worker of a node); peak RSS of this process
-(taken before the flat reference is built).
+(taken before the flat reference is built); in that fresh process, the time of the
+per-request freshness check (`Store.state`) and of a refresh that finds nothing new.
 
     python bench/scale.py --chunks N [--json] [--queries 204] [--work-dir DIR] [--corpus-data-dir DIR]
 
@@ -196,13 +197,16 @@ def probe(data_dir: Path, models_dir: Path) -> None:
     started = time.perf_counter()
     kb = KnowledgeBase.open(Settings.from_env(data_dir=data_dir, models_dir=models_dir, database_url=None))
     open_s = time.perf_counter() - started
+    state_times = timed(kb.store.state, [()] * 50)
+    refresh_times = timed(kb.refresh, [()] * 50)
     vectors = kb.indexes.vectors
     ids = vectors.ids()
     for chunk_id in np.random.default_rng(1).choice(ids, min(50, len(ids)), replace=False):
         vectors.search(vectors.reconstruct(int(chunk_id)), MIN_DEPTH)
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     kb_of = {name: int(status.get(name, "0 kB").split()[0]) / 1024 for name in ("VmRSS", "RssAnon", "RssFile")}
-    print(json.dumps({"open_s": open_s, "rss_mb": kb_of["VmRSS"], "private_mb": kb_of["RssAnon"],
+    print(json.dumps({"open_s": open_s, "state_check_ms": percentile(state_times, 50),
+                      "refresh_unchanged_ms": percentile(refresh_times, 50), "rss_mb": kb_of["VmRSS"], "private_mb": kb_of["RssAnon"],
                       "file_mb": kb_of["RssFile"], "mapped": vectors.base.mapped}))
 
 
@@ -228,7 +232,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         "corpus_hybrid_p50_ms": corpus_p50, "corpus_hybrid_p99_ms": corpus_p99,
         "hybrid_stage_mean_ms": stages,
         **figures,
-        "open_s": worker["open_s"], "reopen_in_process_s": timings["open_s"], "rebuild_s": timings["rebuild_s"],
+        "open_s": worker["open_s"], "state_check_ms": worker["state_check_ms"],
+        "refresh_unchanged_ms": worker["refresh_unchanged_ms"], "reopen_in_process_s": timings["open_s"], "rebuild_s": timings["rebuild_s"],
         "worker_rss_mb": worker["rss_mb"], "worker_private_mb": worker["private_mb"],
         "worker_file_mb": worker["file_mb"], "worker_mapped": worker["mapped"],
         "index_file_mb": index_file.stat().st_size / 2**20 if index_file.exists() else 0.0,
@@ -250,6 +255,8 @@ def report(figures: dict) -> None:
           f"@10 Thai only {f['thai_filter_recall_at_10']:.3f}, @10 within 0.5% {f['narrow_filter_recall_at_10']:.3f}")
     print(f"  rebuild from the database {f['rebuild_s']:.1f} s; open with saved indexes {f['open_s']:.2f} s "
           f"(fresh process; {f['reopen_in_process_s']:.2f} s in this one)")
+    print(f"  freshness check (the database's change marker) p50 {f['state_check_ms']:.2f} ms; "
+          f"a refresh with nothing new p50 {f['refresh_unchanged_ms']:.2f} ms")
     print(f"  a fresh worker after opening: RSS {f['worker_rss_mb']:.0f} MB, of which private {f['worker_private_mb']:.0f} "
           f"MB and file-backed (shared) {f['worker_file_mb']:.0f} MB; index file {f['index_file_mb']:.0f} MB")
     print(f"  peak RSS of this process {f['peak_rss_mb']:.0f} MB")

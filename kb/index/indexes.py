@@ -41,6 +41,18 @@ def vector_options(settings: Settings) -> VectorOptions:
                          settings.vector_nprobe, settings.vector_mmap)
 
 
+def can_catch_up(saved: str, current: str) -> bool:
+    """Whether files saved at database state `saved` can be brought to `current` by following changes.
+
+    Not when they come from another database (another origin), nor from a
+    later point than the database (restored from a backup since): then the
+    documents they describe may differ under the same ids.
+    """
+    saved_origin, _, saved_seq = saved.partition(":")
+    origin, _, seq = current.partition(":")
+    return saved_origin == origin and saved_seq.isdigit() and seq.isdigit() and int(saved_seq) <= int(seq)
+
+
 class Indexes:
     def __init__(self, settings: Settings, store: Store, model_id: str, analyzer_version: str) -> None:
         self.settings = settings
@@ -52,7 +64,8 @@ class Indexes:
         self.keywords = KeywordIndex()
         self.table = ChunkTable()
         self.centroids = LanguageCentroids()
-        self._state: tuple[str, str] | None = None
+        self._state: str | None = None  # the database state (Store.state) the indexes match
+        self._table_state: str | None = None  # the state of the saved chunk table
         self._dirty = False
         self.lock = threading.RLock()
 
@@ -72,8 +85,14 @@ class Indexes:
     # -- opening and following the database -------------------------------------------
 
     def open(self) -> None:
-        """Load the saved indexes where they still fit, then bring everything up to date."""
+        """Load the saved indexes where they still fit, then bring everything up to date.
+
+        A chunk table saved at the database's current state is taken as it is,
+        without reading a chunk id: it then tells the other indexes which ids
+        the database holds.
+        """
         with self.lock:
+            state = self.store.state()  # before any data: a change made meanwhile is caught up next time
             self.centroids = self._stored_centroids()
             dimension = self._dimension()
             loaded = VectorIndex.load(self.directory, self.vector_options)
@@ -84,8 +103,15 @@ class Indexes:
             keyword_file = KeywordIndex.load(self.directory)
             if keyword_file and keyword_file[1].get("analyzer") == self.analyzer_version:
                 self.keywords = keyword_file[0]
-            self._sync(self.store.state())
-            if self._dirty or self._vectors_grown():
+            current = None
+            table_file = ChunkTable.load(self.directory)
+            if table_file is not None and can_catch_up(table_file[1]["state"], state):
+                self.table, manifest = table_file
+                self._table_state = manifest["state"]
+                if manifest["state"] == state and manifest["last_id"] == self.store.last_chunk_id():
+                    current = self.table.ids
+            self._sync(state, current)
+            if self.dirty or self._vectors_grown():
                 self.save()
 
     def _fits(self, manifest: Manifest, dimension: int | None) -> bool:
@@ -97,7 +123,7 @@ class Indexes:
         return self.vectors is not None and self.vectors.needs_compaction
 
     def refresh(self, writer: bool = False) -> bool:
-        """Follow changes in the database; cheap when there are none (two aggregate queries).
+        """Follow changes in the database; cheap when there are none (one row read, `Store.state`).
 
         A `writer` (a process that just changed chunks) also recomputes the
         language centroids when the collection has drifted from them.
@@ -108,10 +134,9 @@ class Indexes:
         with self.lock:
             if state != self._state:
                 centroids = self._stored_centroids()
-                if centroids.version != self.centroids.version:
-                    self.centroids = centroids
-                    self.vectors = None
-                self._sync(state)
+                recenter = centroids.version != self.centroids.version
+                self.centroids = centroids
+                self._sync(state, new_vectors=recenter)
             if writer and self.settings.language_centering:
                 langs, counts = np.unique(self.table.langs.astype(str), return_counts=True)
                 if self.centroids.drifted(dict(zip(langs.tolist(), counts.tolist(), strict=True))):
@@ -120,16 +145,31 @@ class Indexes:
                 self._fold_vectors()
         return True
 
-    def _sync(self, state: tuple[str, str]) -> None:
-        """Remove chunks the database no longer has and add those an index lacks."""
-        db_ids = self.store.chunk_ids()
-        self.table.sync(self.store, db_ids)
+    def _sync(self, state: str, db_ids: np.ndarray | None = None, new_vectors: bool = False) -> None:
+        """Remove chunks the database no longer has and add those an index lacks.
+
+        `db_ids`: the database's chunk ids when already known (a chunk table
+        saved at `state`), else they are read. `new_vectors`: build the vector
+        index afresh (the centroids changed), aside, then swap it in.
+        """
+        if db_ids is None:
+            db_ids = self.store.chunk_ids()
+            self.table.sync(self.store, db_ids)
         dimension = self._dimension()
-        if self.vectors is None and dimension is not None:
-            self.vectors = VectorIndex(dimension, self.vector_options)
+        if (new_vectors or self.vectors is None) and dimension is not None:
+            fresh = VectorIndex(dimension, self.vector_options)
+            self._catch_up([fresh], db_ids)
+            self.vectors = fresh
+        self._catch_up(self._id_indexes(), db_ids)
+        self._state = state
+
+    def _catch_up(self, indexes: list, db_ids: np.ndarray) -> None:
+        """Bring these indexes to hold exactly `db_ids`, from stored vectors and terms."""
         need = np.empty(0, np.int64)
-        for index in self._id_indexes():
+        for index in indexes:
             have = index.ids()
+            if len(have) == len(db_ids) and np.array_equal(have, db_ids):
+                continue  # the usual case at open: a linear check instead of two sorts of a million ids
             stale = np.setdiff1d(have, db_ids, assume_unique=True)
             if len(stale):
                 index.remove(stale)
@@ -137,30 +177,37 @@ class Indexes:
             need = np.union1d(need, np.setdiff1d(db_ids, have, assume_unique=True))
         if len(need):
             whole = len(need) == len(db_ids)
-            have_vectors = set(self.vectors.ids().tolist()) if self.vectors is not None else set()
-            have_terms = set(self.keywords.ids().tolist())
+            vectors = next((i for i in indexes if isinstance(i, VectorIndex)), None)
+            keywords = next((i for i in indexes if isinstance(i, KeywordIndex)), None)
+            have_vectors = set(vectors.ids().tolist()) if vectors is not None else set()
+            have_terms = set(keywords.ids().tolist()) if keywords is not None else None
             for batch in self.store.iter_chunks(None if whole else need):
-                self._add_batch(batch, have_vectors, have_terms)
+                self._add_batch(batch, vectors, keywords, have_vectors, have_terms)
             self._dirty = True
-        self._state = state
 
     def _id_indexes(self) -> list:
         return [self.keywords] + ([self.vectors] if self.vectors is not None else [])
 
-    def _add_batch(self, batch, have_vectors: set[int], have_terms: set[int]) -> None:
+    def _add_batch(self, batch, vectors: VectorIndex | None, keywords: KeywordIndex | None,
+                   have_vectors: set[int], have_terms: set[int] | None) -> None:
         ids = batch.ids.tolist()
-        if self.vectors is not None:
+        if vectors is not None:
             rows = [i for i, cid in enumerate(ids) if cid not in have_vectors]
             if rows:
-                raw = vectors_from_bytes([batch.vectors[i] for i in rows], self.vectors.dimension)
-                self.vectors.add(batch.ids[rows], self.centroids.center(raw, [batch.langs[i] for i in rows]))
-        rows = [i for i, cid in enumerate(ids) if cid not in have_terms]
-        if rows:
-            self.keywords.add([ids[i] for i in rows], [batch.terms[i] for i in rows])
+                raw = vectors_from_bytes([batch.vectors[i] for i in rows], vectors.dimension)
+                vectors.add(batch.ids[rows], self.centroids.center(raw, [batch.langs[i] for i in rows]))
+        if keywords is not None:
+            rows = [i for i, cid in enumerate(ids) if cid not in have_terms]
+            if rows:
+                keywords.add([ids[i] for i in rows], [batch.terms[i] for i in rows])
 
     def rebuild(self, recompute_centroids: bool) -> None:
-        """New vector and keyword indexes from every stored chunk (and fresh centroids if asked)."""
+        """New vector and keyword indexes from every stored chunk (and fresh centroids if asked).
+
+        Built aside and swapped in whole, so searches meanwhile use the old ones.
+        """
         with self.lock:
+            state = self.store.state()
             dimension = self._dimension()
             batches = list(self.store.iter_chunks())
             if recompute_centroids and self.settings.language_centering and dimension is not None:
@@ -168,44 +215,48 @@ class Indexes:
                     (vectors_from_bytes(b.vectors, dimension), b.langs) for b in batches
                 )
                 self.store.set_meta("centroids", self.centroids.to_json())
-            self.vectors = VectorIndex(dimension, self.vector_options) if dimension is not None else None
-            self.keywords = KeywordIndex()
+            vectors = VectorIndex(dimension, self.vector_options) if dimension is not None else None
+            keywords = KeywordIndex()
             for batch in batches:
-                self._add_batch(batch, set(), set())
+                self._add_batch(batch, vectors, keywords, set(), set())
             del batches
-            if self.vectors is not None:
-                self.vectors.compact()
-            self._state = self.store.state()
-            self.table.sync(self.store, self.store.chunk_ids())
+            if vectors is not None:
+                vectors.compact()
+            held = keywords.ids() if vectors is None else np.union1d(vectors.ids(), keywords.ids())
+            self.table.sync(self.store, np.sort(held))
+            self.vectors, self.keywords, self._state = vectors, keywords, state
             self._dirty = True
 
     def _fold_vectors(self) -> None:
         """Fold the vector delta into a new base and save it, or adopt the one another process just saved.
 
         One process at a time (a lock file): the others then find the new file,
-        take it (mapped, so shared) and bring it up to date from the database.
+        take it (mapped, so shared), bring it to the ids this process's indexes
+        hold, and only then swap it in, so a search never sees it half done.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         with self.lock, FileLock(str(self.directory / COMPACT_LOCK)):
             saved = VectorIndex.load(self.directory, self.vector_options)
             if (saved and self._fits(saved[1], self._dimension()) and saved[0].token != self.vectors.token
                     and not saved[0].needs_compaction):
+                self._catch_up([saved[0]], self.table.ids)
                 self.vectors = saved[0]
-                self._sync(self.store.state())
             if self.vectors.needs_compaction:
                 self.vectors.compact()
             self._save_vectors()
 
+    def _fingerprint(self) -> str:
+        return self._state if self._state is not None else self.store.state()
+
     def _save_vectors(self) -> None:
         if self.vectors is not None:
-            fingerprint = self._state[0] if self._state else self.store.chunk_fingerprint()
             self.vectors.save(self.directory, Manifest(
-                self.model_id, self.vectors.dimension, len(self.vectors), fingerprint, self.centroids.version,
+                self.model_id, self.vectors.dimension, len(self.vectors), self._fingerprint(), self.centroids.version,
             ))
 
     def save(self) -> None:
         with self.lock:
-            fingerprint = self._state[0] if self._state else self.store.chunk_fingerprint()
+            fingerprint = self._fingerprint()
             if self._vectors_grown():
                 self._fold_vectors()
             else:
@@ -213,11 +264,15 @@ class Indexes:
             self.keywords.save(self.directory, {
                 "analyzer": self.analyzer_version, "count": len(self.keywords), "fingerprint": fingerprint,
             })
+            if self._table_state != fingerprint:
+                self.table.save(self.directory, fingerprint)
+                self._table_state = fingerprint
             self._dirty = False
 
     @property
     def dirty(self) -> bool:
-        return self._dirty
+        """Whether the saved files are behind: an index changed, or the chunk table was saved at another state."""
+        return self._dirty or (self._state is not None and self._table_state != self._state)
 
     # -- queries ---------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -49,6 +50,8 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 from filelock import FileLock
+
+from kb.index.locks import ReadWriteLock
 
 INDEX_FILE = "vectors.faiss"
 DELTA_FILE = "vectors.delta.npz"
@@ -189,6 +192,10 @@ class VectorIndex:
         self.delta = _flat(dimension)
         self.removed = np.empty(0, np.int64)  # sorted ids of the base that are no longer live
         self._not_removed: faiss.IDSelector | None = None
+        # Threads: searches read under `_rw`; changes take `_changing` (one at a time), build what
+        # they can aside, and hold `_rw.writing()` only to change the delta or swap in a new state.
+        self._rw = ReadWriteLock()
+        self._changing = threading.Lock()
 
     @property
     def kind(self) -> str:
@@ -215,10 +222,12 @@ class VectorIndex:
         return len(self.base.ids) - len(self.removed) + int(self.delta.ntotal)
 
     def ids(self) -> np.ndarray:
-        base = self.base.ids
-        if len(self.removed):
-            base = np.setdiff1d(base, self.removed, assume_unique=True)
-        return np.concatenate([base, faiss.vector_to_array(self.delta.id_map).astype(np.int64)])
+        with self._rw.reading():
+            base, removed, delta = self.base.ids, self.removed, self.delta
+            delta_ids = faiss.vector_to_array(delta.id_map).astype(np.int64)
+        if len(removed):
+            base = np.setdiff1d(base, removed, assume_unique=True)
+        return np.concatenate([base, delta_ids])
 
     # -- changes ---------------------------------------------------------------------
 
@@ -226,18 +235,20 @@ class VectorIndex:
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
-        self.delta.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        with self._changing, self._rw.writing():
+            self.delta.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> int:
         if len(ids) == 0:
             return 0
         ids = np.unique(np.asarray(ids, np.int64))
-        count = int(self.delta.remove_ids(faiss.IDSelectorBatch(ids))) if self.delta.ntotal else 0
-        gone = ids[self._base_rows(ids) >= 0]
-        if len(gone):
-            removed = np.union1d(self.removed, gone)
-            self._not_removed = faiss.IDSelectorNot(faiss.IDSelectorBatch(removed))
-            self.removed = removed
+        with self._changing:
+            gone = ids[self._base_rows(ids) >= 0]
+            removed = np.union1d(self.removed, gone) if len(gone) else self.removed
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(removed)) if len(gone) else self._not_removed
+            with self._rw.writing():
+                count = int(self.delta.remove_ids(faiss.IDSelectorBatch(ids))) if self.delta.ntotal else 0
+                self._not_removed, self.removed = selector, removed
         return count + len(gone)
 
     @property
@@ -271,6 +282,16 @@ class VectorIndex:
         copied without the removed ids and only the delta is assigned. Otherwise
         the base is built afresh (k-means on a sample for IVF).
         """
+        with self._changing:  # searches go on with the old state until the swap at the end
+            base = _Base.of(self._build_base())
+            with self._rw.writing():
+                self.base = base
+                self.delta = _flat(self.dimension)
+                self._not_removed = None
+                self.removed = np.empty(0, np.int64)
+                self.token = ""
+
+    def _build_base(self) -> faiss.Index:
         target = plan(len(self), self.options)
         delta_ids = faiss.vector_to_array(self.delta.id_map).astype(np.int64)
         delta_vectors = _flat_rows(self.delta)
@@ -290,11 +311,7 @@ class VectorIndex:
             else:
                 vectors, ids = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
             index = _build(target, self.dimension, ids, vectors)
-        self.base = _Base.of(index)
-        self.delta = _flat(self.dimension)
-        self._not_removed = None
-        self.removed = np.empty(0, np.int64)
-        self.token = ""
+        return index
 
     def _live_lists(self):
         """(vectors, ids) of each list of the base, without the removed ids."""
@@ -325,9 +342,11 @@ class VectorIndex:
             k = min(k, len(allowed_ids))
         k = min(k, len(self))
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
-        allowed, base_allowed = self._selectors(allowed_ids)
-        with _one_thread():
-            found = [self._search_base(query, k, allowed_ids, base_allowed), _search(self.delta, query, k, allowed)]
+        with self._rw.reading():
+            allowed, base_allowed = self._selectors(allowed_ids)
+            with _one_thread():
+                found = [self._search_base(query, k, allowed_ids, base_allowed),
+                         _search(self.delta, query, k, allowed)]
         ids = np.concatenate([f[0] for f in found])
         scores = np.concatenate([f[1] for f in found])
         keep = ids >= 0
@@ -376,14 +395,15 @@ class VectorIndex:
     def reconstruct_many(self, chunk_ids: np.ndarray) -> np.ndarray:
         """The indexed vectors of the given chunks, one row each (a RuntimeError for an id not indexed)."""
         chunk_ids = np.asarray(chunk_ids, np.int64).reshape(-1)
-        base = self.base
         out = np.empty((len(chunk_ids), self.dimension), np.float32)
-        rows = self._base_rows(chunk_ids)
-        for i, (chunk_id, row) in enumerate(zip(chunk_ids.tolist(), rows.tolist(), strict=True)):
-            if row >= 0:
-                out[i] = base.lists[base.list_of[row]][base.row_of[row]]
-            else:
-                out[i] = self.delta.reconstruct(chunk_id)
+        with self._rw.reading():
+            base = self.base
+            rows = self._base_rows(chunk_ids)
+            for i, (chunk_id, row) in enumerate(zip(chunk_ids.tolist(), rows.tolist(), strict=True)):
+                if row >= 0:
+                    out[i] = base.lists[base.list_of[row]][base.row_of[row]]
+                else:
+                    out[i] = self.delta.reconstruct(chunk_id)
         return out
 
     # -- files -----------------------------------------------------------------------
@@ -396,7 +416,7 @@ class VectorIndex:
         memory a compaction used goes back to the page cache everyone shares.
         """
         directory.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(directory / LOCK_FILE)):
+        with self._changing, FileLock(str(directory / LOCK_FILE)):
             on_disk = _read_manifest(directory / MANIFEST_FILE)
             if not self.token or on_disk is None or on_disk.token != self.token:
                 index = self.base.index
@@ -404,7 +424,9 @@ class VectorIndex:
                              lambda fh: faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write)))
                 self.token = uuid.uuid4().hex
                 if self.options.mmap and not self.base.mapped:
-                    self.base = _Base.of(_read_index(directory / INDEX_FILE, mmap=True), mapped=True)
+                    mapped = _Base.of(_read_index(directory / INDEX_FILE, mmap=True), mapped=True)
+                    with self._rw.writing():
+                        self.base = mapped
             delta_ids = faiss.vector_to_array(self.delta.id_map).astype(np.int64)
             delta_vectors = _flat_rows(self.delta)
             token, removed = self.token, self.removed

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -258,6 +269,22 @@ class MetaEntry(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ChangeSequence(Base):
+    """One row whose `seq` moves with every write to what search reads (chunks, documents, tags, notes).
+
+    Database triggers (migration 0013) move it in the writing transaction, so a
+    process asks "did anything change?" with one primary-key read; `origin` is
+    made once per database, so a saved index is never taken for another
+    database's at the same count.
+    """
+
+    __tablename__ = "kb_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    origin: Mapped[str] = mapped_column(String(32))
 
 
 class IngestJob(Base):

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from kb.storage.models import Chunk, Document, MetaEntry
+from kb.storage.models import ChangeSequence, Chunk, Document, MetaEntry
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -95,27 +95,28 @@ class Store:
         with self.session() as s:
             s.merge(MetaEntry(key=key, value=value))
 
-    def chunk_fingerprint(self) -> str:
-        """A cheap summary of the chunk table that changes whenever chunks are added or removed.
-
-        Chunk ids only grow, so (count, max id, sum of ids) changes on every
-        insert and every delete.
-        """
+    def last_chunk_id(self) -> int:
+        """The largest chunk id (0 when there are none): an index lookup."""
         with self.session() as s:
-            count, max_id, id_sum = s.execute(
-                select(func.count(Chunk.id), func.coalesce(func.max(Chunk.id), 0),
-                       func.coalesce(func.sum(Chunk.id), 0))
-            ).one()
-        return f"{count}:{max_id}:{id_sum}"
+            return int(s.scalar(select(func.coalesce(func.max(Chunk.id), 0))))
 
     def has_chunks(self) -> bool:
         with self.session() as s:
             return s.scalar(select(Chunk.id).limit(1)) is not None
 
     def chunk_ids(self) -> np.ndarray:
-        with self.session() as s:
-            ids = s.scalars(select(Chunk.id).order_by(Chunk.id)).all()
-        return np.asarray(ids, dtype=np.int64)
+        """Every chunk id, ascending: what an index compares itself with when the change sequence moved.
+
+        On SQLite, without ORDER BY, so that the scan reads a small index (every index holds the
+        rowid) instead of the table with its vectors and text: at a million chunks 0.9 s instead of
+        19 s from a cold cache. PostgreSQL reads the ids in order from its primary key.
+        """
+        order = "" if self.engine.dialect.name == "sqlite" else " ORDER BY id"
+        with self.engine.connect() as connection:
+            result = connection.exec_driver_sql("SELECT id FROM chunks" + order)
+            ids = np.fromiter((row[0] for row in result), np.int64)
+        ids.sort()
+        return ids
 
     def chunk_language_counts(self) -> dict[str, int]:
         with self.session() as s:
@@ -134,11 +135,17 @@ class Store:
                 wanted = [int(x) for x in ids[i : i + batch]]
                 yield ChunkBatch.from_rows(s.execute(select(*columns).where(Chunk.id.in_(wanted))).all())
 
-    def state(self) -> tuple[str, str]:
-        """(chunk fingerprint, latest document update): changes whenever anything searchable does."""
+    def state(self) -> str:
+        """Where the database's change sequence stands: moves whenever anything searchable does.
+
+        One primary-key read (the triggers of migration 0013 move the counter in
+        every writing transaction), cheap enough for every request. Read it
+        before reading the data it describes: a change committed in between is
+        then seen again at the next check, never missed.
+        """
         with self.session() as s:
-            latest = s.scalar(select(func.max(Document.updated_at)))
-        return self.chunk_fingerprint(), str(latest)
+            row = s.get(ChangeSequence, 1)
+        return f"{row.origin}:{row.seq}"
 
     def document_with_chunks(self, doc_id: int) -> Document | None:
         """A document with its chunks, tags and note loaded, or None."""

@@ -38,6 +38,7 @@ def test_workflows_bench_runs_once(corpus_data_dir, models_dir, tmp_path):
 SCALE_KEYS = {
     "chunks", "hybrid_p50_ms", "hybrid_p99_ms", "corpus_hybrid_p50_ms", "corpus_hybrid_p99_ms", "keyword_p50_ms",
     "vector_p50_ms", "flat_vector_p50_ms", "recall_at_10", "open_s", "rebuild_s", "peak_rss_mb", "index_kind",
+    "state_check_ms", "refresh_unchanged_ms",
 }
 
 

@@ -420,6 +420,23 @@ def test_save_and_load_give_back_the_same_index_and_manifest(tmp_path):
     assert set(copy.search(["fresh"], 5)[0].tolist()) == {1000, 2000}
 
 
+def test_saved_postings_open_memory_mapped_and_changes_after_that_go_elsewhere(tmp_path):
+    rng = random.Random(6)
+    index = KeywordIndex()
+    index.add(list(range(300)), random_docs(rng, 300))
+    index.save(tmp_path, {})
+    copy, _ = KeywordIndex.load(tmp_path)
+    assert isinstance(copy._indices, np.memmap) and isinstance(copy._tf, np.memmap)
+    assert not copy._indices.flags.writeable
+    ids = np.arange(300, dtype=np.int64)
+    assert np.array_equal(copy.score_ids(["w1", "w7"], ids), index.score_ids(["w1", "w7"], ids))
+    copy.remove(list(range(0, 300, 2)))
+    copy.add(list(range(1000, 1400)), random_docs(rng, 400))  # enough to compact: new arrays, not the map
+    copy.compact()
+    assert sorted(copy.ids().tolist()) == list(range(1, 300, 2)) + list(range(1000, 1400))
+    assert not isinstance(copy._indices, np.memmap)
+
+
 def test_load_returns_none_for_missing_corrupt_or_mismatched_files(tmp_path):
     assert KeywordIndex.load(tmp_path / "nowhere") is None
     small_index().save(tmp_path / "a", {"n": 1})

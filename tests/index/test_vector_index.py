@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 
 import faiss
 import numpy as np
@@ -183,6 +185,65 @@ def test_saved_ivf_index_opens_memory_mapped_and_changes_go_beside_it(tmp_path):
     again, manifest = VectorIndex.load(tmp_path, IVF_OPTIONS)
     assert manifest.count == len(ids) and again.search(vectors[7], 1)[0].tolist() == [5]
     assert ids[7] not in again.ids() and 5 in again.ids()
+
+
+def test_searches_in_threads_stay_right_while_another_thread_adds_removes_compacts_and_saves(tmp_path):
+    """Threads of one process share an index: a search during a change sees the state before or after it."""
+    index, ids, vectors = ivf_index(3000)
+    doomed = ids[1::2]
+    extra = clustered_rows(36 * 200, seed=100)
+    extra_ids = np.arange(10_000_000, 10_000_000 + len(extra), dtype=np.int64)
+    known = [(ids[row], vectors[row]) for row in range(0, 3000, 2)]  # ids that stay; added ones join once in
+    gone: list[int] = []  # ids removed so far (appended once `remove` returned)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def search() -> None:
+        rng = np.random.default_rng(threading.get_ident() % 2**32)
+        try:
+            while not stop.is_set():
+                chunk_id, vector = known[-1 - int(rng.integers(min(len(known), 400)))]  # often in the delta
+                removed_before = set(gone)
+                found, scores = index.search(vector, 10)
+                assert found[0] == chunk_id and abs(float(scores[0]) - 1) < 1e-4
+                assert len(set(found.tolist())) == len(found) and not removed_before & set(found.tolist())
+                assert np.allclose(index.reconstruct(chunk_id), vector, atol=1e-6)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+            stop.set()
+
+    def change() -> None:
+        try:
+            for step in range(36):
+                rows = slice(200 * step, 200 * step + 200)
+                index.add(extra_ids[rows], extra[rows])
+                known.extend(zip(extra_ids[rows], extra[rows], strict=True))
+                batch = doomed[step * 40 : step * 40 + 40]
+                index.remove(batch)
+                gone.extend(batch.tolist())
+                if step % 2 == 1:
+                    index.compact()
+                if step % 5 == 4:
+                    index.save(tmp_path, Manifest("m", 32, 0, "f"))  # maps the new base back: another swap
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    readers = [threading.Thread(target=search) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between almost every bytecode: races show at once
+    try:
+        for thread in readers:
+            thread.start()
+        change()
+        for thread in readers:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[0]
+    assert len(index) == len(ids) + len(extra) - len(gone)
+    assert not set(gone) & set(index.ids().tolist())
 
 
 def test_auto_index_turns_approximate_past_the_threshold_and_back():
