@@ -124,14 +124,15 @@ def init_app(app: Flask) -> None:
         # beside it changes nothing: another site's request carries the cookie and could carry any header.
         signed_in = current_user.is_authenticated  # from the session cookie first, else a bearer token
         g.token_authenticated = _bearer_token() is not None and not g.get("session_authenticated", False)
+        if not (request.endpoint in PUBLIC_ENDPOINTS or signed_in):
+            # Nobody is signed in: that is the answer (401), whatever else is wrong with the request.
+            if wants_json():
+                return error_response(401, "unauthorized",
+                                      "sign in, or send 'Authorization: Bearer <token>' with a token from your account page")
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         if not g.token_authenticated and request.method in ("POST", "PUT", "PATCH", "DELETE"):
             csrf.protect()
-        if request.endpoint in PUBLIC_ENDPOINTS or signed_in:
-            return None
-        if wants_json():
-            return error_response(401, "unauthorized",
-                                  "sign in, or send 'Authorization: Bearer <token>' with a token from your account page")
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return None
 
     @app.errorhandler(CSRFError)
     def csrf_refused(exc: CSRFError):

@@ -28,6 +28,7 @@ from kb.documents import GUIDANCE, NOTE, short_source
 from kb.errors import InvalidInput, NotFound
 from kb.search.parallel import Anchor, parallel_chunks
 from kb.storage.models import Chunk, Collection, CollectionItem, Document, utcnow
+from kb.text.cleaning import tidy_text
 from kb.text.privacy import PiiSpan, mask
 from kb.text.structure import embed_text
 
@@ -154,23 +155,27 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def clean_name(value) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not tidy_text(value).strip():
         raise CollectionError("name", "a collection needs a name")
-    value = " ".join(value.split())
+    value = " ".join(tidy_text(value).split())
     if len(value) > MAX_NAME_CHARS:
         raise CollectionError("name", f"at most {MAX_NAME_CHARS} characters")
     return value
 
 
 def _clean_text(value, field: str, limit: int) -> str:
-    """Optional free text (a description, an annotation): trimmed, at most `limit` characters."""
+    """Optional free text (a description, an annotation): trimmed, at most `limit` characters.
+
+    Control characters are dropped as they are from documents (`tidy_text`): they show nothing, and
+    a Word handout cannot hold them.
+    """
     if value is None:
         return ""
     if not isinstance(value, str):
         raise CollectionError(field, "must be text")
     if len(value) > limit:
         raise CollectionError(field, f"at most {limit} characters")
-    return value.strip()
+    return tidy_text(value).strip()
 
 
 def clean_description(value) -> str:

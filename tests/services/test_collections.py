@@ -159,6 +159,21 @@ def test_adding_the_same_passage_twice_gives_back_the_item_already_there(small_k
     assert len(get_collection(small_kb.engine, collection.id).items) == 1
 
 
+def test_control_characters_typed_into_a_collection_are_dropped_and_its_handout_still_exports(small_kb):
+    """A name, description or note pasted with control characters (a NUL, a vertical tab) keeps only what shows:
+    Word cannot hold them, and exporting the handout was a 500."""
+    collection = create_collection(small_kb.engine, "Silos\x00 day\x0b one", "Pasted\x01 notes\n\nline two")
+    assert (collection.name, collection.description) == ("Silos day one", "Pasted notes\n\nline two")
+    item = add_item(small_kb.engine, collection.id, small_kb.doc_ids[0]).item
+    annotate_item(small_kb.engine, collection.id, item.id, "Ask\x1b the group\x7f")
+    view = get_collection(small_kb.engine, collection.id)
+    assert view.items[0].annotation == "Ask the group"
+    text = docx_text(to_docx(build_handout(view)))
+    assert "Silos day one" in text and "Ask the group" in text
+    with pytest.raises(CollectionError):
+        create_collection(small_kb.engine, "\x00\x01 ")  # nothing visible is no name
+
+
 def test_items_are_moved_reordered_annotated_and_removed(small_kb):
     collection = create_collection(small_kb.engine, "Order")
     a, b, c = (add_item(small_kb.engine, collection.id, doc_id).item.id for doc_id in small_kb.doc_ids)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 
 import pytest
 import schemathesis
@@ -19,8 +20,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ensure_resource_availability,
+    ignored_auth,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 from kb.config import Settings
@@ -29,7 +33,10 @@ from tests.portal_client import token_for
 from webapp import create_app
 
 EXAMPLES = int(os.environ.get("KB_FUZZ_EXAMPLES", "20"))
+STATEFUL_EXAMPLES = int(os.environ.get("KB_FUZZ_STATEFUL_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# In sequences, also: a request without (or with a wrong) token is refused, and what was deleted stays gone.
+STATEFUL_CHECKS = [*CHECKS, ignored_auth, use_after_free, ensure_resource_availability]
 SENT: list[str] = []
 
 
@@ -73,6 +80,47 @@ def test_no_operation_fails_or_answers_off_schema(fuzzed_app):
     assert len(operations) >= 30
     print(f"\nschemathesis: {len(SENT)} cases sent to {len(operations)} operations, {len(failures)} failing")
     assert not failures, "\n\n".join(f"{name}: {why}" for name, why in failures.items())
+
+
+def test_call_sequences_keep_to_the_schema(fuzzed_app):
+    """Stateful: sequences that follow the links schemathesis infers (a created collection is then read, ordered,
+    shared, deleted; a listed case is marked helped...), with the token given the way the schema declares it,
+    so that the same calls are also tried without it and with a wrong one."""
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzzed_app)
+    token = fuzzed_app.config["FUZZ_TOKEN"]
+
+    @schema.auth()
+    class BearerToken:
+        def get(self, case, context):
+            return token
+
+        def set(self, case, data, context):
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+    calls: Counter[str] = Counter()
+
+    class Sequences(schema.as_state_machine()):
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=STATEFUL_CHECKS, transport_kwargs=kwargs)
+
+        def after_call(self, response, case):
+            calls[f"{case.method} {case.path} {response.status_code}"] += 1
+
+    Sequences.run(settings=settings(max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, deadline=None,
+                                    derandomize=True, database=None, suppress_health_check=list(HealthCheck)))
+    print(f"\nschemathesis stateful: {sum(calls.values())} calls")
+    assert any(key.startswith("POST /api/v1/collections 201") for key in calls)  # sequences did create things
+    assert any(key.endswith(" 200") and "{collection_id}" in key for key in calls)  # ...and then used them
+
+
+def test_a_call_without_credentials_is_unauthorized_before_anything_else(fuzzed_app):
+    """No token and no session: 401, also where a cookie-signed call would first fail its CSRF check."""
+    client = fuzzed_app.test_client()
+    for method, url in [("delete", "/api/v1/cases/1/helped"), ("post", "/api/v1/collections"),
+                        ("put", "/api/v1/collections/1/order"), ("get", "/api/v1/documents")]:
+        response = getattr(client, method)(url, json={})
+        assert response.status_code == 401, (method, url, response.status_code)
+        assert response.get_json()["error"]["code"] == "unauthorized"
 
 
 def test_ids_past_64_bits_are_not_found(fuzzed_app):
