@@ -23,6 +23,15 @@ QUESTIONS = [
 ]
 
 
+def in_a_fresh_process(statements: str, timeout: int = 300) -> list[str]:
+    """What `statements` print, run in a new Python process (as a portal worker or an ingest starts), split."""
+    code = ("import sys; from pathlib import Path; from kb.config import Settings; "
+            "from kb.embed.embedder import Embedder; " + statements)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()
+
+
 def test_onnx_queries_and_sentences_match_torch_in_three_languages(models_dir, embedder):
     torch_only = Embedder(Settings(models_dir=models_dir, query_encoder="torch"))
     assert torch_only.fast is None and embedder.fast is not None
@@ -43,14 +52,12 @@ def test_a_long_query_is_cut_at_the_models_token_limit_as_torch_cuts_it(models_d
 
 def test_searching_never_loads_torch(models_dir, embedder):
     """A fresh process (as a portal worker) encodes queries and answer sentences without importing torch."""
-    code = (
-        "import sys; from pathlib import Path; from kb.config import Settings; from kb.embed.embedder import Embedder; "
+    printed = in_a_fresh_process(
         f"e = Embedder(Settings(models_dir=Path({str(models_dir)!r}))); "
         "e.encode_queries(['who leads a CRM change?']); e.encode_sentences(['Top management leads it.']); "
         "print('torch' in sys.modules, e._model is None)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
-    assert out.stdout.split() == ["False", "True"], out.stderr[-2000:]
+    assert printed == ["False", "True"]
 
 
 def test_passages_embed_through_onnx_as_torch_embeds_them(models_dir, embedder):
@@ -61,26 +68,23 @@ def test_passages_embed_through_onnx_as_torch_embeds_them(models_dir, embedder):
     passages.append("客户投诉电话等候时间过长，应在五分钟内回电。" * 60)
     fast, slow = embedder.encode_passages(passages), torch_only.encode_passages(passages)
     assert np.min(np.sum(fast * slow, axis=1)) >= 0.999
-    code = (
-        "import sys; from pathlib import Path; from kb.config import Settings; from kb.embed.embedder import Embedder; "
+    printed = in_a_fresh_process(
         f"e = Embedder(Settings(models_dir=Path({str(models_dir)!r}))); "
         "e.encode_passages(['Top management leads the change.'] * 40); "
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=True)
-    assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
+    assert printed == ["False", "False"]
 
 
 def test_the_export_happens_in_a_process_of_its_own(models_dir, tmp_path):
     """The first use exports the model without importing torch here, and later uses find the export."""
-    code = (
-        "import sys; from pathlib import Path; from kb.config import Settings; from kb.embed.embedder import Embedder; "
+    printed = in_a_fresh_process(
         f"e = Embedder(Settings(models_dir=Path({str(models_dir)!r}), data_dir=Path({str(tmp_path)!r}))); "
         f"e._export_dir = Path({str(tmp_path / 'onnx')!r}); "
-        "v = e.encode_queries(['who leads a CRM change?']); print('torch' in sys.modules, v.shape[1])"
+        "v = e.encode_queries(['who leads a CRM change?']); print('torch' in sys.modules, v.shape[1])",
+        timeout=600,  # the export itself
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600, check=True)
-    assert out.stdout.split() == ["False", "384"], out.stderr[-2000:]
+    assert printed == ["False", "384"]
     assert sorted(p.suffix for p in (tmp_path / "onnx").iterdir() if p.suffix != ".lock") == [
         ".json", ".onnx", ".spm", ".weights"]
 

@@ -13,8 +13,6 @@ import shutil
 import pytest
 from sqlalchemy import func, select
 
-from kb.config import Settings
-from kb.knowledge_base import KnowledgeBase
 from kb.services import accounts
 from kb.storage.models import Document, Note
 from tests.conftest import CORPUS
@@ -31,17 +29,11 @@ QUERIES = [
 
 
 @pytest.fixture(scope="module")
-def portal_kb(corpus_data_dir, models_dir, embedder, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("security") / "data"
-    shutil.copytree(corpus_data_dir, data_dir, ignore=shutil.ignore_patterns("*.lock"))
-    kb = KnowledgeBase.open(Settings(data_dir=data_dir, models_dir=models_dir), embedder=embedder)
-    yield kb
-    kb.close()
-
-
-@pytest.fixture(scope="module")
-def app(portal_kb):
-    return create_app({"KB_INSTANCE": portal_kb, "TESTING": True, "KB_WARM_UP": False})
+def data_dir(corpus_data_dir, tmp_path_factory):
+    """The bundled corpus's knowledge base, copied (these tests change it); conftest's portal_kb and app open it."""
+    target = tmp_path_factory.mktemp("security") / "data"
+    shutil.copytree(corpus_data_dir, target, ignore=shutil.ignore_patterns("*.lock"))
+    return target
 
 
 @pytest.fixture(scope="module")
