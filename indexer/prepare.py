@@ -116,7 +116,7 @@ class TextPreparer:
         model_dir = Path(ref.path)
         limit = _model_max_tokens(model_dir) if model_dir.is_dir() else None
         if (model_dir / "tokenizer.json").exists():
-            pieces = open_tokenizer(model_dir, limit or 512, onnx_dir(settings))
+            pieces = open_tokenizer(model_dir, None, onnx_dir(settings))  # counts are never cut
             count = piece_counter(pieces, prefix)
         else:
             from transformers import AutoTokenizer
@@ -207,12 +207,12 @@ def token_counter(tokenizer, prefix: str) -> Callable[[list[str]], list[int]]:
 
 
 def piece_counter(tokenizer: ModelTokenizer, prefix: str) -> Callable[[list[str]], list[int]]:
-    """`token_counter` for a `kb.embed.pieces` tokenizer (special tokens included, nothing cut)."""
+    """`token_counter` for a `kb.embed.pieces` tokenizer opened without a limit (special tokens included)."""
 
     def count(texts: list[str]) -> list[int]:
         if not texts:
             return []
-        return [len(ids) for ids in tokenizer.ids([model_input(prefix, t) for t in texts], truncate=False)]
+        return [len(ids) for ids in tokenizer.ids([model_input(prefix, t) for t in texts])]
 
     return count
 

@@ -27,17 +27,21 @@ from typing import Protocol
 
 
 class ModelTokenizer(Protocol):
-    """Token ids as the model reads them: special tokens included, cut to the model's limit."""
+    """Token ids as the model reads them: special tokens included, cut to the model's limit when opened with one.
+
+    Whether to cut is fixed when it is opened, not per call: the encoder's copy is shared by the threads
+    of a portal worker, and the chunker's counts are never cut.
+    """
 
     pad_id: int
 
-    def ids(self, texts: list[str], truncate: bool = True) -> list[list[int]]: ...
+    def ids(self, texts: list[str]) -> list[list[int]]: ...
 
 
 class FastTokenizer:
     """`tokenizers` reading the model's tokenizer.json as it is."""
 
-    def __init__(self, tokenizer_file: Path, max_tokens: int) -> None:
+    def __init__(self, tokenizer_file: Path, max_tokens: int | None) -> None:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
@@ -46,20 +50,17 @@ class FastTokenizer:
         pad = config.get("pad_token") or "[PAD]"
         pad = pad.get("content", "[PAD]") if isinstance(pad, dict) else pad
         self.pad_id = self.tokenizer.token_to_id(pad) or 0
-        self.max_tokens = min(max_tokens, int(config.get("model_max_length") or max_tokens))
+        if max_tokens is not None:
+            self.tokenizer.enable_truncation(max_length=min(max_tokens, int(config.get("model_max_length") or max_tokens)))
 
-    def ids(self, texts: list[str], truncate: bool = True) -> list[list[int]]:
-        if truncate:
-            self.tokenizer.enable_truncation(max_length=self.max_tokens)
-        else:
-            self.tokenizer.no_truncation()
+    def ids(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(texts)]
 
 
 class PieceTokenizer:
     """A unigram tokenizer.json's pieces run by sentencepiece, behind its own normalizer and special tokens."""
 
-    def __init__(self, model_file: Path, spec: dict, max_tokens: int) -> None:
+    def __init__(self, model_file: Path, spec: dict, max_tokens: int | None) -> None:
         import sentencepiece
         from tokenizers import Tokenizer
 
@@ -69,13 +70,12 @@ class PieceTokenizer:
                   "model": {"type": "WordLevel", "vocab": {"<unk>": 0}, "unk_token": "<unk>"}}
         self.normalizer = Tokenizer.from_str(json.dumps(holder)).normalizer
         self.bos, self.eos, self.pad_id = spec["bos"], spec["eos"], spec["pad"]
-        self.room = min(max_tokens, spec["max_tokens"] or max_tokens) - 2
+        # Room for the text between the two special tokens; None: nothing is cut.
+        self.room = None if max_tokens is None else min(max_tokens, spec["max_tokens"] or max_tokens) - 2
 
-    def ids(self, texts: list[str], truncate: bool = True) -> list[list[int]]:
+    def ids(self, texts: list[str]) -> list[list[int]]:
         pieces = self.processor.encode([self._normalize(t) for t in texts])
-        if truncate:
-            return [[self.bos, *p[: self.room], self.eos] for p in pieces]
-        return [[self.bos, *p, self.eos] for p in pieces]
+        return [[self.bos, *p[: self.room], self.eos] for p in pieces]
 
 
     def _normalize(self, text: str) -> str:
@@ -86,8 +86,11 @@ class PieceTokenizer:
         return text[1:] if text[:1] in (" ", "▁") else text
 
 
-def open_tokenizer(model_dir: Path, max_tokens: int, cache_dir: Path) -> ModelTokenizer:
-    """The lightest tokenizer that gives the model's ids: sentencepiece where it can, `tokenizers` otherwise."""
+def open_tokenizer(model_dir: Path, max_tokens: int | None, cache_dir: Path) -> ModelTokenizer:
+    """The lightest tokenizer that gives the model's ids: sentencepiece where it can, `tokenizers` otherwise.
+
+    `max_tokens`: where to cut (the model's own limit, if lower, wins); None cuts nothing.
+    """
     tokenizer_file = model_dir / "tokenizer.json"
     try:
         import sentencepiece  # noqa: F401
