@@ -225,11 +225,11 @@ class Embedder:
     def _encode(self, texts: list[str], progress: bool | None, fast: bool = False) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        fast_encoder = self.fast if fast else None
-        if fast_encoder is not None:
-            return fast_encoder.encode(texts)
         if progress is None:
             progress = len(texts) >= PROGRESS_THRESHOLD
+        fast_encoder = self.fast if fast else None
+        if fast_encoder is not None:
+            return fast_encoder.encode(texts, progress)
         # sentence-transformers sorts each call's texts by length before
         # batching, so padding stays small, and restores the caller's order.
         vectors = self.model.encode(

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,26 +102,24 @@ class OnnxEncoder:
             export_in_child(model_dir, onnx_file)
         return cls(model_dir, plan, onnx_file, threads)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """L2-normalised (when the model normalises) float32 vectors, batched by length to pad little.
 
         A batch holds at most BATCH texts and BATCH_TOKENS tokens with its
         padding: attention costs batch x tokens², so sixteen passages of 512
         tokens would take 400 MB of activations where eight take half that.
         """
+        from tqdm import tqdm
+
         out = np.empty((len(texts), self.plan.dimension), dtype=np.float32)
         # Kept as small arrays: a list of Python ints per passage would hold 60 MB for a 9 MB file.
         rows = [np.asarray(row, dtype=np.int32) for start in range(0, len(texts), TOKENIZE_SLICE)
                 for row in self.tokenizer.ids(texts[start : start + TOKENIZE_SLICE])]
         order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
-        batch: list[int] = []
-        for i in order:
-            if batch and (len(batch) == BATCH or (len(batch) + 1) * len(rows[i]) > BATCH_TOKENS):
+        with tqdm(total=len(texts), unit="passage", desc="embed", disable=not progress) as bar:
+            for batch in _token_batches(order, [len(row) for row in rows]):
                 out[batch] = self._encode_batch([rows[k] for k in batch])
-                batch = []
-            batch.append(i)
-        if batch:
-            out[batch] = self._encode_batch([rows[k] for k in batch])
+                bar.update(len(batch))
         return out
 
     def _encode_batch(self, rows: list[np.ndarray]) -> np.ndarray:
@@ -140,6 +139,18 @@ class OnnxEncoder:
         if self.plan.normalize:
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors.astype(np.float32)
+
+
+def _token_batches(order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+    """`order` (shortest first) cut into batches of at most BATCH texts and BATCH_TOKENS padded tokens."""
+    batch: list[int] = []
+    for i in order:
+        if batch and (len(batch) == BATCH or (len(batch) + 1) * lengths[i] > BATCH_TOKENS):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
 
 
 def _fingerprint(model_dir: Path) -> str:
