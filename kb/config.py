@@ -25,8 +25,9 @@ class Settings:
     links in handouts and share links start with it (None: the address of the request).
     `queue_url` (redis://... or amqp://...) hands ingests of uploads and of
     `kb ingest --queue` to `kb worker` processes as jobs; None runs them in-process.
-    `query_encoder` is "onnx" (queries and passages through ONNX Runtime on a CPU, see
-    kb.embed.onnx_encoder) or "torch"; `threads` is how many threads the model may use
+    `query_encoder` is "int8" (on a CPU, passages through an ONNX Runtime export of the
+    model, queries and answer sentences through its int8 copy, see kb.embed.onnx_encoder),
+    "onnx" (everything through the float export) or "torch"; `threads` is how many threads the model may use
     in this process (None: one per core; `kb serve` gives each worker its share).
     `queue_name` keeps apart several knowledge bases that share one broker.
     `max_file_bytes` and `max_chunks_per_file` bound what one file may cost an
@@ -45,7 +46,7 @@ class Settings:
     embed_model: str = BUNDLED_MODEL
     models_dir: Path | None = None
     device: str | None = None
-    query_encoder: str = "onnx"
+    query_encoder: str = "int8"
     threads: int | None = None
     batch_size: int | None = None
     chunk_tokens: int = 256

@@ -12,12 +12,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
 import json
 import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -31,9 +33,20 @@ PROGRESS_THRESHOLD = 256
 QUERY_CACHE_SIZE = 1024
 # Sentence vectors for answers (see `encode_sentences`): 20,000 of 384 floats is about 30 MB a process.
 SENTENCE_CACHE_SIZE = 20_000
+# KB_QUERY_ENCODER: int8 (queries and answer sentences through the int8 export, passages through the
+# float one), onnx (everything through the float export) or torch (sentence-transformers).
+QUERY_ENCODERS = ("int8", "onnx", "torch")
 # glibc's mallopt parameter, and the size from which a block gets its own mapping (see `map_large_blocks`).
 M_MMAP_THRESHOLD = -3
 LARGE_BLOCK_BYTES = 64 * 1024
+
+
+class SharedVectors(Protocol):
+    """Sentence vectors kept for every process (kb.storage.store.Store is one)."""
+
+    def sentence_vectors(self, keys: list[str], dimension: int) -> dict[str, np.ndarray]: ...
+
+    def keep_sentence_vectors(self, vectors: dict[str, np.ndarray]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -124,9 +137,13 @@ class Embedder:
         self._model = None
         self._model_lock = threading.RLock()
         self.threads = settings.threads
+        if settings.query_encoder not in QUERY_ENCODERS:
+            raise ValueError(f"KB_QUERY_ENCODER is {settings.query_encoder!r}: expected one of {', '.join(QUERY_ENCODERS)}")
         self._onnx_plan = (plan_for(Path(self.ref.path))
-                           if self._local and self.device == "cpu" and settings.query_encoder == "onnx" else None)
+                           if self._local and self.device == "cpu" and settings.query_encoder != "torch" else None)
+        self._int8 = settings.query_encoder == "int8"
         self._fast: OnnxEncoder | None = None
+        self._quick: OnnxEncoder | None = None
         self._export_dir = onnx_dir(settings)
         if self._onnx_plan is not None:
             self.dimension, self.max_tokens = self._onnx_plan.dimension, self._onnx_plan.max_tokens
@@ -139,21 +156,42 @@ class Embedder:
         self.passage_prefix = "passage: " if self.ref.is_e5 else ""
         # Paging, facets and repeated searches ask for the same query again.
         self.encode_query = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_one_query)
+        self.encode_question = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_one_question)
         self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()
         self._sentences_lock = threading.Lock()
 
     @property
     def fast(self) -> OnnxEncoder | None:
-        """The ONNX Runtime encoder for queries, opened on first use (an ingest never opens it); None: torch."""
+        """The ONNX Runtime encoder for passages (float), opened on first use; None: torch."""
         if self._onnx_plan is None:
             return None
         with self._model_lock:
             if self._fast is None:
+                shared = self._quick.tokenizer if self._quick is not None else None
                 self._fast = OnnxEncoder.open(Path(self.ref.path), self._export_dir,
-                                              threads=cpu_threads_of(self.threads))
+                                              threads=cpu_threads_of(self.threads), tokenizer=shared)
                 if self._fast is None:  # onnxruntime is missing: torch for everything
                     self._onnx_plan = None
             return self._fast
+
+    @property
+    def quick(self) -> OnnxEncoder | None:
+        """The encoder for queries and answer sentences: the int8 export under KB_QUERY_ENCODER=int8, else `fast`.
+
+        A portal worker that only searches opens this one alone (118 MB of
+        weights instead of 470). Passages, which are stored and compared for
+        years, always take the float export.
+        """
+        if not self._int8 or self._onnx_plan is None:
+            return self.fast
+        with self._model_lock:
+            if self._quick is None:
+                shared = self._fast.tokenizer if self._fast is not None else None
+                self._quick = OnnxEncoder.open(Path(self.ref.path), self._export_dir,
+                                               threads=cpu_threads_of(self.threads), int8=True, tokenizer=shared)
+                if self._quick is None:
+                    self._onnx_plan = None
+            return self._quick
 
     @property
     def model(self):
@@ -189,15 +227,16 @@ class Embedder:
         return self._encode([model_input(self.passage_prefix, fold(t)) for t in texts], progress, fast=True)
 
     def encode_queries(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
-        return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress, fast=True)
+        return self._encode([model_input(self.query_prefix, normalize_text(t)) for t in texts], progress, quick=True)
 
-    def encode_sentences(self, texts: list[str]) -> np.ndarray:
+    def encode_sentences(self, texts: list[str], shared: SharedVectors | None = None) -> np.ndarray:
         """Passage vectors of short texts, remembered: answers compare the same passages' sentences again and again.
 
         The sentences of the few passages an answer chooses from are encoded
-        at question time (storing a vector per sentence at ingest would double
-        the cost of every ingest for the passages nobody asks about); a popular
-        passage is encoded once per process.
+        at question time (a vector per sentence at ingest cost 85% of the
+        passages' own encode, for passages nobody may ask about): each is kept
+        in this process and, given `shared` (the database), for every process
+        and node, so a sentence is encoded once.
         """
         unique = list(dict.fromkeys(texts))
         with self._sentences_lock:
@@ -207,7 +246,15 @@ class Embedder:
         missing = [text for text in unique if text not in found]
         if missing:  # encoded outside the lock: other questions go on meanwhile
             inputs = [model_input(self.passage_prefix, fold(t)) for t in missing]
-            for text, vector in zip(missing, self._encode(inputs, progress=False, fast=True), strict=True):
+            keys = [self.sentence_key(i) for i in inputs]
+            stored = shared.sentence_vectors(keys, self.dimension) if shared is not None else {}
+            new = [i for i, key in enumerate(keys) if key not in stored]
+            encoded = self._encode([inputs[i] for i in new], progress=False, fast=True)
+            if shared is not None and new:
+                shared.keep_sentence_vectors({keys[i]: vector for i, vector in zip(new, encoded, strict=True)})
+            fresh = dict(zip(new, encoded, strict=True))
+            for i, text in enumerate(missing):
+                vector = fresh[i] if i in fresh else stored[keys[i]]
                 vector.setflags(write=False)
                 found[text] = vector
             with self._sentences_lock:
@@ -217,17 +264,42 @@ class Embedder:
         vectors = [found[text] for text in texts]
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
+    def clear_caches(self) -> None:
+        """Forget every query, question and sentence vector this process kept (benches time a fresh worker)."""
+        self.encode_query.cache_clear()
+        self.encode_question.cache_clear()
+        with self._sentences_lock:
+            self._sentences.clear()
+
+    def sentence_key(self, model_text: str) -> str:
+        """Where a sentence's vector is kept: the model and the exact text it reads, hashed."""
+        return hashlib.sha1(f"{self.model_id}\n{model_text}".encode()).hexdigest()
+
     def _encode_one_query(self, text: str) -> np.ndarray:
         vector = self.encode_queries([text])[0]
         vector.setflags(write=False)  # shared by the cache: nobody may change it
         return vector
 
-    def _encode(self, texts: list[str], progress: bool | None, fast: bool = False) -> np.ndarray:
+    def _encode_one_question(self, text: str) -> np.ndarray:
+        """A question's vector as answers compare it with sentences: through the float export, as the sentences are.
+
+        Answers choose between neighbouring sentences whose closeness to the
+        question differs by a few hundredths; the int8 copy's noise (cosine
+        0.99) moved the choice on 6 of our 63 fit questions (bench/realq), so
+        answers keep the float vectors while search takes the faster ones.
+        """
+        text = model_input(self.query_prefix, normalize_text(text))
+        vector = self._encode([text], progress=False, fast=True)[0]
+        vector.setflags(write=False)
+        return vector
+
+    def _encode(self, texts: list[str], progress: bool | None, fast: bool = False, quick: bool = False) -> np.ndarray:
+        """Through ONNX Runtime (`fast`: the float export, `quick`: the one for queries), else sentence-transformers."""
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         if progress is None:
             progress = len(texts) >= PROGRESS_THRESHOLD
-        fast_encoder = self.fast if fast else None
+        fast_encoder = self.quick if quick else self.fast if fast else None
         if fast_encoder is not None:
             return fast_encoder.encode(texts, progress)
         # sentence-transformers sorts each call's texts by length before

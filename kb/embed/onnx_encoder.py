@@ -1,8 +1,10 @@
-"""Queries (and answer sentences) through ONNX Runtime: the same weights, exported once, faster on a CPU.
+"""Passages, queries and answer sentences through ONNX Runtime: the same weights, exported once, faster on a CPU.
 
 One short query took a median 18 ms through torch and 6 ms through ONNX Runtime
-on this 2-core machine, with vectors identical to float precision (cosine 1.0),
-so search and answers rank exactly as before. sentence-transformers' own ONNX
+on this 2-core machine, with vectors identical to float precision (cosine 1.0).
+Queries and answer sentences may go through an int8 copy of the export instead
+(`quantize_model`): 1.6x faster again, cosine >= 0.99 with the float vectors.
+Passages, which are stored, always take the float export. sentence-transformers' own ONNX
 backend needs `optimum`, whose releases pin a transformers older than ours; the
 export here is torch's own (`torch.onnx.export`) of the model's transformer,
 with the pooling and normalisation its sentence-transformers configuration names
@@ -69,11 +71,11 @@ def plan_for(model_dir: Path) -> OnnxPlan | None:
 class OnnxEncoder:
     """Encodes texts (already prefixed) with an ONNX export of a local model, made on first use."""
 
-    def __init__(self, model_dir: Path, plan: OnnxPlan, onnx_file: Path, threads: int) -> None:
+    def __init__(self, model_dir: Path, plan: OnnxPlan, onnx_file: Path, threads: int, tokenizer=None) -> None:
         import onnxruntime as ort
 
         self.plan = plan
-        self.tokenizer = open_tokenizer(model_dir, plan.max_tokens, onnx_file.parent)
+        self.tokenizer = tokenizer or open_tokenizer(model_dir, plan.max_tokens, onnx_file.parent)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -85,8 +87,13 @@ class OnnxEncoder:
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     @classmethod
-    def open(cls, model_dir: Path, export_dir: Path, threads: int) -> OnnxEncoder | None:
-        """The encoder for `model_dir`, exporting it into `export_dir` first if needed; None where it cannot run."""
+    def open(cls, model_dir: Path, export_dir: Path, threads: int, int8: bool = False,
+             tokenizer=None) -> OnnxEncoder | None:
+        """The encoder for `model_dir`, exporting it into `export_dir` first if needed; None where it cannot run.
+
+        `int8`: the quantized copy of the export (made once, beside it); `tokenizer`: one already open
+        for this model, shared instead of loading another.
+        """
         plan = plan_for(model_dir)
         if plan is None or not (model_dir / "tokenizer.json").exists():
             return None
@@ -100,7 +107,12 @@ class OnnxEncoder:
         onnx_file = export_dir / f"{model_dir.name}-{_fingerprint(model_dir)}-w.onnx"
         if not onnx_file.exists():
             export_in_child(model_dir, onnx_file)
-        return cls(model_dir, plan, onnx_file, threads)
+        if int8:
+            int8_file = onnx_file.with_name(onnx_file.name.replace("-w.onnx", "-int8-w.onnx"))
+            if not int8_file.exists():
+                _in_child("quantize_model", onnx_file, int8_file)
+            onnx_file = int8_file
+        return cls(model_dir, plan, onnx_file, threads, tokenizer)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """L2-normalised (when the model normalises) float32 vectors, batched by length to pad little.
@@ -163,19 +175,59 @@ def _fingerprint(model_dir: Path) -> str:
 
 
 def export_in_child(model_dir: Path, onnx_file: Path) -> None:
-    """Export in a process of its own, so that this one never imports torch (the export peaks at 2.5 GB).
+    """Export in a process of its own, so that this one never imports torch (the export peaks at 2.5 GB)."""
+    _in_child("export_model", model_dir, onnx_file)
+
+
+def _in_child(function: str, source: Path, target: Path) -> None:
+    """Run `function(source, target)` of this module in a new Python process; its memory peak stays there.
 
     A subprocess rather than multiprocessing: queue workers' processes may be
     daemonic, and those may not have children of their own.
     """
     package_root = str(Path(__file__).resolve().parents[2])
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    code = ("import sys; from pathlib import Path; from kb.embed.onnx_encoder import export_model; "
-            "export_model(Path(sys.argv[1]), Path(sys.argv[2]))")
-    done = subprocess.run([sys.executable, "-c", code, str(model_dir), str(onnx_file)], env=env,
+    code = (f"import sys; from pathlib import Path; from kb.embed.onnx_encoder import {function}; "
+            f"{function}(Path(sys.argv[1]), Path(sys.argv[2]))")
+    done = subprocess.run([sys.executable, "-c", code, str(source), str(target)], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"exporting {model_dir.name} to ONNX failed: {done.stderr.strip()[-2000:]}")
+        raise RuntimeError(f"{function} of {source.name} failed: {done.stderr.strip()[-2000:]}")
+
+
+def quantize_model(onnx_file: Path, int8_file: Path) -> None:
+    """An int8 copy of the float export, for queries and answer sentences.
+
+    Dynamic quantization (ONNX Runtime's own), per output channel, of the
+    matrix products and of the vocabulary table: on this 2-core machine a query
+    took 8.5 ms instead of 13.6 and 300 answer sentences 3.0 s instead of 5.4,
+    with cosine >= 0.9907 to the float vectors (mean 0.9957); the file is 118 MB
+    instead of 470. Per tensor instead of per channel, the worst cosine was 0.979.
+    """
+    import onnx
+    from filelock import FileLock
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with FileLock(str(int8_file) + ".lock"):
+        if int8_file.exists():  # another process made it while this one waited
+            return
+        with tempfile.NamedTemporaryFile(dir=int8_file.parent, suffix=".onnx.tmp", delete=False) as tmp:
+            partial = Path(tmp.name)
+        try:
+            quantize_dynamic(str(onnx_file), str(partial), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul", "Gather"], extra_options={"MatMulConstBOnly": True})
+            _save_beside(onnx.load(str(partial)), partial, int8_file)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def _save_beside(graph, partial: Path, onnx_file: Path) -> None:
+    """Save `graph` with its weights in a file of their own (mapped, not copied, by ONNX Runtime), graph last."""
+    import onnx
+
+    onnx.save_model(graph, str(partial), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=onnx_file.name + ".weights", size_threshold=1024)
+    os.replace(partial, onnx_file)
 
 
 def export_model(model_dir: Path, onnx_file: Path) -> None:
@@ -215,10 +267,7 @@ def _export(model, onnx_file: Path) -> None:
                 warnings.simplefilter("ignore")  # the tracer's notes on shapes it treats as dynamic anyway
                 torch.onnx.export(Hidden(), tuple(sample[n] for n in names), str(partial), input_names=names,
                                   output_names=["hidden"], dynamic_axes=axes, opset_version=ONNX_OPSET, dynamo=False)
-            graph = onnx.load(str(partial))
             # Written under the lock; the graph file, which names the weights file, appears last.
-            onnx.save_model(graph, str(partial), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=onnx_file.name + ".weights", size_threshold=1024)
-            os.replace(partial, onnx_file)
+            _save_beside(onnx.load(str(partial)), partial, onnx_file)
         finally:
             partial.unlink(missing_ok=True)

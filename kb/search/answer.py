@@ -287,7 +287,7 @@ def _measure_meaning(engine: Engine, runs: list[_Run], split: dict, query_vector
         keys = sorted(wanted)
         by_chunk = {run.result.chunk_id: run.result for run in runs}
         texts = [by_chunk[c].text[slice(*split[c][j])] for c, j in keys]
-        vectors = engine.embedder.encode_sentences(texts)
+        vectors = engine.embedder.encode_sentences(texts, shared=engine.store)
         if engine.indexes.centroids.overall is not None:
             vectors = engine.indexes.centroids.center(vectors, [by_chunk[c].lang for c, _ in keys])
         row = {key: i for i, key in enumerate(keys)}
@@ -329,7 +329,7 @@ def _query_vector(engine: Engine, query: str, query_lang: str) -> np.ndarray | N
     """The question's vector, language-centered where the knowledge base has centroids; None without vectors."""
     if engine.indexes.vectors is None:
         return None
-    return engine.indexes.center_query(engine.embedder.encode_query(query), query_lang)
+    return engine.indexes.center_query(engine.embedder.encode_question(query), query_lang)
 
 
 def _cosine(engine: Engine, query_vector: np.ndarray | None, result: SearchResult) -> float:

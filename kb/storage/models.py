@@ -271,6 +271,21 @@ class MetaEntry(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class SentenceVector(Base):
+    """An answer sentence's vector, kept so each sentence is embedded once for every process and node.
+
+    Answers compare a question with the sentences of the passages they read;
+    embedding those sentences is most of a first answer's time (about 0.6 s).
+    Keyed by a hash of the model and the exact text it read, so a new model or
+    a changed sentence never finds an old vector. Looked up by the hundred, never scanned.
+    """
+
+    __tablename__ = "sentence_vectors"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class ChangeSequence(Base):
     """One row whose `seq` moves with every write to what search reads (chunks, documents, tags, notes).
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from kb.storage.models import ChangeSequence, Chunk, Document, MetaEntry
+from kb.storage.models import ChangeSequence, Chunk, Document, MetaEntry, SentenceVector
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -154,6 +156,36 @@ class Store:
                 select(Document).where(Document.id == doc_id)
                 .options(selectinload(Document.chunks), selectinload(Document.tags), selectinload(Document.note))
             )
+
+    def sentence_vectors(self, keys: list[str], dimension: int) -> dict[str, np.ndarray]:
+        """The stored vectors of these sentence keys (see `SentenceVector`); missing keys are left out."""
+        found: dict[str, np.ndarray] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), 500):
+                rows = s.execute(select(SentenceVector.key, SentenceVector.vector)
+                                 .where(SentenceVector.key.in_(keys[start : start + 500])))
+                found.update((key, vectors_from_bytes([blob], dimension)[0]) for key, blob in rows)
+        return found
+
+    def keep_sentence_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Store these sentence vectors; a key another process stored meanwhile keeps its vector.
+
+        Best effort: a cache write that fails (SQLite busy with an ingest) costs
+        the next answer an encode, never this answer.
+        """
+        if not vectors:
+            return
+        rows = [{"key": key, "vector": vector_to_bytes(vector)} for key, vector in vectors.items()]
+        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(self.engine.dialect.name)
+        try:
+            with self.session() as s:
+                if insert is not None:
+                    s.execute(insert(SentenceVector).values(rows).on_conflict_do_nothing(index_elements=["key"]))
+                else:
+                    for row in rows:
+                        s.merge(SentenceVector(**row))
+        except SQLAlchemyError:
+            pass
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from kb.config import Settings
 from kb.embed.embedder import Embedder
@@ -32,22 +34,34 @@ def in_a_fresh_process(statements: str, timeout: int = 300) -> list[str]:
     return out.stdout.split()
 
 
-def test_onnx_queries_and_sentences_match_torch_in_three_languages(models_dir, embedder):
+@pytest.mark.parametrize("encoder, agreement", [("onnx", 0.999), ("int8", 0.99)])
+def test_onnx_queries_and_sentences_match_torch_in_three_languages(models_dir, encoder, agreement):
+    """The float export gives torch's vectors; its int8 copy (the default for search queries) stays within 0.99."""
     torch_only = Embedder(Settings(models_dir=models_dir, query_encoder="torch"))
-    assert torch_only.fast is None and embedder.fast is not None
+    onnx = Embedder(Settings(models_dir=models_dir, query_encoder=encoder))
+    assert torch_only.quick is None and onnx.quick is not None
+    assert (onnx.quick is onnx.fast) == (encoder == "onnx")
     queries = QUESTIONS + [s for sentences in SENTENCES.values() for s in sentences[:4]]
-    fast, slow = embedder.encode_queries(queries), torch_only.encode_queries(queries)
-    assert np.min(np.sum(fast * slow, axis=1)) >= 0.999
+    fast, slow = onnx.encode_queries(queries), torch_only.encode_queries(queries)
+    assert np.min(np.sum(fast * slow, axis=1)) >= agreement
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    # Answers compare sentences with the question through the float export whatever the setting.
     sentences = [s for group in SENTENCES.values() for s in group]
-    fast, slow = embedder.encode_sentences(sentences), torch_only.encode_passages(sentences)
+    fast, slow = onnx.encode_sentences(sentences), torch_only.encode_passages(sentences)
     assert np.min(np.sum(fast * slow, axis=1)) >= 0.999
+    fast = np.asarray([onnx.encode_question(q) for q in QUESTIONS])
+    assert np.min(np.sum(fast * torch_only.encode_queries(QUESTIONS), axis=1)) >= 0.999
+
+
+def test_the_query_encoder_setting_is_checked(models_dir):
+    with pytest.raises(ValueError, match="KB_QUERY_ENCODER"):
+        Embedder(Settings(models_dir=models_dir, query_encoder="int4"))
 
 
 def test_a_long_query_is_cut_at_the_models_token_limit_as_torch_cuts_it(models_dir, embedder):
     torch_only = Embedder(Settings(models_dir=models_dir, query_encoder="torch"))
     complaint = "ลูกค้าโทรมาแจ้งว่าอินเทอร์เน็ตหลุดทุกคืนและรอสายนานมาก " * 120  # far past 512 tokens
-    assert float(embedder.encode_queries([complaint])[0] @ torch_only.encode_queries([complaint])[0]) >= 0.999
+    assert float(embedder.encode_queries([complaint])[0] @ torch_only.encode_queries([complaint])[0]) >= 0.99
 
 
 def test_searching_never_loads_torch(models_dir, embedder):
@@ -77,16 +91,19 @@ def test_passages_embed_through_onnx_as_torch_embeds_them(models_dir, embedder):
 
 
 def test_the_export_happens_in_a_process_of_its_own(models_dir, tmp_path):
-    """The first use exports the model without importing torch here, and later uses find the export."""
+    """The first use exports the model, and its int8 copy, without importing torch or the quantizer here."""
     printed = in_a_fresh_process(
         f"e = Embedder(Settings(models_dir=Path({str(models_dir)!r}), data_dir=Path({str(tmp_path)!r}))); "
         f"e._export_dir = Path({str(tmp_path / 'onnx')!r}); "
-        "v = e.encode_queries(['who leads a CRM change?']); print('torch' in sys.modules, v.shape[1])",
+        "v = e.encode_queries(['who leads a CRM change?']); "
+        "print('torch' in sys.modules, 'onnxruntime.quantization' in sys.modules, v.shape[1], e._fast is None)",
         timeout=600,  # the export itself
     )
-    assert printed == ["False", "384"]
-    assert sorted(p.suffix for p in (tmp_path / "onnx").iterdir() if p.suffix != ".lock") == [
-        ".json", ".onnx", ".spm", ".weights"]
+    assert printed == ["False", "False", "384", "True"]  # a process that only searches opens the int8 copy alone
+    made = [p.name for p in (tmp_path / "onnx").iterdir() if p.suffix != ".lock"]
+    int8 = sorted(name.rsplit("-int8-", 1)[-1] for name in made if "-int8-" in name)
+    assert int8 == ["w.onnx", "w.onnx.weights"]
+    assert sorted(Path(name).suffix for name in made if "-int8-" not in name) == [".json", ".onnx", ".spm", ".weights"]
 
 
 def test_a_model_with_modules_onnx_cannot_reproduce_stays_on_torch(tmp_path, models_dir, embedder):
