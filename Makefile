@@ -19,6 +19,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/kb ingest corpus/
+	$(BIN)/kb prepare-answers
 	@echo "demo accounts (one per role):"
 	$(BIN)/kb user demo
 	@echo "portal: http://127.0.0.1:$(PORT)/  (Ctrl-C stops it)"

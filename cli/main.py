@@ -12,6 +12,7 @@
     kb serve [--host H] [--port P] [--workers N]
     kb delete SOURCE... [--json]
     kb reindex [--reembed] [--json]
+    kb prepare-answers [--json]
     kb user add NAME --role ROLE [--password-stdin] | set-role NAME ROLE | disable NAME | enable NAME | list
     kb token create USER [--name NAME] | list [USER] [--json] | revoke TOKEN_ID
 
@@ -109,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="segment every chunk again (after adding words to the dictionary)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("prepare-answers",
+                       help="embed every passage's sentences now (kept in the database), so no first answer waits")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("user", help="manage portal accounts (the first admin is made here)")
     users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     u = users.add_parser("add", help="create a user and print their password once")
@@ -170,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     with kb:
         handler = {
             "ingest": cmd_ingest, "search": cmd_search, "ask": cmd_ask, "stats": cmd_stats,
-            "delete": cmd_delete, "reindex": cmd_reindex,
+            "delete": cmd_delete, "reindex": cmd_reindex, "prepare-answers": cmd_prepare_answers,
         }[args.command]
         return handler(kb, args)
 
@@ -407,6 +412,19 @@ def cmd_reindex(kb: KnowledgeBase, args) -> int:
         _print_json({"vectors": count})
     else:
         print(f"vector index rebuilt: {count} vectors")
+    return EXIT_OK
+
+
+def cmd_prepare_answers(kb: KnowledgeBase, args) -> int:
+    from kb.search.answer import prepare_sentences
+
+    started = time.perf_counter()
+    count = prepare_sentences(kb.engine)
+    seconds = time.perf_counter() - started
+    if args.json:
+        _print_json({"sentences": count, "seconds": round(seconds, 1)})
+    else:
+        print(f"answer sentences ready: {count} in {seconds:.0f} s")
     return EXIT_OK
 
 

@@ -34,7 +34,7 @@ from kb.search import weights
 from kb.search.cues import has_shape, question_kind
 from kb.search.pipeline import search_text
 from kb.search.types import SearchResponse, SearchResult
-from kb.storage.models import Document
+from kb.storage.models import Chunk, Document
 from kb.text.languages import SUPPORTED_LANGUAGES
 from kb.text.sentences import join_thai_clauses, split_sentences
 
@@ -169,6 +169,27 @@ def answer_question(engine: Engine, question: str, min_confidence: float | None 
     own = in_own_language if cited.lang != response.query_lang else None
     return Answer(question, response.query_lang, quoted, cited.lang, confidence, [cited, *others], own, timings,
                   evidence)
+
+
+def prepare_sentences(engine: Engine, batch: int = 256) -> int:
+    """Embed and keep the sentences of every passage as answers split them; returns how many sentences there are.
+
+    Answers embed the sentences of the passages they read on first use and keep
+    them in the database (`Embedder.encode_sentences`), so a first question
+    about a subject waits for them (median 1.4 s against 0.11 s on the bundled
+    corpus). Run after a large ingest (`kb prepare-answers`), no first answer waits.
+    """
+    total, last_id = 0, 0
+    while True:
+        with engine.store.session() as session:
+            rows = session.execute(select(Chunk.id, Chunk.text, Chunk.lang).where(Chunk.id > last_id)
+                                   .order_by(Chunk.id).limit(batch)).all()
+        if not rows:
+            return total
+        texts = [text[a:b] for _, text, lang in rows for a, b in _split(text, lang)]
+        engine.embedder.encode_sentences(texts, shared=engine.store)
+        total += len(texts)
+        last_id = rows[-1].id
 
 
 def _other_language_passages(engine: Engine, question: str, response: SearchResponse, kind: str | None,

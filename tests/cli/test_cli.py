@@ -206,3 +206,25 @@ def _alive(processes) -> list:
         except psutil.NoSuchProcess:
             pass
     return alive
+
+
+def test_prepare_answers_embeds_every_sentence_once_so_answers_find_them_kept(tmp_path, models_dir):
+    doc = tmp_path / "call-backs.md"
+    doc.write_text("# Call-backs\n\nPromise a call-back only with a time. Call the customer back within two "
+                   "working hours. If nobody answers, try three times before closing the case.\n")
+    data = tmp_path / "data"
+    run_kb("ingest", str(doc), data_dir=data, models_dir=models_dir)
+
+    def kept() -> int:
+        with sqlite3.connect(data / "kb.sqlite3") as db:
+            return db.execute("SELECT COUNT(*) FROM sentence_vectors").fetchone()[0]
+
+    assert kept() == 0
+    report = json.loads(run_kb("prepare-answers", "--json", data_dir=data, models_dir=models_dir).stdout)
+    assert report["sentences"] >= 3 and kept() >= 3
+    before = kept()
+    assert json.loads(run_kb("prepare-answers", "--json", data_dir=data, models_dir=models_dir).stdout)[
+        "sentences"] == report["sentences"]
+    answer = json.loads(run_kb("ask", "How soon must we call the customer back?", "--json",
+                               data_dir=data, models_dir=models_dir).stdout)
+    assert answer["citations"] and kept() == before  # every sentence the answer compared was ready
