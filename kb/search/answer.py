@@ -152,7 +152,7 @@ def answer_question(engine: Engine, question: str, min_confidence: float | None 
     candidates = candidate_answers(engine, question, viewer)
     response, runs, timings = candidates.response, candidates.runs, candidates.timings
     results = response.results
-    consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in results]
+    consulted = [_citation(r, r.best.start, r.best.end, r.text) for r in _consulted(candidates)]
     in_own_language = next((c for c in consulted if c.lang == response.query_lang), None)
     if not runs:
         return Answer(question, response.query_lang, None, None, 0.0, consulted, None, timings)
@@ -190,6 +190,26 @@ def prepare_sentences(engine: Engine, batch: int = 256) -> int:
         engine.embedder.encode_sentences(texts, shared=engine.store)
         total += len(texts)
         last_id = rows[-1].id
+
+
+def _consulted(candidates: Candidates) -> list[SearchResult]:
+    """The passages to show beside an answer, or instead of one: the search's best, with the best passage of each
+    other language that was read inserted after the first weights.PASSAGES.
+
+    Keywords cannot cross languages, so a question asked in Chinese whose
+    answer is written in English finds the English passage only when each
+    language is searched alone; shown, it lets the reader judge it even when
+    no sentence was sure enough to quote.
+    """
+    results = candidates.response.results
+    shown = list(results[:weights.PASSAGES])
+    seen = {result.chunk_id for result in results}
+    langs = {candidates.response.query_lang}
+    for result in candidates.passages[len(shown):]:
+        if result.lang not in langs and result.chunk_id not in seen:
+            shown.append(result)
+            langs.add(result.lang)
+    return shown + list(results[weights.PASSAGES:])
 
 
 def _other_language_passages(engine: Engine, question: str, response: SearchResponse, kind: str | None,

@@ -140,3 +140,13 @@ def test_kb_ask_prints_the_answer_and_its_source(corpus_data_dir, models_dir, tm
     assert lines[1]["error"]["code"] == "empty_query"
     # Nothing in the knowledge base is about the moons of Mars: no answer, and no passages offered instead.
     assert lines[2]["answer"] is None and lines[2]["citations"] == []
+
+
+def test_the_passages_shown_include_the_best_one_written_in_each_other_language(corpus_kb):
+    """The wait-time guidance exists only in English; a Chinese question about it is shown that passage too."""
+    result = answer_question(corpus_kb.engine, "如何处理客户投诉的电话等候时间过长？", min_confidence=1.0)
+    assert result.answer is None
+    shown = [(c.lang, c.source) for c in result.citations]
+    assert {lang for lang, _ in shown} == {"zh", "en", "th"}
+    assert any(lang == "en" and source.endswith("call-center-wait-times.md") for lang, source in shown)
+    assert len({c.chunk_id for c in result.citations}) == len(result.citations)
