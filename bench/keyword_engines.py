@@ -129,7 +129,7 @@ def probe(directory: Path, queries_file: Path, lang_file: Path) -> dict:
     figures: dict = {"open_s": round(time.perf_counter() - start, 3)}
     for key, allowed in (("all", None), ("filtered", lang_ids)):
         index.search(queries[0], TOP_K, allowed)  # first-touch costs are the open's
-        times, found = timed(lambda q=q: index.search(q, TOP_K, allowed)[0] for q in queries)
+        times, found = timed(lambda q=q, a=allowed: index.search(q, TOP_K, a)[0] for q in queries)
         p50, p99 = percentiles(times)
         figures |= {f"{key}_p50_ms": round(p50, 2), f"{key}_p99_ms": round(p99, 2),
                     f"{key}_hits": int(sum(map(len, found)))}
@@ -139,7 +139,7 @@ def probe(directory: Path, queries_file: Path, lang_file: Path) -> dict:
     rng = np.random.default_rng(3)
     some = [np.sort(rng.choice(index.ids(), min(50, len(index)), replace=False)) for _ in queries[:SWEEP_QUERIES]]
     for name, call in (("holds", index.holds), ("score_ids", index.score_ids)):
-        times, _ = timed(lambda q=q, ids=ids: call(q, ids) for q, ids in zip(queries, some, strict=False))
+        times, _ = timed(lambda q=q, ids=ids, c=call: c(q, ids) for q, ids in zip(queries, some, strict=False))
         figures[f"{name}_50_p50_ms"] = round(percentiles(times)[0], 2)
     new_ids = range(int(index.ids()[-1]) + 1, int(index.ids()[-1]) + 101)
     start = time.perf_counter()
@@ -159,7 +159,7 @@ def sweep(index: KeywordIndex, queries: list[list[str]]) -> dict:
             results = {}
             for strategy, threshold in STRATEGIES.items():
                 keywords.OVERSAMPLE_SHARE = threshold
-                times, found = timed(lambda q=q: index.search(q, TOP_K, allowed) for q in queries)
+                times, found = timed(lambda q=q, a=allowed: index.search(q, TOP_K, a) for q in queries)
                 figures[f"share_{share}_{strategy}_p50_ms"] = round(percentiles(times)[0], 2)
                 results[strategy] = found
             same = all(np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])

@@ -64,6 +64,8 @@ _NEEDS_ENCODING = re.compile(r"\s")
 # A filter allowing at least this share of the chunks is applied to a deeper unfiltered search
 # (measured faster than a term set on the id field for large sets); narrower ones become that term set.
 OVERSAMPLE_SHARE = 0.2
+DEEPEST = 4096  # hits a filtered search reads before it turns to the term set instead
+_BITS = 24  # terms per `holds` query: sums of distinct powers of two stay exact in a float32 score
 WRITER_HEAP = 128_000_000
 
 
@@ -350,27 +352,26 @@ class KeywordIndex:
         `allowed_ids` restricts the search itself, so a filter never empties a
         page that has matches further down: a narrow filter is a term set on
         the id field inside the query; a wide one filters a deeper unfiltered
-        search, deepened until the page is full.
+        search, deepened until the page is full, unless the query's matches lie
+        mostly outside the filter (a Thai query filtered to English): then it
+        is a term set too, on the ids left out where those are fewer.
         """
         empty = np.empty(0, np.int64), np.empty(0, np.float32)
         view = self._view
         if k <= 0 or len(query_terms) == 0 or len(view.ids) == 0:
             return empty
         query = _terms_query(query_terms)
-        accept = None
-        if allowed_ids is not None:
-            allowed = _sorted(np.asarray(allowed_ids, np.int64).ravel())
-            if len(allowed) == 0:
-                return empty
-            share = len(allowed) / len(view.ids)
-            if share >= OVERSAMPLE_SHARE:
-                accept = allowed
-            else:
-                query = _restricted(query, allowed)
-                share = 1.0
-        else:
-            share = 1.0
-        return _top(view.searcher, query, k, accept, share)
+        if allowed_ids is None:
+            return _top(view.searcher, query, k)
+        allowed = _sorted(np.asarray(allowed_ids, np.int64).ravel())
+        if len(allowed) == 0:
+            return empty
+        share = min(1.0, len(allowed) / len(view.ids))
+        if share >= OVERSAMPLE_SHARE:
+            found = _top(view.searcher, query, k, allowed, share, DEEPEST)
+            if found is not None:
+                return found
+        return _top(view.searcher, _restricted(query, allowed, view.ids), k)
 
     def score_ids(self, query_terms: Sequence[str], chunk_ids: np.ndarray) -> np.ndarray:
         """BM25 scores of the given chunks, in their order (0 where no term matches or the id is unknown)."""
@@ -378,7 +379,8 @@ class KeywordIndex:
         result = np.zeros(len(ids), np.float32)
         if len(query_terms) == 0 or len(ids) == 0:
             return result
-        found, scores = _hits(self._view.searcher, _restricted(_terms_query(query_terms), _sorted(ids)), len(ids))
+        view = self._view
+        found, scores = _hits(view.searcher, _restricted(_terms_query(query_terms), _sorted(ids), view.ids), len(ids))
         order = np.argsort(found)
         found, scores = found[order], scores[order]
         at = np.minimum(np.searchsorted(found, ids), max(len(found) - 1, 0))
@@ -387,30 +389,51 @@ class KeywordIndex:
         return result
 
     def holds(self, terms: Sequence[str], chunk_ids: np.ndarray) -> np.ndarray:
-        """Which of `terms` each chunk holds: (chunks x terms) booleans, one id-restricted query per term."""
+        """Which of `terms` each chunk holds: (chunks x terms) booleans, nothing scored.
+
+        One query per 24 terms among these ids: term j scores exactly 2**j
+        when present, so each hit's score spells out which terms it holds.
+        """
         ids = np.asarray(chunk_ids, np.int64).ravel()
         held = np.zeros((len(ids), len(terms)), bool)
-        if len(ids) == 0:
+        if len(ids) == 0 or len(terms) == 0:
             return held
-        searcher, allowed = self._view.searcher, _sorted(ids)
-        for column, term in enumerate(terms):
-            found, _ = _hits(searcher, _restricted(_terms_query([term]), allowed), len(allowed))
-            held[:, column] = np.isin(ids, found)
+        view, allowed = self._view, _sorted(ids)
+        at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+        for start in range(0, len(terms), _BITS):
+            group = terms[start : start + _BITS]
+            should = [(tantivy.Occur.Should, tantivy.Query.const_score_query(_term_query(t), float(2**j)))
+                      for j, t in enumerate(group)]
+            query = _restricted(tantivy.Query.boolean_query(should), allowed, view.ids)
+            found, scores = _hits(view.searcher, query, len(allowed))
+            bits = np.zeros(len(allowed), np.int64)
+            bits[np.searchsorted(allowed, found)] = scores.astype(np.int64)
+            columns = (bits[at][:, None] >> np.arange(len(group))) & 1
+            held[:, start : start + len(group)] = columns.astype(bool)
         return held
 
 
 # ------------------------------------------------------------------ queries
 
 
+def _term_query(term: str) -> tantivy.Query:
+    return tantivy.Query.term_query(SCHEMA, "terms", encode(term), index_option="freq")
+
+
 def _terms_query(terms: Sequence[str]) -> tantivy.Query:
     """Any of the terms, each counted once (a question that says a word twice is not asking for it twice)."""
-    should = [(tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, "terms", encode(t), index_option="freq"))
-              for t in dict.fromkeys(terms)]
-    return tantivy.Query.boolean_query(should)
+    return tantivy.Query.boolean_query([(tantivy.Occur.Should, _term_query(t)) for t in dict.fromkeys(terms)])
 
 
-def _restricted(query: tantivy.Query, allowed: np.ndarray) -> tantivy.Query:
-    """The query among these ids only, scored as before (the id clause adds 0)."""
+def _restricted(query: tantivy.Query, allowed: np.ndarray, indexed: np.ndarray) -> tantivy.Query:
+    """The query among the `allowed` ids only, scored as before: a term set on the id field, of the
+    allowed ids or, where fewer, of the `indexed` ids left out."""
+    if len(allowed) > len(indexed) // 2:
+        excluded = indexed[~_member(indexed, allowed)]
+        if len(excluded) == 0:
+            return query
+        out = tantivy.Query.term_set_query(SCHEMA, "id", excluded.tolist())
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.MustNot, out)])
     only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(SCHEMA, "id", allowed.tolist()), 0.0)
     return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, only)])
 
@@ -424,27 +447,28 @@ def _hits(searcher: tantivy.Searcher, query: tantivy.Query, limit: int) -> tuple
     return ids, np.asarray([score for score, _ in hits], np.float32)
 
 
-def _top(searcher: tantivy.Searcher, query: tantivy.Query, k: int, accept: np.ndarray | None,
-         share: float) -> tuple[np.ndarray, np.ndarray]:
-    """The best `k` accepted hits, ties by id.
+def _top(searcher: tantivy.Searcher, query: tantivy.Query, k: int, accept: np.ndarray | None = None,
+         share: float = 1.0, deepest: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The best `k` hits (of the `accept`ed ids only, if given), ties by id; None past `deepest` hits.
 
-    Tantivy breaks ties by its own document order, so the search deepens
-    (doubling) until the deepest hit scores below the k-th accepted one:
-    then nothing unseen can tie with or beat it.
+    Tantivy breaks ties by its own document order, and a filter applied
+    afterwards thins the hits, so the search deepens (doubling) until the
+    deepest hit scores below the k-th kept one: then nothing unseen can tie
+    with or beat it.
     """
     limit = max(k + 1, math.ceil(1.5 * k / share) + 16)
     while True:
         ids, scores = _hits(searcher, query, limit)
         complete = len(ids) < limit
-        deepest = float(scores[-1]) if len(scores) else 0.0
+        deepest_score = float(scores[-1]) if len(scores) else 0.0
         if accept is not None:
             keep = _member(ids, accept)
             ids, scores = ids[keep], scores[keep]
-        keep = scores > 0
-        ids, scores = ids[keep], scores[keep]
-        if complete or (len(ids) >= k and float(scores[k - 1]) > deepest):
+        if complete or (len(ids) >= k and float(scores[k - 1]) > deepest_score):
             break
         limit *= 2
+        if deepest is not None and limit > deepest:
+            return None
     order = np.lexsort((ids, -scores))[:k]
     return ids[order], scores[order]
 

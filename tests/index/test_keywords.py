@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kb.index import keywords
 from kb.index.keywords import IDS_FILE, POINTER_FILE, KeywordIndex
 from kb.text.analyzer import Analyzer, _han_dictionary, load_user_words, to_simplified, warm_up
 from kb.text.cleaning import normalize_text
@@ -399,17 +400,22 @@ def test_removed_chunks_leave_idf_and_results():
     assert 12 not in index.ids().tolist() and len(index) == 3
 
 
-@pytest.mark.parametrize("every", [7, 2])  # a narrow filter (a term set on ids), a wide one (a deeper search)
-def test_allowed_ids_filter_inside_scoring_fills_the_page(every):
+@pytest.mark.parametrize("kind", ["narrow", "wide", "wide but mostly without the query's terms"])
+def test_allowed_ids_filter_inside_scoring_fills_the_page(kind, monkeypatch):
+    monkeypatch.setattr(keywords, "DEEPEST", 64)
     rng = random.Random(11)
     docs = random_docs(rng, 3000)
     index = KeywordIndex()
     index.add(list(range(3000)), docs)
-    query = ["w3", "w40", "w120"]
+    query = ["w3", "w40", "w120"] if kind != "wide but mostly without the query's terms" else ["w120", "w299"]
     everything, _ = index.search(query, 3000)
-    allowed_list = [i for i in range(3000) if i % every == 0]
-    if every == 7:
+    if kind == "narrow":  # a term set on the ids
         allowed_list = [i for i in everything.tolist() if i % 7 == 0][-40:]  # the weakest matches
+    elif kind == "wide":  # a deeper unfiltered search
+        allowed_list = list(range(0, 3000, 2))
+    else:  # the deeper search gives up: a term set on the ids left out
+        allowed_list = sorted(set(range(3000)) - set(everything.tolist()) | set(everything.tolist()[-15:]))
+        assert len(allowed_list) > 0.5 * 3000
     allowed = np.array(allowed_list + [10**9], np.int64)
     found, scores = index.search(query, 10, allowed_ids=allowed[::-1].copy())
     expected = [i for i in everything.tolist() if i in set(allowed.tolist())][:10]
