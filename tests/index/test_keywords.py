@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -482,6 +485,31 @@ def test_processes_sharing_a_directory_follow_each_other_and_never_double_a_chun
     assert first.ids().tolist() == [1, 2, 3, 4]
     assert first._view.searcher.num_docs == 4
     assert first.search(["gamma"], 5)[0].tolist() == [3]
+
+
+CATCH_UP = """
+import sys
+from pathlib import Path
+from kb.index.keywords import KeywordIndex
+index = KeywordIndex.open(Path(sys.argv[1]), {"analyzer": "v1"})
+for start in range(0, 600, 50):  # a catch-up: what the index lacks of ids 0..599, decided under the lock
+    with index.changes():
+        lacking = [i for i in range(start, start + 50) if i not in set(index.ids().tolist())]
+        index.add(lacking, [["shared", f"t{i}"] for i in lacking])
+        index.add([start], [["shared", f"t{start}"]])  # and one id again: a replacement, never a double
+print(len(index))
+"""
+
+
+def test_two_processes_catching_up_at_once_index_each_chunk_once(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-c", CATCH_UP, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)}) for _ in range(2)]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), outputs
+    index = KeywordIndex.open(tmp_path, MANIFEST)
+    assert index.ids().tolist() == list(range(600))
+    assert index._view.searcher.num_docs == 600
+    assert len(index.search(["shared"], 1000)[0]) == 600
 
 
 def test_a_crash_between_the_commit_and_the_id_list_is_repaired_from_the_index(tmp_path):
