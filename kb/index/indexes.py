@@ -216,7 +216,7 @@ class Indexes:
         if keywords is not None:
             rows = [i for i, cid in enumerate(ids) if cid not in have_terms]
             if rows:
-                keywords.add([ids[i] for i in rows], [batch.terms[i] for i in rows])
+                keywords.add([ids[i] for i in rows], [batch.terms[i] for i in rows], [batch.langs[i] for i in rows])
 
     def rebuild(self, recompute_centroids: bool) -> None:
         """New vector and keyword indexes from every stored chunk (and fresh centroids if asked).

@@ -406,13 +406,14 @@ def test_removed_chunks_leave_idf_and_results():
 @pytest.mark.parametrize("kind", ["narrow", "wide", "wide but mostly without the query's terms"])
 def test_allowed_ids_filter_inside_scoring_fills_the_page(kind, monkeypatch):
     monkeypatch.setattr(keywords, "DEEPEST", 64)
+    monkeypatch.setattr(keywords, "SMALL_SET", 64)
     rng = random.Random(11)
     docs = random_docs(rng, 3000)
     index = KeywordIndex()
     index.add(list(range(3000)), docs)
     query = ["w3", "w40", "w120"] if kind != "wide but mostly without the query's terms" else ["w120", "w299"]
     everything, _ = index.search(query, 3000)
-    if kind == "narrow":  # a term set on the ids
+    if kind == "narrow":  # a clause per id in the query
         allowed_list = [i for i in everything.tolist() if i % 7 == 0][-40:]  # the weakest matches
     elif kind == "wide":  # a deeper unfiltered search
         allowed_list = list(range(0, 3000, 2))
@@ -425,6 +426,14 @@ def test_allowed_ids_filter_inside_scoring_fills_the_page(kind, monkeypatch):
     assert len(found) == 10
     assert found.tolist() == expected
     assert len(index.search(query, 10, allowed_ids=np.array([], np.int64))[0]) == 0
+
+
+def test_a_language_filter_cuts_along_its_posting_list_and_the_ids_still_decide():
+    index = KeywordIndex()
+    index.add([1, 2, 3, 4], [["crm"], ["crm"], ["crm", "crm"], ["crm"]], ["en", "th", "th", "zh"])
+    assert index.search(["crm"], 5, lang="th")[0].tolist() == [3, 2]
+    assert index.search(["crm"], 5, np.array([1, 2, 4]), lang="th")[0].tolist() == [2]
+    assert len(index.search(["crm"], 5, lang="ko")[0]) == 0
 
 
 def test_searches_in_other_threads_stay_whole_while_chunks_change():
