@@ -84,19 +84,15 @@ SCHEMA = schema()
 
 def encode(term: str) -> str:
     """The token a term is indexed and queried as: itself, or a hash where tantivy would split or drop it."""
-    if len(term) * 4 <= MAX_TERM_BYTES and not _NEEDS_ENCODING.search(term):
-        return term
-    if len(term.encode()) <= MAX_TERM_BYTES and not _NEEDS_ENCODING.search(term):
+    if not _NEEDS_ENCODING.search(term) and len(term.encode()) <= MAX_TERM_BYTES:
         return term
     return "\x01" + hashlib.blake2b(term.encode(), digest_size=16).hexdigest()
 
 
 def _joined(terms: Sequence[str]) -> str:
-    text = " ".join(terms)
-    if len(text) * 4 <= MAX_TERM_BYTES * 8 and not _NEEDS_ENCODING.search(text.replace(" ", "")):
-        # Short and clean: no term can be too long (the check is on the whole text), none holds whitespace.
-        if all(len(t) * 4 <= MAX_TERM_BYTES for t in terms):
-            return text
+    """The chunk's text for tantivy's whitespace tokenizer (the usual case checked in one pass)."""
+    if all(len(t) * 4 <= MAX_TERM_BYTES for t in terms) and not _NEEDS_ENCODING.search("".join(terms)):
+        return " ".join(terms)
     return " ".join(encode(t) for t in terms)
 
 
@@ -212,8 +208,8 @@ class KeywordIndex:
             if ids is None:  # a crash between tantivy's commit and the id list: read the ids back
                 ids = _indexed_ids(searcher)
                 _save_ids(directory, opstamp, ids)
-        except (OSError, ValueError):
-            return  # unreadable: treated as missing, so the next commit builds a new directory
+        except Exception:  # noqa: BLE001 - unreadable: treated as missing, so the next commit builds a new directory
+            return
         self._dir, self._index, self._view = directory, index, _View(searcher, ids, opstamp)
 
     def follow(self) -> None:
@@ -239,14 +235,16 @@ class KeywordIndex:
             with nullcontext() if aside else self._locked():
                 self._follow()
                 self._batch = _Batch()
+                committed = False
                 try:
                     yield
                     if self._batch.writer is not None:
                         self._commit(self._batch)
+                        committed = True
                 finally:
                     writer, self._batch = self._batch.writer, None
                     if writer is not None:
-                        _close(writer)
+                        _close(writer, committed)
 
     def _writer(self) -> _Batch:
         batch = self._batch
@@ -542,10 +540,11 @@ def _indexed_ids(searcher: tantivy.Searcher) -> np.ndarray:
     return np.unique(np.asarray([value for value, _ in hits], np.int64))
 
 
-def _close(writer: tantivy.IndexWriter) -> None:
-    """Drop a writer's uncommitted work and release tantivy's lock on the directory."""
-    try:
-        writer.rollback()
-    except Exception:  # noqa: BLE001 - already committed or broken: nothing left to undo
-        pass
+def _close(writer: tantivy.IndexWriter, committed: bool) -> None:
+    """Let tantivy's merges finish and release its lock on the directory, dropping uncommitted work."""
+    if not committed:
+        try:
+            writer.rollback()
+        except Exception:  # noqa: BLE001 - a broken writer has nothing left to undo
+            pass
     writer.wait_merging_threads()
