@@ -20,7 +20,13 @@ mapped index is shared by every worker of a node); peak RSS of this process
 (taken before the flat reference is built); in that fresh process, the time of the
 per-request freshness check (`Store.state`) and of a refresh that finds nothing new.
 
+Then, as operators run it: the memory of `kb serve --workers 4` on the N chunks
+(RSS and PSS summed over its processes), and the bundled guidance ingested
+through the queue by one and by two `kb worker` processes next to a bare encode
+of the same chunks (bench/service.py; needs --queue-url or KB_QUEUE_URL).
+
     python bench/scale.py --chunks N [--json] [--queries 204] [--work-dir DIR] [--corpus-data-dir DIR]
+                          [--service-workers 4] [--queue-url URL] [--ingest-files N]
 
 With the environment's KB_VECTOR_INDEX=flat (and KB_VECTOR_MMAP=0) the same run
 gives the figures of the exact index held in each process.
@@ -32,6 +38,7 @@ import argparse
 import contextlib
 import gc
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -47,6 +54,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.retrieval import build_synthetic, find_xquad, latency, load_xquad  # noqa: E402
+from bench.service import ingest_rates, service_memory  # noqa: E402
 from indexer.pipeline import ingest_paths  # noqa: E402
 from kb.config import Settings  # noqa: E402
 from kb.index.chunk_table import SearchFilters  # noqa: E402
@@ -226,10 +234,12 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     del synthetic, corpus, index  # the fresh worker below should not share the machine with this one's memory
     gc.collect()
     worker = probe_worker(work / "synthetic", args.models_dir)
+    service = service_memory(work / "synthetic", args.models_dir, args.service_workers)
+    ingest = ingest_rates(work, args.models_dir, args.queue_url, args.ingest_files) if args.queue_url else {}
     return {
         "chunks": args.chunks, "queries": len(queries),
         "hybrid_p50_ms": hybrid_p50, "hybrid_p99_ms": hybrid_p99,
-        "corpus_hybrid_p50_ms": corpus_p50, "corpus_hybrid_p99_ms": corpus_p99,
+        "corpus_hybrid_p50_ms": corpus_p50, "corpus_hybrid_p99_ms": corpus_p99, "small_hybrid_p50_ms": corpus_p50,
         "hybrid_stage_mean_ms": stages,
         **figures,
         "open_s": worker["open_s"], "state_check_ms": worker["state_check_ms"],
@@ -237,7 +247,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         "worker_rss_mb": worker["rss_mb"], "worker_private_mb": worker["private_mb"],
         "worker_file_mb": worker["file_mb"], "worker_mapped": worker["mapped"],
         "index_file_mb": index_file.stat().st_size / 2**20 if index_file.exists() else 0.0,
-        **kind,
+        **kind, **service, **ingest,
+        "recall_at_10_vs_flat": figures["recall_at_10"],
     }
 
 
@@ -260,6 +271,14 @@ def report(figures: dict) -> None:
     print(f"  a fresh worker after opening: RSS {f['worker_rss_mb']:.0f} MB, of which private {f['worker_private_mb']:.0f} "
           f"MB and file-backed (shared) {f['worker_file_mb']:.0f} MB; index file {f['index_file_mb']:.0f} MB")
     print(f"  peak RSS of this process {f['peak_rss_mb']:.0f} MB")
+    print(f"  the service (kb serve --workers {f['service_workers']}, {f['service_processes']} processes) after "
+          f"{f['service_workers'] * 6} API searches: RSS {f['service_rss_mb']} MB summed, PSS {f['service_pss_mb']} MB")
+    if "bare_encode_chunks_per_s" in f:
+        print(f"  ingest through the queue ({f['ingest_chunks']} chunks): one worker "
+              f"{f['ingest_1_worker_chunks_per_s']:.2f} chunks/s, two {f['ingest_2_workers_chunks_per_s']:.2f}; "
+              f"bare encode {f['bare_encode_chunks_per_s']:.2f}")
+    else:
+        print("  ingest through the queue: not measured (no --queue-url or KB_QUEUE_URL)")
 
 
 def main() -> None:
@@ -271,6 +290,10 @@ def main() -> None:
     parser.add_argument("--corpus-data-dir", type=Path, default=None,
                         help="a data directory holding the bundled corpus already (copied, not changed)")
     parser.add_argument("--models-dir", type=Path, default=None)
+    parser.add_argument("--service-workers", type=int, default=4, help="portal workers for the service's memory")
+    parser.add_argument("--queue-url", default=os.environ.get("KB_QUEUE_URL") or None,
+                        help="Redis or RabbitMQ for the ingest rates (default KB_QUEUE_URL; none: not measured)")
+    parser.add_argument("--ingest-files", type=int, default=None, help="only the first N files of the bundled guidance")
     parser.add_argument("--probe", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.models_dir = args.models_dir or Settings.from_env().models_dir or REPO / "data" / "models"

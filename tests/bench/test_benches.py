@@ -38,16 +38,24 @@ def test_workflows_bench_runs_once(corpus_data_dir, models_dir, tmp_path):
 SCALE_KEYS = {
     "chunks", "hybrid_p50_ms", "hybrid_p99_ms", "corpus_hybrid_p50_ms", "corpus_hybrid_p99_ms", "keyword_p50_ms",
     "vector_p50_ms", "flat_vector_p50_ms", "recall_at_10", "open_s", "rebuild_s", "peak_rss_mb", "index_kind",
-    "state_check_ms", "refresh_unchanged_ms",
+    "state_check_ms", "refresh_unchanged_ms", "small_hybrid_p50_ms", "recall_at_10_vs_flat", "service_rss_mb",
+    "service_pss_mb",
 }
+INGEST_KEYS = {"ingest_1_worker_chunks_per_s", "ingest_2_workers_chunks_per_s", "bare_encode_chunks_per_s"}
 
 
 def test_scale_bench_measures_an_approximate_index_against_the_flat_scan(corpus_data_dir, models_dir):
+    queue = os.environ.get("KB_TEST_REDIS_URL")
     out = run_bench("bench/scale.py", "--chunks", "2000", "--queries", "20", "--json",
                     "--corpus-data-dir", str(corpus_data_dir), "--models-dir", str(models_dir),
-                    models_dir=models_dir, env={"KB_VECTOR_INDEX": "ivf"})
+                    "--service-workers", "2", "--ingest-files", "6", *(["--queue-url", queue] if queue else []),
+                    models_dir=models_dir, env={"KB_VECTOR_INDEX": "ivf"}, timeout=1500)
     figures = json.loads(out)
     assert SCALE_KEYS <= set(figures), SCALE_KEYS - set(figures)
+    assert figures["service_workers"] == 2 and figures["service_processes"] == 3  # gunicorn's arbiter and two workers
+    assert figures["service_pss_mb"] <= figures["service_rss_mb"]
+    if queue:
+        assert INGEST_KEYS <= set(figures) and min(figures[k] for k in INGEST_KEYS) > 0
     assert figures["chunks"] == 2000 and figures["index_kind"] == "ivf"
     assert figures["recall_at_10"] >= 0.95
     assert figures["narrow_filter_recall_at_10"] == 1.0  # a narrow filter is an exact scan of what it allows

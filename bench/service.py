@@ -1,0 +1,177 @@
+"""The whole service measured as operators run it, for bench/scale.py.
+
+- `service_memory`: `kb serve --workers N` on a data directory, a few searches
+  through the JSON API (so every worker has opened the indexes and the query
+  encoder), then the resident memory of the whole process tree: the sum of RSS
+  (what `ps` shows; pages the workers share are counted in each) and of PSS
+  (shared pages divided among those who map them: what the machine gives).
+- `ingest_rates`: the bundled guidance ingested through the queue by one `kb
+  worker`, then by two on a fresh database (each with half the cores), in jobs
+  of a few files as uploads arrive, timed from the first job queued to the last
+  finished; next to a bare encode of the same chunks in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FILES_PER_JOB = 4
+SEARCHES = ("call-back within two hours", "ใครควรเป็นผู้นำการเปลี่ยนแปลง", "如何处理客户投诉", "silo between business units",
+            "refund for a double charge", "data quality owner", "permission marketing", "workshop role play")
+
+
+def _kb(env: dict, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"kb {' '.join(args)} failed: {done.stderr[-1500:]}")
+    return done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tree_memory(pid: int) -> tuple[float, float, int]:
+    """RSS and PSS (MB) summed over a process and its descendants, and how many processes."""
+    import psutil
+
+    root = psutil.Process(pid)
+    rss = pss = 0.0
+    processes = [root, *root.children(recursive=True)]
+    for process in processes:
+        info = process.memory_full_info()
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+    return rss / 2**20, pss / 2**20, len(processes)
+
+
+def service_memory(data_dir: Path, models_dir: Path, workers: int = 4) -> dict:
+    """`kb serve --workers N` on `data_dir` after a few API searches: RSS and PSS of every process, summed."""
+    env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir), "KB_COOKIE_SECURE": "0"}
+    user = f"bench-{uuid.uuid4().hex[:6]}"
+    _kb(env, "user", "add", user, "--role", "admin")
+    token = _kb(env, "token", "create", user).strip().splitlines()[-1]
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", str(workers)], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=5).read()
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError("kb serve did not come up") from None
+                time.sleep(0.5)
+        started = time.perf_counter()
+        for i in range(workers * 6):  # several per worker: gunicorn hands them to whichever is free
+            query = urllib.parse.quote(SEARCHES[i % len(SEARCHES)])
+            request = urllib.request.Request(f"{base}/api/v1/search?q={query}&k=10",
+                                             headers={"Authorization": f"Bearer {token}"})
+            json.loads(urllib.request.urlopen(request, timeout=120).read())
+        searches_s = time.perf_counter() - started
+        rss, pss, processes = _tree_memory(server.pid)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return {"service_rss_mb": round(rss), "service_pss_mb": round(pss), "service_processes": processes,
+            "service_workers": workers, "service_searches_s": round(searches_s, 2)}
+
+
+def _files(limit: int | None) -> list[Path]:
+    files = sorted(p for p in (REPO / "corpus" / "guidance").rglob("*") if p.is_file())
+    return files[:limit] if limit else files
+
+
+def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: list[Path], workers: int) -> tuple:
+    """Seconds from the first job queued to the last finished, with `workers` `kb worker` processes; the data dir;
+    the last chunk id before the timed jobs (a warm-up job per worker came first)."""
+    from indexer.jobs import files_for_queue, get_job
+    from indexer.queue import submit
+    from kb.config import Settings
+    from kb.engine import Engine
+
+    data_dir = work / f"ingest-{workers}"
+    env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir), "KB_QUEUE_URL": queue_url,
+           "KB_QUEUE_NAME": f"bench_{uuid.uuid4().hex[:8]}", "KB_DATABASE_URL": ""}
+    engine = Engine.open(Settings.from_env(env))
+    threads = str(max(1, (os.cpu_count() or 2) // workers))
+    procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--threads", threads], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+    try:
+        warm = [submit(engine, "files", files_for_queue([f])[0]) for f in files[:workers]]  # each worker loads its model
+        _wait(engine, warm, get_job)
+        after_warm = engine.store.last_chunk_id()
+        rest = files[workers:]
+        started = time.perf_counter()
+        job_ids = [submit(engine, "files", files_for_queue(rest[i : i + FILES_PER_JOB])[0])
+                   for i in range(0, len(rest), FILES_PER_JOB)]
+        _wait(engine, job_ids, get_job)
+        seconds = time.perf_counter() - started
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        engine.store.dispose()
+    return seconds, data_dir, after_warm
+
+
+def _wait(engine, job_ids: list[str], get_job, timeout: float = 3600) -> None:
+    deadline = time.time() + timeout
+    for job_id in job_ids:
+        while not (view := get_job(engine, job_id)).finished:
+            if time.time() > deadline:
+                raise RuntimeError(f"job {job_id} did not finish")
+            time.sleep(0.2)
+        if view.state == "failed":
+            raise RuntimeError(f"job {job_id} failed: {view.error}")
+
+
+def ingest_rates(work: Path, models_dir: Path, queue_url: str, limit: int | None = None) -> dict:
+    """Chunks a second through the queue with one and two workers, and a bare encode of the same chunks."""
+    import sqlalchemy as sa
+
+    from kb.config import Settings
+    from kb.embed.embedder import Embedder
+    from kb.storage.models import Chunk
+    from kb.storage.store import Store
+
+    files = _files(limit)
+    figures = {}
+    for workers in (1, 2):
+        seconds, data_dir, after_warm = _ingest_through_queue(work, models_dir, queue_url, files, workers)
+        store = Store(f"sqlite:///{data_dir / 'kb.sqlite3'}")
+        with store.session() as session:
+            texts = session.scalars(sa.select(Chunk.text).where(Chunk.id > after_warm)).all()
+        store.dispose()
+        figures[f"ingest_{workers}_worker{'s' if workers > 1 else ''}_chunks_per_s"] = round(len(texts) / seconds, 2)
+    embedder = Embedder(Settings(models_dir=models_dir))
+    embedder.encode_passages(texts[:8])  # the model opened, as the workers' was
+    started = time.perf_counter()
+    embedder.encode_passages(texts)
+    figures["bare_encode_chunks_per_s"] = round(len(texts) / (time.perf_counter() - started), 2)
+    figures["ingest_chunks"] = len(texts)
+    return figures
