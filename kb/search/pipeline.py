@@ -83,8 +83,7 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
     depth = max(weights.MIN_DEPTH, weights.DEPTH_PER_RESULT * (request.offset + request.k))
     wanted = request.offset + request.k + 1
     while True:
-        fused, dense, keyword, parts, first = retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible,
-                                                       request.filters.lang)
+        fused, dense, keyword, parts, first = retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible)
         started = clock()
         groups = group_chunks(engine, fused, request.group, wanted)
         timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
