@@ -13,16 +13,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 import uuid
 from pathlib import Path
+
+from bench.load import free_port, get, wait_ready  # the load bench's own server helpers
 
 REPO = Path(__file__).resolve().parents[1]
 FILES_PER_JOB = 4
@@ -36,12 +35,6 @@ def _kb(env: dict, *args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"kb {' '.join(args)} failed: {done.stderr[-1500:]}")
     return done.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tree_memory(pid: int) -> tuple[float, float, int]:
@@ -64,27 +57,19 @@ def service_memory(data_dir: Path, models_dir: Path, workers: int = 4) -> dict:
     user = f"bench-{uuid.uuid4().hex[:6]}"
     _kb(env, "user", "add", user, "--role", "admin")
     token = _kb(env, "token", "create", user).strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
                                "--workers", str(workers)], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 300
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=5).read()
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("kb serve did not come up") from None
-                time.sleep(0.5)
+        wait_ready(base, server)
         started = time.perf_counter()
         for i in range(workers * 6):  # several per worker: gunicorn hands them to whichever is free
             query = urllib.parse.quote(SEARCHES[i % len(SEARCHES)])
-            request = urllib.request.Request(f"{base}/api/v1/search?q={query}&k=10",
-                                             headers={"Authorization": f"Bearer {token}"})
-            json.loads(urllib.request.urlopen(request, timeout=120).read())
+            status, _ = get(f"{base}/api/v1/search?q={query}&k=10", token, timeout=120)
+            if status != 200:
+                raise RuntimeError(f"a search through the API answered {status}")
         searches_s = time.perf_counter() - started
         rss, pss, processes = _tree_memory(server.pid)
     finally:
