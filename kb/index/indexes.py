@@ -1,12 +1,16 @@
 """The in-memory search structures of a knowledge base, kept in step with its database.
 
 Three structures answer a search: the vector index (FAISS), the keyword index
-(BM25) and the chunk table (filters and facets). All three are caches of the
+(BM25 on tantivy) and the chunk table (filters and facets). All three are caches of the
 database, which holds every vector and every chunk's keyword terms; each is
 repaired by comparing chunk ids with the database, whoever changed it (this
 process, another ingest, another portal worker). The index files on disk carry
 manifests so a process that starts finds them current, or brings them up to date
 from stored data, never by re-embedding or re-segmenting.
+
+The keyword index is one tantivy directory per node that every process of the
+node reads and, one at a time, writes (kb.index.keywords): a change committed
+by one process is followed by the others on their next catch-up.
 
 The vector index keeps changes in a small delta over a memory-mapped base
 (kb.index.vectors). When the delta has grown, the first process to notice folds
@@ -18,6 +22,7 @@ mapped copy.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +105,7 @@ class Indexes:
                 self.vectors = loaded[0]
             if self.vectors is None and dimension is not None:
                 self.vectors = VectorIndex(dimension, self.vector_options)
-            keyword_file = KeywordIndex.load(self.directory)
-            if keyword_file and keyword_file[1].get("analyzer") == self.analyzer_version:
-                self.keywords = keyword_file[0]
+            self.keywords = KeywordIndex.open(self.directory, self._keyword_manifest())
             current = None
             table_file = ChunkTable.load(self.directory)
             if table_file is not None and can_catch_up(table_file[1]["state"], state):
@@ -113,6 +116,10 @@ class Indexes:
             self._sync(state, current)
             if self.dirty or self._vectors_grown():
                 self.save()
+
+    def _keyword_manifest(self) -> dict:
+        """What a keyword index must have been made with to be used: terms from this analyzer."""
+        return {"analyzer": self.analyzer_version}
 
     def _fits(self, manifest: Manifest, dimension: int | None) -> bool:
         """Whether a saved vector index was made by this model, centering and dimension."""
@@ -164,7 +171,17 @@ class Indexes:
         self._state = state
 
     def _catch_up(self, indexes: list, db_ids: np.ndarray) -> None:
-        """Bring these indexes to hold exactly `db_ids`, from stored vectors and terms."""
+        """Bring these indexes to hold exactly `db_ids`, from stored vectors and terms.
+
+        The keyword index is compared and changed inside one of its batches:
+        under the node's writer lock, after following what other processes
+        committed, so two processes catching up at once do the work once.
+        """
+        keywords = next((i for i in indexes if isinstance(i, KeywordIndex)), None)
+        with keywords.changes() if keywords is not None else nullcontext():
+            self._catch_up_now(indexes, db_ids)
+
+    def _catch_up_now(self, indexes: list, db_ids: np.ndarray) -> None:
         need = np.empty(0, np.int64)
         for index in indexes:
             have = index.ids()
@@ -199,12 +216,14 @@ class Indexes:
         if keywords is not None:
             rows = [i for i, cid in enumerate(ids) if cid not in have_terms]
             if rows:
-                keywords.add([ids[i] for i in rows], [batch.terms[i] for i in rows])
+                keywords.add([ids[i] for i in rows], [batch.terms[i] for i in rows], [batch.langs[i] for i in rows])
 
     def rebuild(self, recompute_centroids: bool) -> None:
         """New vector and keyword indexes from every stored chunk (and fresh centroids if asked).
 
-        Built aside and swapped in whole, so searches meanwhile use the old ones.
+        Built aside and swapped in whole, so searches meanwhile use the old ones
+        (the keyword index in a new directory, which the node's other processes
+        follow at their next catch-up).
         """
         with self.lock:
             state = self.store.state()
@@ -216,9 +235,10 @@ class Indexes:
                 )
                 self.store.set_meta("centroids", self.centroids.to_json())
             vectors = VectorIndex(dimension, self.vector_options) if dimension is not None else None
-            keywords = KeywordIndex()
-            for batch in batches:
-                self._add_batch(batch, vectors, keywords, set(), set())
+            keywords = KeywordIndex.aside(self.directory, self._keyword_manifest())
+            with keywords.changes():  # one commit, then the node's index switches to it
+                for batch in batches:
+                    self._add_batch(batch, vectors, keywords, set(), set())
             del batches
             if vectors is not None:
                 vectors.compact()
@@ -255,15 +275,13 @@ class Indexes:
             ))
 
     def save(self) -> None:
+        """Save the vector index and the chunk table; the keyword index committed each change already."""
         with self.lock:
             fingerprint = self._fingerprint()
             if self._vectors_grown():
                 self._fold_vectors()
             else:
                 self._save_vectors()
-            self.keywords.save(self.directory, {
-                "analyzer": self.analyzer_version, "count": len(self.keywords), "fingerprint": fingerprint,
-            })
             if self._table_state != fingerprint:
                 self.table.save(self.directory, fingerprint)
                 self._table_state = fingerprint

@@ -83,7 +83,8 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
     depth = max(weights.MIN_DEPTH, weights.DEPTH_PER_RESULT * (request.offset + request.k))
     wanted = request.offset + request.k + 1
     while True:
-        fused, dense, keyword, parts, first = retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible)
+        fused, dense, keyword, parts, first = retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible,
+                                                       request.filters.lang)
         started = clock()
         groups = group_chunks(engine, fused, request.group, wanted)
         timings["fusion"] = timings.get("fusion", 0.0) + clock() - started

@@ -18,11 +18,12 @@ from kb.search.fuse import fuse, scale_of
 from kb.search.types import Ranking
 
 
-def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None):
+def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None, lang=None):
     """(fused ids, fused scores), the dense ranking, the keyword ranking, each chunk's (dense, keyword) parts,
     and the chunk ids of the unfiltered first pass (best first; empty without a query vector).
 
-    `allowed` are the chunks the filters and the reader's rights allow, `visible` those the rights alone allow.
+    `allowed` are the chunks the filters and the reader's rights allow, `visible` those the rights alone allow;
+    `lang`, the language filter if any, lets the keyword index cut along one posting list first.
     """
     indexes = engine.indexes
     clock = time.perf_counter
@@ -30,7 +31,7 @@ def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None)
     first = np.empty(0, np.int64)
     if mode != "dense" and terms:
         started = clock()
-        keyword = Ranking(*indexes.keywords.search(terms, depth, allowed))
+        keyword = Ranking(*indexes.keywords.search(terms, depth, allowed, lang))
         timings["keyword search"] = timings.get("keyword search", 0.0) + clock() - started
     if vector is not None:
         started = clock()

@@ -61,13 +61,11 @@ def test_scale_bench_measures_an_approximate_index_against_the_flat_scan(corpus_
     assert figures["narrow_filter_recall_at_10"] == 1.0  # a narrow filter is an exact scan of what it allows
 
 
-def test_keyword_engines_bench_compares_ours_and_tantivy_on_the_same_terms(corpus_data_dir, models_dir):
+def test_keyword_bench_measures_the_tantivy_index_and_both_filter_strategies_agree(corpus_data_dir, models_dir):
     out = run_bench("bench/keyword_engines.py", "--chunks", "2000", "--json",
                     "--corpus-data-dir", str(corpus_data_dir), "--models-dir", str(models_dir), models_dir=models_dir)
     figures = json.loads(out.strip().splitlines()[-1])
-    for engine in ("ours", "tantivy"):
-        assert {"build_s", "disk_mb", "open_s", "all_p50_ms", "filtered_p50_ms", "private_mb"} <= set(figures[engine])
-    # The same BM25 over the same terms: both find the same number of chunks, and mostly the same top 10.
-    assert figures["ours"]["all_hits"] == figures["tantivy"]["all_hits"] > 0
-    assert figures["ours"]["filtered_hits"] == figures["tantivy"]["filtered_hits"] > 0
-    assert figures["top10_agreement"] >= 0.9
+    assert {"build_s", "disk_mb", "open_s", "all_p50_ms", "filtered_p50_ms", "private_mb", "holds_50_p50_ms",
+            "add_100_ms"} <= set(figures)
+    assert figures["all_hits"] > figures["filtered_hits"] > 0
+    assert figures["strategies_agree"]  # a term set on the ids and a deeper unfiltered search: the same pages
