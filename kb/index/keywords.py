@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import tantivy
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from kb.index.vectors import atomic_write
 
@@ -133,6 +133,7 @@ class KeywordIndex:
         self._aside = False  # building a new directory: follow nothing until it is switched in
         self._write = threading.RLock()
         self._batch: _Batch | None = None
+        self._building: FileLock | None = None  # held on a directory made here until it is switched in
         if self._home is None:
             self._index = tantivy.Index(SCHEMA)
             self._index.config_reader("manual")
@@ -245,12 +246,18 @@ class KeywordIndex:
                     writer, self._batch = self._batch.writer, None
                     if writer is not None:
                         _close(writer, committed)
+                    if self._building is not None:  # switched in, or abandoned: removable at the next switch
+                        self._building.release()
+                        self._building = None
 
     def _writer(self) -> _Batch:
         batch = self._batch
         if batch.writer is None:
             if self._index is None:  # nothing usable on disk, or building aside: a new directory
-                self._dir = self._home / f"{DIR_PREFIX}{uuid.uuid4().hex}"
+                name = f"{DIR_PREFIX}{uuid.uuid4().hex}"
+                self._building = _building_lock(self._home, name)
+                self._building.acquire()  # before the directory exists: no switch removes it half made
+                self._dir = self._home / name
                 self._dir.mkdir(parents=True)
                 self._index = tantivy.Index(SCHEMA, path=str(self._dir))
                 self._index.config_reader("manual")
@@ -276,13 +283,14 @@ class KeywordIndex:
 
     def _switch(self) -> None:
         """Make this index's directory the node's current one, then remove the others (their readers keep
-        their mapped files until they follow)."""
+        their mapped files until they follow), except those another process is still building (a rebuild
+        in two workers at once: the later switch wins, the earlier build is not pulled from under it)."""
         pointer = {"format": FORMAT_VERSION, "dir": self._dir.name, "manifest": self._manifest}
         encoded = json.dumps(pointer, ensure_ascii=False, indent=2).encode()
         atomic_write(self._home / POINTER_FILE, lambda fh: fh.write(encoded))
         for stale in self._home.glob(DIR_PREFIX + "*"):
             if stale.is_dir() and stale != self._dir:
-                shutil.rmtree(stale, ignore_errors=True)
+                _remove_unless_building(self._home, stale)
         for name in OLD_FILES:
             (self._home / name).unlink(missing_ok=True)
         self._aside = False
@@ -538,6 +546,24 @@ def _indexed_ids(searcher: tantivy.Searcher) -> np.ndarray:
     hits = searcher.search(tantivy.Query.all_query(), searcher.num_docs, count=False,
                            order_by_field="id", order=tantivy.Order.Asc).hits
     return np.unique(np.asarray([value for value, _ in hits], np.int64))
+
+
+def _building_lock(home: Path, name: str) -> FileLock:
+    return FileLock(str(home / f".{name}.building"))
+
+
+def _remove_unless_building(home: Path, directory: Path) -> None:
+    """Remove a tantivy directory unless a process holds its building lock (it is writing into it)."""
+    lock = _building_lock(home, directory.name)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return
+    try:
+        shutil.rmtree(directory, ignore_errors=True)
+        Path(lock.lock_file).unlink(missing_ok=True)  # nobody builds under this random name again
+    finally:
+        lock.release()
 
 
 def _close(writer: tantivy.IndexWriter, committed: bool) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from kb.index import keywords
-from kb.index.keywords import IDS_FILE, POINTER_FILE, KeywordIndex
+from kb.index.keywords import DIR_PREFIX, IDS_FILE, POINTER_FILE, KeywordIndex
 from kb.text.analyzer import Analyzer, _han_dictionary, load_user_words, to_simplified, warm_up
 from kb.text.cleaning import normalize_text
 
@@ -549,6 +549,53 @@ def test_a_rebuild_is_made_aside_and_switched_in_whole(tmp_path):
     old.follow()
     assert old.ids().tolist() == [1, 5] and old.search(["epsilon"], 5)[0].tolist() == [5]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == sorted([POINTER_FILE, new._dir.name])
+
+
+def test_a_switch_never_removes_a_directory_another_rebuild_is_still_writing(tmp_path):
+    KeywordIndex.open(tmp_path, MANIFEST).add([1], [["alpha"]])
+    slow, quick = KeywordIndex.aside(tmp_path, MANIFEST), KeywordIndex.aside(tmp_path, MANIFEST)
+    with slow.changes():
+        slow.add([1, 2], [["alpha"], ["beta"]])
+        with quick.changes():
+            quick.add([1, 3], [["alpha"], ["gamma"]])
+        assert slow._dir.exists()  # quick's switch left it: slow is still writing there
+        assert KeywordIndex.open(tmp_path, MANIFEST).ids().tolist() == [1, 3]
+        slow.add([4], [["delta"]])
+    assert not quick._dir.exists()  # the later switch wins and clears the rest
+    assert KeywordIndex.open(tmp_path, MANIFEST).ids().tolist() == [1, 2, 4]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(DIR_PREFIX)) == [slow._dir.name]
+    assert not list(tmp_path.glob(f".{quick._dir.name}*"))  # its building lock file went with it
+
+
+REBUILDS = """
+import sys
+from pathlib import Path
+from kb.index.keywords import KeywordIndex
+home, me = Path(sys.argv[1]), int(sys.argv[2])
+index = KeywordIndex.open(home, {"analyzer": "v1"})
+for round in range(24):  # a worker's rebuilds (centroids drifted) between its catch-ups, as ingest makes them
+    if round % 3 == me:
+        index = KeywordIndex.aside(home, {"analyzer": "v1"})
+    with index.changes():
+        lacking = [i for i in range(round * 10 + 10) if i not in set(index.ids().tolist())]
+        index.add(lacking, [["shared", f"t{i}"] for i in lacking])
+print(len(index))
+"""
+
+
+def test_two_processes_rebuilding_and_catching_up_at_once_both_finish(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-c", REBUILDS, str(tmp_path), str(me)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}) for me in range(2)]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), outputs
+    index = KeywordIndex.open(tmp_path, MANIFEST)
+    with index.changes():
+        lacking = [i for i in range(240) if i not in set(index.ids().tolist())]
+        index.add(lacking, [["shared", f"t{i}"] for i in lacking])
+    assert index.ids().tolist() == list(range(240))
+    assert index._view.searcher.num_docs == 240
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith(DIR_PREFIX)]) == 1
 
 
 def test_unreadable_files_mean_a_new_index_never_a_crash(tmp_path):
