@@ -96,11 +96,12 @@ def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: l
     from kb.engine import Engine
 
     data_dir = work / f"ingest-{workers}"
-    env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir), "KB_QUEUE_URL": queue_url,
-           "KB_QUEUE_NAME": f"bench_{uuid.uuid4().hex[:8]}", "KB_DATABASE_URL": ""}
-    engine = Engine.open(Settings.from_env(env))
+    # As docs/scaling.md tells operators: one job at a time per worker, the node's cores split between its workers.
     threads = str(max(1, (os.cpu_count() or 2) // workers))
-    procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--threads", threads], cwd=REPO, env=env,
+    env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir), "KB_QUEUE_URL": queue_url,
+           "KB_QUEUE_NAME": f"bench_{uuid.uuid4().hex[:8]}", "KB_DATABASE_URL": "", "KB_THREADS": threads}
+    engine = Engine.open(Settings.from_env(env))
+    procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--threads", "1"], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
     try:
         warm = [submit(engine, "files", files_for_queue([f])[0]) for f in files[:workers]]  # each worker loads its model
