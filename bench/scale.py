@@ -200,6 +200,31 @@ def probe_worker(data_dir: Path, models_dir: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def follow_another_writer(kb: KnowledgeBase) -> tuple[float, float]:
+    """Milliseconds this process takes to follow one chunk added by another writer, then its removal.
+
+    The chunk is a copy of the last one, written with SQL as another node's ingest would commit it, and
+    removed again, so the base keeps its size.
+    """
+    from sqlalchemy import delete, insert, select
+
+    from kb.storage.models import Chunk
+
+    with kb.store.session() as s:
+        row = s.execute(select(Chunk.__table__).order_by(Chunk.id.desc()).limit(1)).mappings().one()
+        copy = {key: value for key, value in row.items() if key != "id"}
+        copy["ordinal"] = row["ordinal"] + 1_000_000
+        new_id = s.execute(insert(Chunk.__table__).values(copy).returning(Chunk.id)).scalar_one()
+    started = time.perf_counter()
+    kb.refresh()
+    added = time.perf_counter() - started
+    with kb.store.session() as s:
+        s.execute(delete(Chunk).where(Chunk.id == new_id))
+    started = time.perf_counter()
+    kb.refresh()
+    return added * 1000, (time.perf_counter() - started) * 1000
+
+
 def probe(data_dir: Path, models_dir: Path) -> None:
     """(In the fresh process.) Open, search 50 times with stored vectors, print open time and memory."""
     started = time.perf_counter()
@@ -207,6 +232,7 @@ def probe(data_dir: Path, models_dir: Path) -> None:
     open_s = time.perf_counter() - started
     state_times = timed(kb.store.state, [()] * 50)
     refresh_times = timed(kb.refresh, [()] * 50)
+    follow_add_ms, follow_remove_ms = follow_another_writer(kb)
     vectors = kb.indexes.vectors
     ids = vectors.ids()
     for chunk_id in np.random.default_rng(1).choice(ids, min(50, len(ids)), replace=False):
@@ -214,7 +240,8 @@ def probe(data_dir: Path, models_dir: Path) -> None:
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     kb_of = {name: int(status.get(name, "0 kB").split()[0]) / 1024 for name in ("VmRSS", "RssAnon", "RssFile")}
     print(json.dumps({"open_s": open_s, "state_check_ms": percentile(state_times, 50),
-                      "refresh_unchanged_ms": percentile(refresh_times, 50), "rss_mb": kb_of["VmRSS"], "private_mb": kb_of["RssAnon"],
+                      "refresh_unchanged_ms": percentile(refresh_times, 50), "follow_added_chunk_ms": follow_add_ms,
+                      "follow_removed_chunk_ms": follow_remove_ms, "rss_mb": kb_of["VmRSS"], "private_mb": kb_of["RssAnon"],
                       "file_mb": kb_of["RssFile"], "mapped": vectors.base.mapped}))
 
 
@@ -243,7 +270,8 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         "hybrid_stage_mean_ms": stages,
         **figures,
         "open_s": worker["open_s"], "state_check_ms": worker["state_check_ms"],
-        "refresh_unchanged_ms": worker["refresh_unchanged_ms"], "reopen_in_process_s": timings["open_s"], "rebuild_s": timings["rebuild_s"],
+        "refresh_unchanged_ms": worker["refresh_unchanged_ms"], "follow_added_chunk_ms": worker["follow_added_chunk_ms"],
+        "follow_removed_chunk_ms": worker["follow_removed_chunk_ms"], "reopen_in_process_s": timings["open_s"], "rebuild_s": timings["rebuild_s"],
         "worker_rss_mb": worker["rss_mb"], "worker_private_mb": worker["private_mb"],
         "worker_file_mb": worker["file_mb"], "worker_mapped": worker["mapped"],
         "index_file_mb": index_file.stat().st_size / 2**20 if index_file.exists() else 0.0,
@@ -268,6 +296,8 @@ def report(figures: dict) -> None:
           f"(fresh process; {f['reopen_in_process_s']:.2f} s in this one)")
     print(f"  freshness check (the database's change marker) p50 {f['state_check_ms']:.2f} ms; "
           f"a refresh with nothing new p50 {f['refresh_unchanged_ms']:.2f} ms")
+    print(f"  following another writer: one chunk added {f['follow_added_chunk_ms']:.1f} ms, "
+          f"removed {f['follow_removed_chunk_ms']:.1f} ms")
     print(f"  a fresh worker after opening: RSS {f['worker_rss_mb']:.0f} MB, of which private {f['worker_private_mb']:.0f} "
           f"MB and file-backed (shared) {f['worker_file_mb']:.0f} MB; index file {f['index_file_mb']:.0f} MB")
     print(f"  peak RSS of this process {f['peak_rss_mb']:.0f} MB")

@@ -119,6 +119,7 @@ def commit(engine: Engine, batch: IngestPlan, atomic: bool = False) -> list[AddO
         vectors = engine.embedder.encode_passages(texts)
         engine.record_model(engine.embedder.dimension)
         _write(engine, batch.todo, vectors, batch.outcomes, batch.existing, atomic)
+        engine.store.prune_chunk_removals()
         engine.indexes.refresh(writer=True)
     return [batch.outcomes[i] for i in range(len(batch.docs))]
 

@@ -32,6 +32,7 @@ from filelock import FileLock
 from sqlalchemy import func, select
 
 from kb.access import can_view
+from kb.index.ids import in_sorted
 from kb.index.vectors import atomic_write
 from kb.storage.models import Chunk, Document, DocumentTag, Note
 from kb.storage.store import Store
@@ -152,33 +153,51 @@ class ChunkTable:
         The new state is built aside and swapped in at the end, so searches in
         other threads go on with the old one meanwhile.
         """
+        held = self._rows.ids
+        stale = ~np.isin(held, db_ids, assume_unique=True)
+        self._update(store, stale, np.setdiff1d(db_ids, held[~stale], assume_unique=True), db_ids)
+
+    def apply(self, store: Store, added: np.ndarray, removed: np.ndarray) -> None:
+        """`sync` from what changed (`Store.chunk_changes`) instead of every chunk id: ascending ids."""
+        held = self._rows.ids
+        self._update(store, in_sorted(held, removed), added[~in_sorted(added, held)])
+
+    def _update(self, store: Store, stale: np.ndarray, missing: np.ndarray, db_ids: np.ndarray | None = None) -> None:
         old = self._rows
         ids, doc_ids, langs = old.ids, old.doc_ids, old.langs
-        stale = ~np.isin(ids, db_ids, assume_unique=True)
+        touched = set(doc_ids[stale].tolist())  # documents that may have lost their last chunk
         if stale.any():
             keep = ~stale
             ids, doc_ids, langs = ids[keep], doc_ids[keep], langs[keep]
-        missing = np.setdiff1d(db_ids, ids, assume_unique=True)
         new_docs: set[int] = set()
         if len(missing):
-            rows = store_chunk_rows(store, None if len(ids) == 0 else missing)
-            if len(ids) == 0:  # a whole scan may hold chunks newer than db_ids: those wait for the next sync
+            whole = len(ids) == 0 and db_ids is not None
+            rows = store_chunk_rows(store, None if whole else missing)
+            if whole:  # a whole scan may hold chunks newer than db_ids: those wait for the next sync
                 rows = [r for r, known in zip(rows, np.isin([r[0] for r in rows], db_ids), strict=True) if known]
+            rows.sort(key=lambda r: r[0])
             added = np.asarray([r[0] for r in rows], np.int64)
-            order = np.argsort(np.concatenate([ids, added]), kind="stable")
-            ids = np.concatenate([ids, added])[order]
-            doc_ids = np.concatenate([doc_ids, np.asarray([r[1] for r in rows], np.int64)])[order]
-            langs = np.concatenate([langs, np.asarray([r[2] for r in rows], LANG_TYPE)])[order]
-            new_docs = {int(r[1]) for r in rows} - set(old.docs)
-        live = set(np.unique(doc_ids).tolist())
-        docs = {doc_id: info for doc_id, info in old.docs.items() if doc_id in live}
+            at = np.searchsorted(ids, added)  # inserted in place: no sort of a million ids
+            ids = np.insert(ids, at, added)
+            doc_ids = np.insert(doc_ids, at, np.asarray([r[1] for r in rows], np.int64))
+            langs = np.insert(langs, at, np.asarray([r[2] for r in rows], LANG_TYPE))
+            new_docs = {int(r[1]) for r in rows if r[1] not in old.docs}
+        if len(touched) > 64 or not old.docs:
+            live = set(np.unique(doc_ids).tolist())
+            docs = {doc_id: info for doc_id, info in old.docs.items() if doc_id in live}
+        else:  # a few documents changed: look for each among the chunks instead of listing every document
+            docs = dict(old.docs)
+            for doc_id in touched:
+                if not (doc_ids == doc_id).any():
+                    docs.pop(doc_id, None)
         with store.session() as s:
             latest = s.scalar(select(func.max(Document.updated_at)))
         changed = new_docs
         if self._seen_update is not None and latest is not None and latest > self._seen_update:
-            changed |= set(_doc_ids_updated_after(store, self._seen_update)) & live
+            changed |= {doc_id for doc_id in _doc_ids_updated_after(store, self._seen_update)
+                        if doc_id in docs or doc_id in new_docs}
         elif self._seen_update is None:
-            changed = live
+            changed = set(np.unique(doc_ids).tolist())
         if changed:
             for info in load_documents(store, sorted(changed)):
                 docs[info.id] = info

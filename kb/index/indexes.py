@@ -31,11 +31,13 @@ from filelock import FileLock
 from kb.config import Settings
 from kb.index.centering import LanguageCentroids, compute_centroids
 from kb.index.chunk_table import ChunkTable
+from kb.index.ids import in_sorted
 from kb.index.keywords import KeywordIndex
 from kb.index.vectors import KINDS, Manifest, VectorIndex, VectorOptions
-from kb.storage.store import Store, vectors_from_bytes
+from kb.storage.store import ChunkChanges, Store, vectors_from_bytes
 
 COMPACT_LOCK = ".vectors.compact.lock"
+EMPTY = np.empty(0, np.int64)
 
 
 def vector_options(settings: Settings) -> VectorOptions:
@@ -70,6 +72,7 @@ class Indexes:
         self.table = ChunkTable()
         self.centroids = LanguageCentroids()
         self._state: str | None = None  # the database state (Store.state) the indexes match
+        self._removals: int | None = None  # and the chunk removal log's position then (Store.last_removal)
         self._table_state: str | None = None  # the state of the saved chunk table
         self._dirty = False
         self.lock = threading.RLock()
@@ -159,19 +162,28 @@ class Indexes:
         saved at `state`), else they are read. `new_vectors`: build the vector
         index afresh (the centroids changed), aside, then swap it in.
         """
+        dimension = self._dimension()
+        whole = new_vectors or (self.vectors is None and dimension is not None)
+        if db_ids is None and not whole and self._removals is not None:
+            changes = self.store.chunk_changes(int(self.table.ids[-1]) if len(self.table.ids) else 0, self._removals)
+            if changes is not None:  # the usual case: read what changed, not a million ids
+                self.table.apply(self.store, changes.added, changes.removed)
+                self._catch_up(self._id_indexes(), changes=changes)
+                self._state, self._removals = state, changes.removal_position
+                return
+        removals = self.store.last_removal()  # before the ids, as `state` is
         if db_ids is None:
             db_ids = self.store.chunk_ids()
             self.table.sync(self.store, db_ids)
-        dimension = self._dimension()
-        if (new_vectors or self.vectors is None) and dimension is not None:
+        if whole and dimension is not None:
             fresh = VectorIndex(dimension, self.vector_options)
             self._catch_up([fresh], db_ids)
             self.vectors = fresh
         self._catch_up(self._id_indexes(), db_ids)
-        self._state = state
+        self._state, self._removals = state, removals
 
-    def _catch_up(self, indexes: list, db_ids: np.ndarray) -> None:
-        """Bring these indexes to hold exactly `db_ids`, from stored vectors and terms.
+    def _catch_up(self, indexes: list, db_ids: np.ndarray | None = None, changes: ChunkChanges | None = None) -> None:
+        """Bring these indexes to hold exactly `db_ids` (or apply `changes`), from stored vectors and terms.
 
         The keyword index is compared and changed inside one of its batches:
         under the node's writer lock, after following what other processes
@@ -179,25 +191,30 @@ class Indexes:
         """
         keywords = next((i for i in indexes if isinstance(i, KeywordIndex)), None)
         with keywords.changes() if keywords is not None else nullcontext():
-            self._catch_up_now(indexes, db_ids)
+            self._catch_up_now(indexes, db_ids, changes)
 
-    def _catch_up_now(self, indexes: list, db_ids: np.ndarray) -> None:
+    def _catch_up_now(self, indexes: list, db_ids: np.ndarray | None, changes: ChunkChanges | None) -> None:
         need = np.empty(0, np.int64)
         for index in indexes:
             have = index.ids()
-            if len(have) == len(db_ids) and np.array_equal(have, db_ids):
+            if changes is not None:
+                stale = changes.removed[in_sorted(changes.removed, have)]
+                lacking = changes.added[~in_sorted(changes.added, have)]
+            elif len(have) == len(db_ids) and np.array_equal(have, db_ids):
                 continue  # the usual case at open: a linear check instead of two sorts of a million ids
-            stale = np.setdiff1d(have, db_ids, assume_unique=True)
+            else:
+                stale = np.setdiff1d(have, db_ids, assume_unique=True)
+                lacking = np.setdiff1d(db_ids, have, assume_unique=True)
             if len(stale):
                 index.remove(stale)
                 self._dirty = True
-            need = np.union1d(need, np.setdiff1d(db_ids, have, assume_unique=True))
+            need = np.union1d(need, lacking)
         if len(need):
-            whole = len(need) == len(db_ids)
+            whole = db_ids is not None and len(need) == len(db_ids)
             vectors = next((i for i in indexes if isinstance(i, VectorIndex)), None)
             keywords = next((i for i in indexes if isinstance(i, KeywordIndex)), None)
-            have_vectors = set(vectors.ids().tolist()) if vectors is not None else set()
-            have_terms = set(keywords.ids().tolist()) if keywords is not None else None
+            have_vectors = vectors.ids() if vectors is not None else EMPTY
+            have_terms = keywords.ids() if keywords is not None else EMPTY
             for batch in self.store.iter_chunks(None if whole else need):
                 self._add_batch(batch, vectors, keywords, have_vectors, have_terms)
             self._dirty = True
@@ -206,15 +223,16 @@ class Indexes:
         return [self.keywords] + ([self.vectors] if self.vectors is not None else [])
 
     def _add_batch(self, batch, vectors: VectorIndex | None, keywords: KeywordIndex | None,
-                   have_vectors: set[int], have_terms: set[int] | None) -> None:
+                   have_vectors: np.ndarray = EMPTY, have_terms: np.ndarray = EMPTY) -> None:
+        """Add a batch of stored chunks to the indexes that lack them (`have_*`: the ids each holds, ascending)."""
         ids = batch.ids.tolist()
         if vectors is not None:
-            rows = [i for i, cid in enumerate(ids) if cid not in have_vectors]
+            rows = np.flatnonzero(~in_sorted(batch.ids, have_vectors)).tolist()
             if rows:
                 raw = vectors_from_bytes([batch.vectors[i] for i in rows], vectors.dimension)
                 vectors.add(batch.ids[rows], self.centroids.center(raw, [batch.langs[i] for i in rows]))
         if keywords is not None:
-            rows = [i for i, cid in enumerate(ids) if cid not in have_terms]
+            rows = np.flatnonzero(~in_sorted(batch.ids, have_terms)).tolist()
             if rows:
                 keywords.add([ids[i] for i in rows], [batch.terms[i] for i in rows], [batch.langs[i] for i in rows])
 
@@ -226,7 +244,7 @@ class Indexes:
         follow at their next catch-up).
         """
         with self.lock:
-            state = self.store.state()
+            state, removals = self.store.state(), self.store.last_removal()
             dimension = self._dimension()
             batches = list(self.store.iter_chunks())
             if recompute_centroids and self.settings.language_centering and dimension is not None:
@@ -238,13 +256,13 @@ class Indexes:
             keywords = KeywordIndex.aside(self.directory, self._keyword_manifest())
             with keywords.changes():  # one commit, then the node's index switches to it
                 for batch in batches:
-                    self._add_batch(batch, vectors, keywords, set(), set())
+                    self._add_batch(batch, vectors, keywords)
             del batches
             if vectors is not None:
                 vectors.compact()
             held = keywords.ids() if vectors is None else np.union1d(vectors.ids(), keywords.ids())
             self.table.sync(self.store, np.sort(held))
-            self.vectors, self.keywords, self._state = vectors, keywords, state
+            self.vectors, self.keywords, self._state, self._removals = vectors, keywords, state, removals
             self._dirty = True
 
     def _fold_vectors(self) -> None:

@@ -49,6 +49,7 @@ import numpy as np
 import tantivy
 from filelock import FileLock, Timeout
 
+from kb.index.ids import in_sorted, sorted_with
 from kb.index.vectors import atomic_write
 
 POINTER_FILE = "keywords.json"
@@ -269,8 +270,7 @@ class KeywordIndex:
         opstamp = batch.writer.commit()
         ids = np.fromiter(batch.last.keys(), np.int64, len(batch.last))
         present = np.fromiter(batch.last.values(), bool, len(batch.last))
-        kept = self._view.ids[~_member(self._view.ids, np.sort(ids[~present]))]
-        new_ids = np.union1d(kept, ids[present]).astype(np.int64)
+        new_ids = sorted_with(self._view.ids, add=ids[present], remove=ids[~present])
         pointer = self._pointer() if self._home is not None else None
         switch = self._home is not None and (self._aside or pointer is None or pointer["dir"] != self._dir.name)
         if self._home is not None:
@@ -297,7 +297,7 @@ class KeywordIndex:
 
     def _present(self, chunk_ids: np.ndarray) -> np.ndarray:
         """Which of these ids are indexed as of this batch's changes so far."""
-        held = _member(chunk_ids, self._view.ids)
+        held = in_sorted(chunk_ids, self._view.ids)
         last = self._batch.last
         if last:
             held = np.fromiter((last.get(i, h) for i, h in zip(chunk_ids.tolist(), held.tolist(), strict=True)),
@@ -315,7 +315,7 @@ class KeywordIndex:
         with self.changes():
             batch = self._writer()
             ids = np.asarray(chunk_ids, np.int64).ravel()
-            indexed = _member(ids, self._view.ids).tolist()
+            indexed = in_sorted(ids, self._view.ids).tolist()
             writer, last = batch.writer, batch.last
             for i, (chunk_id, terms, was_indexed) in enumerate(zip(ids.tolist(), term_lists, indexed, strict=True)):
                 if was_indexed or chunk_id in last:
@@ -450,7 +450,7 @@ def _restricted(query: tantivy.Query, allowed: np.ndarray, indexed: np.ndarray) 
     """The query among the `allowed` ids only, scored as before: a match on the id field (`_ids_query`),
     of the allowed ids or, where fewer, of the `indexed` ids left out."""
     if len(allowed) > len(indexed) // 2:
-        excluded = indexed[~_member(indexed, allowed)]
+        excluded = indexed[~in_sorted(indexed, allowed)]
         if len(excluded) == 0:
             return query
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.MustNot, _ids_query(excluded))])
@@ -490,7 +490,7 @@ def _top(searcher: tantivy.Searcher, query: tantivy.Query, k: int, accept: np.nd
         complete = len(ids) < limit
         deepest_score = float(scores[-1]) if len(scores) else 0.0
         if accept is not None:
-            keep = _member(ids, accept)
+            keep = in_sorted(ids, accept)
             ids, scores = ids[keep], scores[keep]
         if complete or (len(ids) >= k and float(scores[k - 1]) > deepest_score):
             break
@@ -505,14 +505,6 @@ def _sorted(ids: np.ndarray) -> np.ndarray:
     if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
         ids = np.unique(ids)
     return ids
-
-
-def _member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-    """Which of `ids` are in the ascending `sorted_ids` (a binary search, no sort of the big side)."""
-    if len(sorted_ids) == 0:
-        return np.zeros(len(ids), bool)
-    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return sorted_ids[at] == ids
 
 
 # ------------------------------------------------------------------ files

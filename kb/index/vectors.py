@@ -51,6 +51,7 @@ import faiss
 import numpy as np
 from filelock import FileLock
 
+from kb.index.ids import sorted_with
 from kb.index.locks import ReadWriteLock
 
 INDEX_FILE = "vectors.faiss"
@@ -222,12 +223,15 @@ class VectorIndex:
         return len(self.base.ids) - len(self.removed) + int(self.delta.ntotal)
 
     def ids(self) -> np.ndarray:
+        """The live chunk ids, ascending (in time linear in the base: this runs at every catch-up)."""
         with self._rw.reading():
             base, removed, delta = self.base.ids, self.removed, self.delta
             delta_ids = faiss.vector_to_array(delta.id_map).astype(np.int64)
         if len(removed):
-            base = np.setdiff1d(base, removed, assume_unique=True)
-        return np.concatenate([base, delta_ids])
+            base = sorted_with(base, remove=removed)
+        if len(delta_ids) and len(base) and np.min(delta_ids) <= base[-1]:
+            return sorted_with(base, add=delta_ids)
+        return np.concatenate([base, np.sort(delta_ids)])
 
     # -- changes ---------------------------------------------------------------------
 

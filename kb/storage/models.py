@@ -302,6 +302,21 @@ class ChangeSequence(Base):
     origin: Mapped[str] = mapped_column(String(32))
 
 
+class ChunkRemoval(Base):
+    """A deleted chunk's id, logged by a trigger (migration 0016), so a catch-up reads what changed.
+
+    Chunk ids only grow, so what was added since a process last looked is every
+    id above the last one it saw; what was removed is here, past its position in
+    this log. `chunk_id` -1 (a TRUNCATE) means the log cannot say: read everything.
+    """
+
+    __tablename__ = "chunk_removals"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(BigInteger)
+
+
 class IngestJob(Base):
     """Files handed to the queue in one go (an upload, a `kb ingest --queue`), and how far they got.
 

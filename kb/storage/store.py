@@ -14,13 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from kb.storage.models import ChangeSequence, Chunk, Document, MetaEntry, SentenceVector
+from kb.storage.models import ChangeSequence, Chunk, ChunkRemoval, Document, MetaEntry, SentenceVector
+
+# Chunk removals kept in the log: a process more removals behind than this compares every chunk id.
+REMOVALS_KEPT = 200_000
+
+
+@dataclass(frozen=True)
+class ChunkChanges:
+    """What happened to the chunks since a position: ids added and removed (both ascending), the log's new position."""
+
+    added: np.ndarray
+    removed: np.ndarray
+    removal_position: int
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -119,6 +131,37 @@ class Store:
             ids = np.fromiter((row[0] for row in result), np.int64)
         ids.sort()
         return ids
+
+    def last_removal(self) -> int:
+        """Where the chunk removal log stands (0 when empty): read before the data, as `state`."""
+        with self.session() as s:
+            return int(s.scalar(select(func.coalesce(func.max(ChunkRemoval.seq), 0))))
+
+    def chunk_changes(self, after_id: int, after_removal: int) -> ChunkChanges | None:
+        """Chunk ids added above `after_id` and removed past position `after_removal` of the log, ascending.
+
+        None where the log cannot tell (its entries after `after_removal` were
+        pruned, or the table was truncated): then compare every id (`chunk_ids`).
+        """
+        with self.engine.connect() as connection:
+            first = connection.scalar(select(func.min(ChunkRemoval.seq)))
+            if first is not None and first > after_removal + 1:  # pruned past us (or a gap: harmless)
+                return None
+            rows = connection.execute(select(ChunkRemoval.seq, ChunkRemoval.chunk_id)
+                                      .where(ChunkRemoval.seq > after_removal)).all()
+            added = connection.scalars(select(Chunk.id).where(Chunk.id > after_id).order_by(Chunk.id)).all()
+        removed = np.unique(np.fromiter((r.chunk_id for r in rows), np.int64, len(rows)))
+        if len(removed) and removed[0] < 0:
+            return None
+        position = max((r.seq for r in rows), default=after_removal)
+        return ChunkChanges(np.asarray(added, np.int64), removed, position)
+
+    def prune_chunk_removals(self, keep: int = REMOVALS_KEPT) -> None:
+        """Forget all but the last `keep` removals; a process further behind compares every id instead."""
+        with self.session() as s:
+            newest = s.scalar(select(func.max(ChunkRemoval.seq)))
+            if newest is not None and newest > keep:
+                s.execute(delete(ChunkRemoval).where(ChunkRemoval.seq <= newest - keep))
 
     def chunk_language_counts(self) -> dict[str, int]:
         with self.session() as s:
