@@ -18,7 +18,9 @@ keyword score of the passage they say again.
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,27 @@ from kb.search.types import SearchRequest, SearchResponse
 
 if TYPE_CHECKING:
     from kb.engine import Engine
+
+
+# Queries are embedded here while the calling thread segments the query and searches the keywords: the model
+# runs outside the GIL, so on two cores the two overlap (bundled corpus and 1M chunks: see docs/scaling.md).
+_pool: ThreadPoolExecutor | None = None
+
+
+def _encoding_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kb-query-encode")
+    return _pool
+
+
+def _forget_pool() -> None:
+    """A forked child (a portal worker) has none of its parent's threads: it starts its own pool."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def search_text(
@@ -63,6 +86,9 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
     engine.refresh()
     indexes = engine.indexes
     query_lang = query_language(query)
+    pending = None
+    if request.mode != "keyword" and indexes.vectors is not None and len(indexes.vectors):
+        pending = _encoding_pool().submit(_query_vector, engine, query, query_lang, timings)
     terms = query_terms(engine, query)
     filters, visible = request.filters, None
     if request.viewer.role is not None:
@@ -74,17 +100,11 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
     if allowed is not None and len(allowed) == 0 or len(indexes.table) == 0:
         return response
 
-    vector = None
-    if request.mode != "keyword" and indexes.vectors is not None and len(indexes.vectors):
-        started = clock()
-        vector = indexes.center_query(engine.embedder.encode_query(query), query_lang)
-        timings["encode"] = clock() - started
-
     depth = max(weights.MIN_DEPTH, weights.DEPTH_PER_RESULT * (request.offset + request.k))
     wanted = request.offset + request.k + 1
     while True:
-        fused, dense, keyword, parts, first = retrieve(engine, vector, terms, allowed, depth, request.mode, timings, visible,
-                                                       request.filters.lang)
+        fused, dense, keyword, parts, first = retrieve(engine, pending, terms, allowed, depth, request.mode, timings,
+                                                       visible, request.filters.lang)
         started = clock()
         groups = group_chunks(engine, fused, request.group, wanted)
         timings["fusion"] = timings.get("fusion", 0.0) + clock() - started
@@ -92,6 +112,7 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
         if len(groups) >= wanted or exhausted or depth >= len(indexes.table):
             break
         depth *= 4
+    vector = pending.result() if pending is not None else None
     if vector is not None and not has_relevant(engine, vector, terms, first):
         groups = []  # nothing the reader may see is about the query: say so rather than pad the page
     page = groups[request.offset : request.offset + request.k]
@@ -104,3 +125,10 @@ def search(engine: Engine, request: SearchRequest) -> SearchResponse:
     if request.facets:
         response.facets = indexes.table.facet_counts(fused[0][indexes.table.contains(fused[0])])
     return response
+
+
+def _query_vector(engine: Engine, query: str, query_lang: str, timings: dict[str, float]):
+    started = time.perf_counter()
+    vector = engine.indexes.center_query(engine.embedder.encode_query(query), query_lang)
+    timings["encode"] = time.perf_counter() - started
+    return vector

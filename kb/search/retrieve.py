@@ -9,6 +9,7 @@ and the two candidate lists are fused by score (`kb.search.fuse`).
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -33,6 +34,10 @@ def retrieve(engine, vector, terms, allowed, depth, mode, timings, visible=None,
         started = clock()
         keyword = Ranking(*indexes.keywords.search(terms, depth, allowed, lang))
         timings["keyword search"] = timings.get("keyword search", 0.0) + clock() - started
+    if isinstance(vector, Future):  # being encoded meanwhile (kb.search.pipeline)
+        started = clock()
+        vector = vector.result()
+        timings["encode wait"] = timings.get("encode wait", 0.0) + clock() - started
     if vector is not None:
         started = clock()
         reuse = keyword if allowed is None or allowed is visible else None
