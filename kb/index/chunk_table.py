@@ -32,10 +32,10 @@ from filelock import FileLock
 from sqlalchemy import func, select
 
 from kb.access import can_view
-from kb.index.ids import in_sorted
+from kb.index.ids import differences, in_sorted
 from kb.index.vectors import atomic_write
 from kb.storage.models import Chunk, Document, DocumentTag, Note
-from kb.storage.store import Store
+from kb.storage.store import ChunkChanges, Store
 
 # The fields search results can be counted by (see ChunkTable.facet_counts).
 FACETS = ("lang", "kind", "product", "status", "channel", "tags")
@@ -147,20 +147,16 @@ class ChunkTable:
 
     # -- keeping in step ----------------------------------------------------------
 
-    def sync(self, store: Store, db_ids: np.ndarray) -> None:
-        """Apply chunks added or removed and documents updated since the last sync.
+    def sync(self, store: Store, db_ids: np.ndarray | None = None, changes: ChunkChanges | None = None) -> None:
+        """Apply chunks added or removed and documents updated since the last sync: found by comparing every
+        chunk id (`db_ids`), or given (`changes`, `Store.chunk_changes`).
 
         The new state is built aside and swapped in at the end, so searches in
         other threads go on with the old one meanwhile.
         """
         held = self._rows.ids
-        stale = ~np.isin(held, db_ids, assume_unique=True)
-        self._update(store, stale, np.setdiff1d(db_ids, held[~stale], assume_unique=True), db_ids)
-
-    def apply(self, store: Store, added: np.ndarray, removed: np.ndarray) -> None:
-        """`sync` from what changed (`Store.chunk_changes`) instead of every chunk id: ascending ids."""
-        held = self._rows.ids
-        self._update(store, in_sorted(held, removed), added[~in_sorted(added, held)])
+        gone, missing = differences(held, db_ids, changes)
+        self._update(store, in_sorted(held, gone), missing, db_ids)
 
     def _update(self, store: Store, stale: np.ndarray, missing: np.ndarray, db_ids: np.ndarray | None = None) -> None:
         old = self._rows

@@ -7,7 +7,12 @@ unique of a million ids here), these search the small side in the big one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from kb.storage.store import ChunkChanges
 
 
 def in_sorted(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
@@ -31,3 +36,12 @@ def sorted_with(sorted_ids: np.ndarray, add: np.ndarray | None = None, remove: n
         add = add[~in_sorted(add, ids)]
         ids = np.insert(ids, np.searchsorted(ids, add), add)
     return ids
+
+
+def differences(held: np.ndarray, db_ids: np.ndarray | None = None,
+                changes: ChunkChanges | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids to drop, ids to take) for ascending `held` to match the database: compared with every chunk id
+    (`db_ids`), or from what changed since it last looked (`changes`, `Store.chunk_changes`)."""
+    if changes is not None:
+        return changes.removed[in_sorted(changes.removed, held)], changes.added[~in_sorted(changes.added, held)]
+    return np.setdiff1d(held, db_ids, assume_unique=True), np.setdiff1d(db_ids, held, assume_unique=True)

@@ -31,7 +31,7 @@ from filelock import FileLock
 from kb.config import Settings
 from kb.index.centering import LanguageCentroids, compute_centroids
 from kb.index.chunk_table import ChunkTable
-from kb.index.ids import in_sorted
+from kb.index.ids import differences, in_sorted
 from kb.index.keywords import KeywordIndex
 from kb.index.vectors import KINDS, Manifest, VectorIndex, VectorOptions
 from kb.storage.store import ChunkChanges, Store, vectors_from_bytes
@@ -167,7 +167,7 @@ class Indexes:
         if db_ids is None and not whole and self._removals is not None:
             changes = self.store.chunk_changes(int(self.table.ids[-1]) if len(self.table.ids) else 0, self._removals)
             if changes is not None:  # the usual case: read what changed, not a million ids
-                self.table.apply(self.store, changes.added, changes.removed)
+                self.table.sync(self.store, changes=changes)
                 self._catch_up(self._id_indexes(), changes=changes)
                 self._state, self._removals = state, changes.removal_position
                 return
@@ -197,14 +197,9 @@ class Indexes:
         need = np.empty(0, np.int64)
         for index in indexes:
             have = index.ids()
-            if changes is not None:
-                stale = changes.removed[in_sorted(changes.removed, have)]
-                lacking = changes.added[~in_sorted(changes.added, have)]
-            elif len(have) == len(db_ids) and np.array_equal(have, db_ids):
+            if changes is None and len(have) == len(db_ids) and np.array_equal(have, db_ids):
                 continue  # the usual case at open: a linear check instead of two sorts of a million ids
-            else:
-                stale = np.setdiff1d(have, db_ids, assume_unique=True)
-                lacking = np.setdiff1d(db_ids, have, assume_unique=True)
+            stale, lacking = differences(have, db_ids, changes)
             if len(stale):
                 index.remove(stale)
                 self._dirty = True

@@ -230,11 +230,7 @@ class VectorIndex:
         with self._rw.reading():
             base, removed, delta = self.base.ids, self.removed, self.delta
             delta_ids = faiss.vector_to_array(delta.id_map).astype(np.int64)
-        if len(removed):
-            base = sorted_with(base, remove=removed)
-        if len(delta_ids) and len(base) and np.min(delta_ids) <= base[-1]:
-            return sorted_with(base, add=delta_ids)
-        return np.concatenate([base, np.sort(delta_ids)])
+        return sorted_with(base, add=delta_ids, remove=removed)
 
     # -- changes ---------------------------------------------------------------------
 
