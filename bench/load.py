@@ -76,6 +76,17 @@ def prepare(data_dir: Path, corpus: Path, models_dir: Path | None) -> str:
         kb.close()
 
 
+def stop_processes(*procs: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Ask the processes to stop (SIGTERM), all at once; kill any still running after `timeout` seconds."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def wait_ready(base: str, server: subprocess.Popen, limit: float = 300.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -196,11 +207,7 @@ def main() -> int:
         adder.join(timeout=120)
         elapsed = time.perf_counter() - began
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_processes(server)
         shutil.rmtree(work, ignore_errors=True)
 
     ms = [t * 1000 for t in searchers.latencies]

@@ -21,7 +21,7 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-from bench.load import free_port, get, wait_ready  # the load bench's own server helpers
+from bench.load import free_port, get, stop_processes, wait_ready  # the load bench's own server helpers
 
 REPO = Path(__file__).resolve().parents[1]
 FILES_PER_JOB = 4
@@ -73,11 +73,7 @@ def service_memory(data_dir: Path, models_dir: Path, workers: int = 4) -> dict:
         searches_s = time.perf_counter() - started
         rss, pss, processes = _tree_memory(server.pid)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_processes(server)
     return {"service_rss_mb": round(rss), "service_pss_mb": round(pss), "service_processes": processes,
             "service_workers": workers, "service_searches_s": round(searches_s, 2)}
 
@@ -114,13 +110,7 @@ def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: l
         _wait(engine, job_ids, get_job)
         seconds = time.perf_counter() - started
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(*procs, timeout=60)
         engine.store.dispose()
     return seconds, data_dir, after_warm
 
