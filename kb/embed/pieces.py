@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from kb.storage.files import atomic_write
 
 
 class ModelTokenizer(Protocol):
@@ -122,8 +122,8 @@ def _convert(tokenizer_file: Path, model_file: Path, spec_file: Path) -> None:
             config = json.loads(config_file.read_text()) if config_file.exists() else {}
             spec |= specials | {"normalizer": data.get("normalizer"),
                                 "max_tokens": int(config.get("model_max_length") or 0) or None}
-            _atomic_write(model_file, _sentencepiece_model(data))
-        _atomic_write(spec_file, json.dumps(spec).encode())
+            atomic_write(model_file, lambda fh: fh.write(_sentencepiece_model(data)))
+        atomic_write(spec_file, lambda fh: fh.write(json.dumps(spec).encode()))
 
 
 def _unigram_specials(data: dict) -> dict | None:
@@ -178,12 +178,6 @@ def _sentencepiece_model(data: dict) -> bytes:
     proto.normalizer_spec.remove_extra_whitespaces = False
     proto.normalizer_spec.escape_whitespaces = True
     return proto.SerializeToString()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(data)
-    os.replace(tmp.name, path)
 
 
 def _fingerprint(path: Path) -> str:

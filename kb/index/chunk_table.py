@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 
 from kb.access import can_view
 from kb.index.ids import differences, in_sorted
-from kb.index.vectors import atomic_write
+from kb.storage.files import atomic_write
 from kb.storage.models import Chunk, Document, DocumentTag, Note
 from kb.storage.store import ChunkChanges, Store
 

@@ -50,7 +50,7 @@ import tantivy
 from filelock import FileLock, Timeout
 
 from kb.index.ids import in_sorted, sorted_with
-from kb.index.vectors import atomic_write
+from kb.storage.files import atomic_write
 
 POINTER_FILE = "keywords.json"
 IDS_FILE = "ids.npy"
