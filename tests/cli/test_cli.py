@@ -228,3 +228,24 @@ def test_prepare_answers_embeds_every_sentence_once_so_answers_find_them_kept(tm
     answer = json.loads(run_kb("ask", "How soon must we call the customer back?", "--json",
                                data_dir=data, models_dir=models_dir).stdout)
     assert answer["citations"] and kept() == before  # every sentence the answer compared was ready
+
+
+def test_kb_serve_loads_the_language_tools_before_the_fork_so_workers_share_them():
+    """The master of `kb serve` loads jieba's and pythainlp's dictionaries and freezes them; a forked child
+    segments with them without loading its own copy."""
+    code = (
+        "import gc, os, sys\n"
+        "from cli.serve import share_language_tools\n"
+        "from kb.text import analyzer\n"
+        "share_language_tools()\n"
+        "assert gc.get_freeze_count() > 100_000, gc.get_freeze_count()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    loaded = analyzer._han_dictionary.cache_info().currsize, analyzer._thai_dictionary.cache_info().currsize\n"
+        "    words = analyzer._han_dictionary(frozenset()).cut('客户投诉的细节')\n"
+        "    os._exit(0 if loaded == (1, 1) and '客户' in words else 1)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
