@@ -69,3 +69,19 @@ def test_keyword_bench_measures_the_tantivy_index_and_both_filter_strategies_agr
             "add_100_ms"} <= set(figures)
     assert figures["all_hits"] > figures["filtered_hits"] > 0
     assert figures["strategies_agree"]  # a term set on the ids and a deeper unfiltered search: the same pages
+
+
+def test_gpu_encode_bench_packs_the_model_small_and_its_vectors_match_the_cpu_model(corpus_data_dir, models_dir,
+                                                                                     tmp_path):
+    """The pack that travels to a GPU machine is under its 64 MB limit, and encoding it (here on the CPU, in
+    float32) gives the bundled model's own vectors: the pruned vocabulary and fp16 weights lose nothing."""
+    packed = tmp_path / "pack"
+    out = run_bench("bench/gpu_encode.py", "--pack", str(packed), "--corpus-data-dir", str(corpus_data_dir),
+                    "--models-dir", str(models_dir), models_dir=models_dir)
+    assert re.search(r"packed [1-9]\d* passages", out), out
+    assert sum(f.stat().st_size for f in packed.iterdir()) < 64 * 2**20
+    out = run_bench("bench/gpu_encode.py", "--run", str(packed), "--device", "cpu", "--passages", "8",
+                    "--batch", "4", "--dtypes", "fp32", "--json", models_dir=models_dir)
+    figures = json.loads(out.strip().splitlines()[-1])
+    (run,) = figures["runs"]
+    assert run["passages_per_s"] > 0 and run["cosine_min"] > 0.999, figures
