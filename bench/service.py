@@ -128,11 +128,9 @@ def _wait(engine, job_ids: list[str], get_job, timeout: float = 3600) -> None:
 
 def ingest_rates(work: Path, models_dir: Path, queue_url: str, limit: int | None = None) -> dict:
     """Chunks a second through the queue with one and two workers, and a bare encode of the same chunks."""
-    import sqlalchemy as sa
-
     from kb.config import Settings
     from kb.embed.embedder import Embedder
-    from kb.storage.models import Chunk
+    from kb.engine import stored_model_inputs
     from kb.storage.store import Store
 
     files = _files(limit)
@@ -140,8 +138,7 @@ def ingest_rates(work: Path, models_dir: Path, queue_url: str, limit: int | None
     for workers in (1, 2):
         seconds, data_dir, after_warm = _ingest_through_queue(work, models_dir, queue_url, files, workers)
         store = Store(f"sqlite:///{data_dir / 'kb.sqlite3'}")
-        with store.session() as session:
-            texts = session.scalars(sa.select(Chunk.text).where(Chunk.id > after_warm)).all()
+        _, texts = stored_model_inputs(store, after_warm)  # what the workers gave the model: heading line included
         store.dispose()
         figures[f"ingest_{workers}_worker{'s' if workers > 1 else ''}_chunks_per_s"] = round(len(texts) / seconds, 2)
     embedder = Embedder(Settings(models_dir=models_dir))

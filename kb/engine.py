@@ -183,18 +183,10 @@ class Engine:
         self.store.set_meta("analyzer", self.analyzer_version)
 
     def _reembed_all(self) -> None:
+        chunk_ids, texts = stored_model_inputs(self.store)
+        vectors = self.embedder.encode_passages(texts) if texts else None
         with self.store.session() as s:
-            rows = s.execute(
-                select(Chunk.id, Chunk.text, Chunk.start, Chunk.headings, Document.personal_data, Document.kind,
-                       Document.title)
-                .join(Document, Document.id == Chunk.document_id).order_by(Chunk.id)
-            ).all()
-        texts = [embed_text(r.kind, r.title, r.headings,
-                            index_text(r.text, [PiiSpan.from_dict(d) for d in r.personal_data or []], r.start))
-                 for r in rows]
-        vectors = self.embedder.encode_passages(texts) if rows else None
-        with self.store.session() as s:
-            for (chunk_id, *_), vector in zip(rows, vectors if vectors is not None else [], strict=False):
+            for chunk_id, vector in zip(chunk_ids, vectors if vectors is not None else [], strict=False):
                 s.get(Chunk, chunk_id).vector = vector_to_bytes(vector)
         self.record_model(self.embedder.dimension)
 
@@ -208,3 +200,17 @@ class Engine:
             chunk_langs = dict(s.execute(select(Chunk.lang, func.count()).group_by(Chunk.lang)).all())
         vectors = len(self.indexes.vectors) if self.indexes.vectors is not None else 0
         return Stats(documents, chunks, vectors, languages, kinds, chunk_langs, self.store.get_meta("model_id"))
+
+
+def stored_model_inputs(store: Store, after_id: int = 0) -> tuple[list[int], list[str]]:
+    """The ids of the stored chunks past `after_id` and what the model was given for each (heading path, masked text)."""
+    with store.session() as s:
+        rows = s.execute(
+            select(Chunk.id, Chunk.text, Chunk.start, Chunk.headings, Document.personal_data, Document.kind,
+                   Document.title)
+            .join(Document, Document.id == Chunk.document_id).where(Chunk.id > after_id).order_by(Chunk.id)
+        ).all()
+    texts = [embed_text(r.kind, r.title, r.headings,
+                        index_text(r.text, [PiiSpan.from_dict(d) for d in r.personal_data or []], r.start))
+             for r in rows]
+    return [r.id for r in rows], texts
