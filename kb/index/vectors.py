@@ -550,10 +550,8 @@ def _build(target: Plan, dimension: int, ids: np.ndarray, vectors: np.ndarray) -
 
 def _ivf(quantizer: faiss.IndexFlatIP, dimension: int, nlist: int) -> faiss.IndexIVFScalarQuantizer:
     """An empty IVF whose lists hold each vector itself in fp16 (no residuals: `_Base` reads them as rows)."""
-    index = faiss.IndexIVFScalarQuantizer(quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_fp16,
-                                          faiss.METRIC_INNER_PRODUCT, False)
-    index.by_residual = False
-    return index
+    return faiss.IndexIVFScalarQuantizer(quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                         faiss.METRIC_INNER_PRODUCT, False)  # by_residual=False
 
 
 def _ivf_like(base: faiss.IndexIVF) -> faiss.IndexIVFScalarQuantizer:
@@ -565,23 +563,18 @@ def _ivf_like(base: faiss.IndexIVF) -> faiss.IndexIVFScalarQuantizer:
     return index
 
 
-def _code_dtype(index: faiss.IndexIVF) -> type:
-    """How an IVF base's codes read as vectors: float32 for IVF-Flat, float16 for our fp16 lists."""
+def _code_dtype(index: faiss.IndexIVF) -> type | None:
+    """How an IVF base's codes read as vectors: float32 for IVF-Flat, float16 for our fp16 lists; None: not ours."""
     if isinstance(index, faiss.IndexIVFFlat):
         return np.float32
     if (isinstance(index, faiss.IndexIVFScalarQuantizer) and not index.by_residual
             and index.sq.qtype == faiss.ScalarQuantizer.QT_fp16):
         return np.float16
-    raise ValueError(f"unsupported vector index {type(index).__name__}")
+    return None
 
 
 def _readable_base(index: faiss.Index) -> bool:
-    if isinstance(index, faiss.IndexIDMap):
-        return True
-    try:
-        return isinstance(index, faiss.IndexIVF) and bool(_code_dtype(index))
-    except ValueError:
-        return False
+    return isinstance(index, faiss.IndexIDMap) or isinstance(index, faiss.IndexIVF) and _code_dtype(index) is not None
 
 
 def _read_index(path: Path, mmap: bool) -> faiss.Index:
