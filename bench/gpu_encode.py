@@ -5,11 +5,11 @@ What a bulk (re-)embedding of a large collection costs is the figure the
 no model hub and takes at most 64 MB from us, so the work is in two steps:
 
 - `--pack DIR` (here, on the CPU): the bundled corpus's chunk texts tokenized
-  as the embedder gives them to the model ("passage: " prefix, cut at the
-  model's 512 tokens); the transformer's weights in fp16, with only the rows
-  of the token-embedding table that those passages use (the whole table is
-  190 MB of the model's 235 MB in fp16); and the reference vectors of a
-  sample, from the model in float32 on the CPU.
+  as ingest gives them to the model (heading line, masked and folded text,
+  "passage: " prefix, cut at the model's 512 tokens); the transformer's
+  weights in fp16, with only the rows of the token-embedding table that those
+  passages use (the whole table is 190 MB of the model's 235 MB in fp16); and
+  the reference vectors of a sample, from the model in float32 on the CPU.
 - `--run DIR` (there): the packed passages, repeated up to `--passages`,
   encoded length-sorted in batches of `--batch` at each precision, timed
   end to end (padding, transfer, pooling, normalizing); then the cosine of
@@ -38,21 +38,19 @@ SAMPLE = 64  # passages whose vectors are checked against the CPU's
 def pack(out: Path, corpus_data_dir: Path, models_dir: Path | None) -> dict:
     """Write tokens.npz, weights.safetensors and config.json under `out`."""
     from safetensors.numpy import load_file, save_file
-    from sqlalchemy import select
 
     from kb.config import Settings
-    from kb.embed.embedder import Embedder, model_input
-    from kb.storage.models import Chunk
+    from kb.embed.embedder import Embedder
+    from kb.engine import stored_model_inputs
     from kb.storage.store import Store
 
     settings = Settings(data_dir=corpus_data_dir, **({"models_dir": models_dir} if models_dir else {}))
     store = Store(settings.resolved_database_url)
-    with store.session() as session:
-        texts = list(session.scalars(select(Chunk.text).order_by(Chunk.id)))
+    _, texts = stored_model_inputs(store)  # what ingest gave the model: heading line, masked text
     store.dispose()
     embedder = Embedder(settings)
     model = embedder.model  # sentence-transformers, float32 on the CPU: the reference
-    inputs = [model_input(embedder.passage_prefix, text) for text in texts]
+    inputs = [embedder.passage_input(text) for text in texts]
     rows = model.tokenizer(inputs, truncation=True, max_length=model.max_seq_length)["input_ids"]
     sample = np.linspace(0, len(texts) - 1, min(SAMPLE, len(texts))).astype(int)
     reference = model.encode([inputs[i] for i in sample], normalize_embeddings=True, convert_to_numpy=True)
