@@ -10,10 +10,11 @@ collapsed for display with the highlight offsets carried along.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from kb.text.analyzer import Analyzer, Term
+from kb.text.cleaning import is_folded
 from kb.text.sentences import split_sentences, trim_span
 
 ELLIPSIS = "…"
@@ -52,27 +53,30 @@ def make_snippet(
     whole = trim_span(text, 0, len(text))
     if whole is None:
         return Snippet("", [], 0, 0)
-    terms, words = analyzer.analyze(text)
-    matches = [t for t in terms if t.text in query_terms]
-    cuts = _Cuts(text, words)
+    cuts = _Cuts(text, sentences or [], analyzer, query_terms)
+    matches = cuts.matches  # filled as pieces are matched: exact wherever `cuts.match` has been asked
     # Room for the ellipses too, when the text will be cut at all.
     budget = max_chars if whole[1] - whole[0] <= max_chars else max(1, max_chars - 2 * len(ELLIPSIS))
-    if not matches:
+    if sentences is None:
+        cuts.match(0, len(text))
+    if not cuts.possible or (sentences is None and not matches):
         start, end = whole[0], cuts.before(whole[0] + budget, whole[0])
     else:
         if sentences is None:
             sentences = split_sentences(text, lang)
         sentences = [s for s in (trim_span(text, a, b) for a, b in sentences) if s] or [whole]
-        best = _best_sentence(sentences, matches)
-        if best is None:  # the caller's sentences miss the matches
+        best = _best_sentence(sentences, cuts)
+        if best is None:  # no match, or the caller's sentences miss the matches
             start, end = whole[0], cuts.before(whole[0] + budget, whole[0])
-        elif sentences[best][1] - sentences[best][0] > budget:
-            start, end = _inside_long_sentence(sentences[best], matches, cuts, budget)
         else:
-            start, end = _grow(sentences, best, matches, budget)
-            if end - start <= budget - _MIN_FILL and end < whole[1]:
-                end = cuts.before(start + budget, end)
+            if sentences[best][1] - sentences[best][0] > budget:
+                start, end = _inside_long_sentence(sentences[best], matches, cuts, budget)
+            else:
+                start, end = _grow(sentences, best, cuts, budget)
+                if end - start <= budget - _MIN_FILL and end < whole[1]:
+                    end = cuts.before(start + budget, end)
     start, end = trim_span(text, start, min(end, whole[1])) or (start, start)
+    cuts.match(start, end)
     return _render(
         text, start, end, whole, [(t.start, t.end) for t in matches if start <= t.start and t.end <= end]
     )
@@ -100,12 +104,21 @@ def _inside_long_sentence(
     return start, end
 
 
-def _best_sentence(sentences: list[tuple[int, int]], matches: list[Term]) -> int | None:
-    """Index of the sentence with the most distinct matched terms (earliest on ties), None if none match."""
+def _best_sentence(sentences: list[tuple[int, int]], cuts: _Cuts) -> int | None:
+    """Index of the sentence with the most distinct matched terms (earliest on ties), None if none match.
+
+    Sentences are matched most promising first (by how many query terms each
+    may hold), until none left can beat the best found: most are never segmented.
+    """
+    bounds = [cuts.bound(a, b) for a, b in sentences]
     best, best_count = None, 0
-    for i, (a, b) in enumerate(sentences):
-        count = len(_distinct(matches, a, b))
-        if count > best_count:
+    for i in sorted((i for i, bound in enumerate(bounds) if bound), key=lambda i: (-bounds[i], i)):
+        if bounds[i] < best_count or (bounds[i] == best_count and best is not None and i > best):
+            break
+        a, b = sentences[i]
+        cuts.match(a, b)
+        count = len(_distinct(cuts.matches, a, b))
+        if count > best_count or (count and count == best_count and best is not None and i < best):
             best, best_count = i, count
     return best
 
@@ -139,7 +152,7 @@ def _densest(matches: list[Term], a: int, b: int, max_chars: int) -> tuple[int, 
     return best
 
 
-def _grow(sentences: list[tuple[int, int]], best: int, matches: list[Term], budget: int) -> tuple[int, int]:
+def _grow(sentences: list[tuple[int, int]], best: int, cuts: _Cuts, budget: int) -> tuple[int, int]:
     """Sentence `best` plus whole neighbours while they fit.
 
     The side whose sentence brings more new matches goes first; on a tie the
@@ -147,13 +160,16 @@ def _grow(sentences: list[tuple[int, int]], best: int, matches: list[Term], budg
     """
     lo = hi = best
     start, end = sentences[best]
+    matches = cuts.matches
     seen = _distinct(matches, start, end)
     turn = 1  # 1: the next sentence wins ties, 0: the previous one
     while True:
         options = []
         if hi + 1 < len(sentences) and sentences[hi + 1][1] - start <= budget:
+            cuts.match(*sentences[hi + 1])
             options.append((len(_distinct(matches, *sentences[hi + 1]) - seen), turn == 1, "next"))
         if lo > 0 and end - sentences[lo - 1][0] <= budget:
+            cuts.match(*sentences[lo - 1])
             options.append((len(_distinct(matches, *sentences[lo - 1]) - seen), turn == 0, "previous"))
         if not options:
             return start, end
@@ -166,18 +182,69 @@ def _grow(sentences: list[tuple[int, int]], best: int, matches: list[Term], budg
 
 
 class _Cuts:
-    """Where text may be cut: anywhere but strictly inside a word the analyzer found."""
+    """Where text may be cut (anywhere but strictly inside a word the analyzer found), and the query's matches.
 
-    def __init__(self, text: str, words: list[Term]) -> None:
-        self.size = len(text)
+    Segmenting a whole passage, Thai above all, was most of a results page's
+    time. The text is analyzed piece by piece (the given sentences and what
+    lies between them), each piece only when needed: to find its matches, if it
+    may hold a query term at all (`Analyzer.may_hold`, a substring test), or
+    where an excerpt is cut inside it.
+    """
+
+    def __init__(self, text: str, sentences: list[tuple[int, int]], analyzer: Analyzer, query_terms: set[str]) -> None:
+        self.text, self.size, self.analyzer, self.query_terms = text, len(text), analyzer, query_terms
         self.inside = bytearray(self.size + 1)
-        for w in words:
-            if w.end - w.start > 1:
-                self.inside[w.start + 1 : w.end] = b"\x01" * (w.end - w.start - 1)
+        self.pieces = _pieces(self.size, sentences)
+        self.starts = [a for a, _ in self.pieces]
+        self.terms: list[list[Term] | None] = [None] * len(self.pieces)  # a piece's terms, once analyzed
+        self.matched = [False] * len(self.pieces)
+        self.matches: list[Term] = []  # of the matched pieces, in order of position
+        form = analyzer.match_form(text) if query_terms else ""
+        aligned = len(form) == self.size and is_folded(text)
+        self.bounds = [analyzer.may_hold(text[a:b], query_terms, form[a:b] if aligned else None) for a, b in self.pieces]
+        self.possible = any(self.bounds)
+
+    def bound(self, a: int, b: int) -> int:
+        """At most how many distinct query terms [a, b) holds."""
+        return sum(self.bounds[i] for i in self._overlapping(a, b))
+
+    def match(self, lo: int, hi: int) -> None:
+        """Find the matches in the pieces overlapping [lo, hi] that may hold a query term."""
+        added = False
+        for i in self._overlapping(lo, hi):
+            if self.bounds[i] and not self.matched[i]:
+                a = self.pieces[i][0]
+                self.matches.extend(Term(t.text, a + t.start, a + t.end)
+                                    for t in self._analyze(i) if t.text in self.query_terms)
+                self.matched[i] = added = True
+        if added:
+            self.matches.sort(key=lambda t: (t.start, -t.end))
+
+    def _overlapping(self, lo: int, hi: int) -> range:
+        first = max(0, bisect_right(self.starts, max(lo, 0)) - 1)
+        last = bisect_right(self.starts, hi)
+        return range(first, max(first, last))
+
+    def _analyze(self, i: int) -> list[Term]:
+        terms = self.terms[i]
+        if terms is None:
+            a, b = self.pieces[i]
+            terms, words = self.analyzer.analyze(self.text[a:b])
+            for w in words:
+                if w.end - w.start > 1:
+                    self.inside[a + w.start + 1 : a + w.end] = b"\x01" * (w.end - w.start - 1)
+            self.terms[i] = terms
+        return terms
+
+    def _ready(self, lo: int, hi: int) -> None:
+        """Analyze the pieces that overlap [lo, hi] and are not analyzed yet."""
+        for i in self._overlapping(lo, hi):
+            self._analyze(i)
 
     def before(self, limit: int, floor: int) -> int:
         """The last cut in [floor, limit]; `limit` itself if a single word fills the range."""
         limit = min(limit, self.size)
+        self._ready(floor, limit)
         position = limit
         while position > floor and self.inside[position]:
             position -= 1
@@ -185,19 +252,37 @@ class _Cuts:
 
     def after(self, position: int, ceiling: int) -> int:
         """The first cut in [position, ceiling]; `ceiling` if there is none."""
+        self._ready(position, ceiling)
         while position < ceiling and self.inside[position]:
             position += 1
         return position
 
     def word_start(self, position: int) -> int:
+        self._ready(position - 1, position)  # a word never crosses pieces
         while position > 0 and self.inside[position]:
             position -= 1
         return position
 
     def word_end(self, position: int) -> int:
+        self._ready(position - 1, position)
         while position < self.size and self.inside[position]:
             position += 1
         return position
+
+
+def _pieces(size: int, sentences: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[0, size) cut into the sentences and the stretches between them, in order (the whole without sentences)."""
+    pieces, position = [], 0
+    for a, b in sorted(sentences):
+        a, b = max(a, position), min(b, size)
+        if a > position:
+            pieces.append((position, a))
+        if b > a:
+            pieces.append((a, b))
+            position = b
+    if position < size or not pieces:
+        pieces.append((position, size))
+    return pieces
 
 
 def _render(text: str, start: int, end: int, whole: tuple[int, int], spans: list[tuple[int, int]]) -> Snippet:

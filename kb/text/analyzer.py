@@ -19,12 +19,12 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from kb.text.cleaning import fold_with_offsets, normalize_text
+from kb.text.cleaning import fold_quickly, fold_with_offsets, normalize_text
 
 DATA_DIR = Path(__file__).parents[1] / "data"
 _RULES = "kw1"  # see ANALYZER_VERSION
@@ -66,6 +66,7 @@ _RUN = re.compile(
 _PART = re.compile(f"{_WORD_CHAR}+")
 _THAI_WORD = re.compile(f"[{_THAI}]+")
 _HAN_WORD = re.compile(f"[{_HAN}]+")
+_HAN_CHAR = re.compile(f"[{_HAN}]")
 _COMMENT = re.compile(r"(?:^|\s)#.*")
 _POSSESSIVE = re.compile(r"['’][sS]$")
 # A Thai token must hold a consonant or a digit; "ๆ", "ฯ" and stray marks are dropped.
@@ -358,6 +359,29 @@ class Analyzer:
             [Term(t, start, end) for t, start, end, _ in tokens if t not in stop],
             [Term(t, start, end) for t, start, end, word in tokens if word],
         )
+
+    def match_form(self, text: str) -> str:
+        """`text` folded as its terms are: NFKC, lower case, Thai digits, Simplified Chinese.
+
+        Each character keeps its position when `text` needs no NFKC folding
+        and lower case keeps the length, the usual case: then a slice of the
+        form is the form of the slice.
+        """
+        form = fold_quickly(text).lower().replace("\u2019", "'").translate(_THAI_DIGITS)
+        return to_simplified(form) if _HAN_CHAR.search(form) else form
+
+    def may_hold(self, text: str, terms: Collection[str], form: str | None = None) -> int:
+        """How many of `terms` can be terms of `text`: never fewer than are.
+
+        A substring test on `match_form(text)` (or the `form` given), so a
+        caller can skip segmenting text that cannot match; it counts a term
+        that is only part of a word too.
+        """
+        if not terms:
+            return 0
+        if form is None:
+            form = self.match_form(text)
+        return sum(term in form for term in terms)
 
     def segmented(self, text: str) -> list[str]:
         """The words as written, for display: "ลูกค้าสัมพันธ์" -> ["ลูกค้า", "สัมพันธ์"]."""

@@ -183,3 +183,40 @@ def test_short_text_comes_back_whole_without_ellipses(analyzer):
 def test_empty_text_gives_an_empty_snippet(analyzer):
     assert snippet("", "en", "x", analyzer) == Snippet("", [], 0, 0)
     assert snippet(" \n ", "en", "x", analyzer).text == ""
+
+
+# ------------------------------------------------------------------ analyzed piece by piece
+
+
+@pytest.mark.parametrize("lang, name, query", [
+    ("en", "complaint-history-sharing.md", "how do we share complaint history with other teams"),
+    ("th", "complaint-knowledge-sharing.md", "ลูกค้า ร้องเรียน ข้อมูล ทีม"),
+    ("zh", "data-quality.md", "客户 數據 质量 负责"),  # Traditional in the query: matched as Simplified
+])
+def test_stored_sentences_give_the_excerpt_a_whole_text_analysis_gives(analyzer, lang, name, query):
+    # With the chunk's sentences, only the sentences that may hold a query term are segmented up front;
+    # the excerpt and every mark must be those of segmenting the whole text.
+    from kb.text.sentences import split_sentences
+
+    text = guidance(lang, name)
+    sentences = split_sentences(text, lang)
+    for max_chars in (80, 240):
+        whole = snippet(text, lang, query, analyzer, max_chars=max_chars)
+        pieces = snippet(text, lang, query, analyzer, max_chars=max_chars, sentences=sentences)
+        assert whole.highlights, (lang, query)
+        assert (pieces.text, pieces.highlights, pieces.start, pieces.end) == (
+            whole.text, whole.highlights, whole.start, whole.end)
+
+
+def test_may_hold_never_misses_a_term_the_analyzer_finds(analyzer):
+    texts = [
+        "The customer’s O’Brien-2 case: CALLBACK within 2 hours.",
+        "ลูกค้าสัมพันธ์ต้องโทรกลับภายใน ๒ ชั่วโมง",  # Thai digits are indexed as 0-9
+        "客戶關係管理：請在兩小時內回電。",  # Traditional, indexed as Simplified
+    ]
+    for text in texts:
+        terms = analyzer.terms(text)
+        assert terms
+        for term in terms:
+            assert analyzer.may_hold(text, {term.text}) == 1, (text, term.text)
+        assert analyzer.may_hold(text, {"refund", "退款", "คืนเงิน"}) == 0

@@ -704,3 +704,12 @@ def test_pipeline_is_fast_on_the_seeds(seeds, model_counter):
     # must stay within 15% of that, so this part should be a few per cent of it.
     print(f"  = {elapsed / (total / 10):.1%} of the time embedding these chunks takes")
     assert elapsed < 2.0
+
+
+def test_quick_folding_folds_as_folding_with_offsets_does():
+    from kb.text.cleaning import fold, fold_quickly
+
+    texts = ["ＣＲＭ　ｆｕｌｌ-width（全角）？", "e\u0301clair caf\u00e9", "กำลัง \u0e01\u0e4d\u0e32", "plain ascii", "ﬁle\u200bname"]
+    texts += [p.read_text(encoding="utf-8") for p in sorted((Path(__file__).resolve().parents[2] / "corpus" / "guidance").rglob("*.md"))]
+    for text in texts:
+        assert fold_quickly(text) == fold(text), text[:40]
