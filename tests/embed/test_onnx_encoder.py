@@ -114,3 +114,18 @@ def test_a_model_with_modules_onnx_cannot_reproduce_stays_on_torch(tmp_path, mod
     (odd / "modules.json").write_text('[{"idx": 0, "name": "0", "path": "", "type": "x.Transformer"},'
                                       ' {"idx": 1, "name": "1", "path": "1_Dense", "type": "x.Dense"}]')
     assert plan_for(odd) is None
+
+
+def test_batches_hold_texts_of_near_lengths_each_text_once():
+    from kb.embed.onnx_encoder import BATCH, BATCH_TOKENS, PAD_RATIO, PAD_SLACK, _token_batches
+
+    lengths = [40, 41, 45, 60, 200, 210, 230, 512, 512, 30] + [100] * 40
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = list(_token_batches(order, lengths))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        widths = [lengths[i] for i in batch]
+        assert len(batch) <= BATCH and len(batch) * max(widths) <= max(BATCH_TOKENS, max(widths))
+        assert max(widths) <= PAD_RATIO * min(widths) + PAD_SLACK
+    # A small file's passages of very different lengths are not padded into one batch.
+    assert len(batches) > len(lengths) // BATCH + 1
