@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from indexer.pipeline import IngestReport, find_files, ingest_paths
 from indexer.uploads import UploadOutcome, ingest_upload
@@ -32,6 +32,9 @@ from kb.storage.models import IngestJob, IngestJobFile
 UPLOAD, FILES = "upload", "files"
 QUEUED, RUNNING, RETRYING, DONE, FAILED = "queued", "running", "retrying", "done", "failed"
 FINISHED = (DONE, FAILED)
+# Files of a `kb ingest --queue` job ingested together (see `_run_files`): about 60 passages, several
+# embedding batches, and a few seconds between two updates of the job's progress.
+GROUP_BYTES = 64_000
 
 
 @dataclass
@@ -150,20 +153,60 @@ def run_job(engine: Engine, job_id: str) -> JobView | None:
         kind, owner = job.kind, job.owner
         pending = [f.id for f in job.files if f.state == QUEUED]
     uploader = _uploader(engine, owner) if kind == UPLOAD else OPERATOR
+    with engine.writes_batched():  # the indexes follow once per job, not once per file
+        _run_files(engine, pending, kind, owner, uploader)
+    return finish_job(engine, job_id, DONE)
+
+
+def _run_files(engine: Engine, pending: list[int], kind: str, owner: str, uploader: Viewer | None) -> None:
+    """Ingest the files of a job, recording each outcome as soon as it is known.
+
+    Files queued by `kb ingest --queue` go in groups of up to GROUP_BYTES, as
+    `kb ingest` reads a folder: one embedding call per batch across files (a
+    call for one small file's few chunks leaves the cores half used). Uploads
+    go one by one, each checked against its uploader's rights.
+    """
+    if kind == FILES:  # ingested as the operator (run_job)
+        for group in _groups(engine, pending):
+            with engine.store.session() as s:
+                rows = [s.get(IngestJobFile, file_id) for file_id in group]
+                files = [(row.name, row.content, list(row.topics or [])) for row in rows]
+            _record(engine, zip(group, _ingest_copies(engine, files), strict=True))
+        return
     for file_id in pending:
         with engine.store.session() as s:
             row = s.get(IngestJobFile, file_id)
             name, content, topics, visibility = row.name, row.content, list(row.topics or []), row.visibility
         if uploader is None:
             outcome = UploadOutcome(name, "failed", error=f"{name}: the account {owner!r} no longer exists or is disabled")
-        elif kind == UPLOAD:
-            outcome = ingest_upload(engine, name, content, uploader, visibility, topics)
         else:
-            outcome = _ingest_copy(engine, name, content, topics)
-        with engine.store.session() as s:
+            outcome = ingest_upload(engine, name, content, uploader, visibility, topics)
+        _record(engine, [(file_id, outcome)])
+
+
+def _record(engine: Engine, outcomes) -> None:
+    """Keep each (job file id, outcome) on the job's file rows."""
+    with engine.store.session() as s:
+        for file_id, outcome in outcomes:
             row = s.get(IngestJobFile, file_id)
             row.state, row.error, row.doc_ids = outcome.status, outcome.error, outcome.doc_ids
-    return finish_job(engine, job_id, DONE)
+
+
+def _groups(engine: Engine, file_ids: list[int]) -> list[list[int]]:
+    """The files in order, in runs of at most GROUP_BYTES (a larger file alone)."""
+    with engine.store.session() as s:
+        sizes = dict(s.execute(select(IngestJobFile.id, func.length(IngestJobFile.content))
+                               .where(IngestJobFile.id.in_(file_ids))).all())
+    groups: list[list[int]] = []
+    total = 0
+    for file_id in file_ids:
+        size = int(sizes.get(file_id) or 0)
+        if not groups or total + size > GROUP_BYTES:
+            groups.append([])
+            total = 0
+        groups[-1].append(file_id)
+        total += size
+    return groups
 
 
 def finish_job(engine: Engine, job_id: str, state: str, error: str | None = None) -> JobView | None:
@@ -190,19 +233,36 @@ def _uploader(engine: Engine, owner: str) -> Viewer | None:
     return Viewer(account.role, account.username) if account is not None and not account.disabled else None
 
 
-def _ingest_copy(engine: Engine, source_file: str, content: bytes, topics: list[str]) -> UploadOutcome:
-    """Ingest the bytes of a file queued by `kb ingest --queue` as if read where it was found."""
-    suffix = Path(source_file).suffix
+def _ingest_copies(engine: Engine, files: list[tuple[str, bytes, list[str]]]) -> list[UploadOutcome]:
+    """Ingest the bytes of files queued by `kb ingest --queue` (name, bytes, folder topics) as if each were
+    read where it was found, together; an outcome per file."""
     with tempfile.TemporaryDirectory(prefix="kb-job-") as folder:
-        copy = (Path(folder) / f"file{suffix}").resolve()
-        copy.write_bytes(content)
+        copies: dict[str, str] = {}  # copy path -> name
+        topics: dict[str, list[str]] = {}
+        for i, (name, content, file_topics) in enumerate(files):
+            copy = (Path(folder) / f"file{i}{Path(name).suffix}").resolve()
+            copy.write_bytes(content)
+            copies[str(copy)] = name
+            if file_topics:
+                topics[str(copy)] = file_topics
         try:
-            report = ingest_paths(engine, [copy], progress=False, copied_from={str(copy): source_file},
-                                  topics={str(copy): topics} if topics else None)
+            report = ingest_paths(engine, list(copies), progress=False, copied_from=copies, topics=topics or None)
         except KBError as exc:
-            return UploadOutcome(source_file, "failed", error=f"{source_file}: {exc}")
-    problems = "; ".join(f["error"] for f in report.failed).replace(str(copy), source_file) or None
-    if report.failed and not report.documents_read:
-        return UploadOutcome(source_file, "failed", error=problems)
-    status = "added" if report.added else "updated" if report.updated else "skipped"
-    return UploadOutcome(source_file, status, document_ids_from_file(engine, source_file), problems)
+            return [UploadOutcome(name, "failed", error=f"{name}: {exc}") for name, _, _ in files]
+    outcomes = []
+    for copy, name in copies.items():
+        read = report.by_file.get(name, {})
+        problems = "; ".join(f["error"].replace(copy, name) for f in report.failed
+                             if f["path"] == copy or _file_of(f["path"], copies.values()) == name) or None
+        if problems and not sum(read.values()):
+            outcomes.append(UploadOutcome(name, "failed", error=problems))
+            continue
+        status = "added" if read.get("added") else "updated" if read.get("updated") else "skipped"
+        outcomes.append(UploadOutcome(name, status, document_ids_from_file(engine, name), problems))
+    return outcomes
+
+
+def _file_of(source: str, names) -> str | None:
+    """Which of the files a document source came from (the file itself, or a row of it: "file#row")."""
+    found = [name for name in names if source == name or source.startswith(name + "#")]
+    return max(found, key=len) if found else None

@@ -30,7 +30,6 @@ from tqdm import tqdm
 from indexer.prepare import TextPreparer
 from indexer.readers import is_supported, read_file
 from indexer.writer import (
-    AddOutcome,
     IngestPlan,
     commit,
     delete_documents,
@@ -78,6 +77,8 @@ class IngestReport:
     # Given by an uploader for every document read (None / []: what each file says).
     visibility: str | None = None
     topics: list[str] = field(default_factory=list)
+    # Documents read per file (the source_file they are stored under): {"added": n, "updated": n, "skipped": n}.
+    by_file: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def documents_read(self) -> int:
@@ -162,9 +163,9 @@ def ingest_paths(
     for batch in _batches(engine, files, report, progress, owner):
         planner.submit(batch)
         while planner.backlog > PLAN_AHEAD:
-            _record(commit(engine, planner.next_plan()), report)
+            _commit_next(engine, planner, report)
     while planner.backlog:
-        _record(commit(engine, planner.next_plan()), report)
+        _commit_next(engine, planner, report)
     engine.save_index()
     return report
 
@@ -375,12 +376,15 @@ def _rename_source(doc: DocumentInput, source_file: str) -> None:
     doc.source_file = source_file
 
 
-def _record(outcomes: list[AddOutcome], report: IngestReport) -> None:
-    for outcome in outcomes:
+def _commit_next(engine: Engine, planner: _Planner, report: IngestReport) -> None:
+    plan = planner.next_plan()
+    for doc, outcome in zip(plan.docs, commit(engine, plan), strict=True):
         if outcome.status == "failed":
             report.fail(outcome.source, f"{outcome.source}: {outcome.error}")
         else:
             setattr(report, outcome.status, getattr(report, outcome.status) + 1)
+            counts = report.by_file.setdefault(doc.source_file, {})
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
 
 
 def _remove_vanished(engine: Engine, source_file: str, current: set[str], report: IngestReport) -> None:

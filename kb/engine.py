@@ -9,6 +9,8 @@ that follow it through `refresh`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
@@ -148,8 +150,15 @@ class Engine:
         return self.indexes.refresh()
 
     def save_index(self) -> None:
-        if self.indexes.dirty:
+        if self.indexes.dirty and not self.indexes.batching:
             self.indexes.save()
+
+    @contextmanager
+    def writes_batched(self) -> Iterator[None]:
+        """A run of writes (a queued job's files) after which the indexes follow and are saved once."""
+        with self.indexes.writes_batched():
+            yield
+        self.save_index()
 
     def reindex(self, reembed: bool = False, reanalyze: bool = False) -> int:
         """Rebuild the indexes (and language centroids) from the database.

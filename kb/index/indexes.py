@@ -22,7 +22,8 @@ mapped copy.
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,7 @@ class Indexes:
         self._table_state: str | None = None  # the state of the saved chunk table
         self._dirty = False
         self.lock = threading.RLock()
+        self._batch = threading.local()  # this thread's run of writes (`writes_batched`)
 
     @property
     def directory(self) -> Path:
@@ -138,6 +140,9 @@ class Indexes:
         A `writer` (a process that just changed chunks) also recomputes the
         language centroids when the collection has drifted from them.
         """
+        if writer and self.batching:
+            self._batch.pending = True  # followed once, when the run of writes ends
+            return False
         state = self.store.state()
         if state == self._state and not writer:
             return False
@@ -154,6 +159,29 @@ class Indexes:
             if self._vectors_grown():
                 self._fold_vectors()
         return True
+
+    @property
+    def batching(self) -> bool:
+        """Whether this thread is inside `writes_batched`."""
+        return getattr(self._batch, "depth", 0) > 0
+
+    @contextmanager
+    def writes_batched(self) -> Iterator[None]:
+        """Follow this thread's run of writes (a queued job's files) once, when it ends, instead of after each.
+
+        Each writer's follow commits the node's keyword index and checks the
+        centroids: about 30 ms whatever the change, a tenth of a small file's
+        ingest. Searches meanwhile follow the database as always.
+        """
+        depth = getattr(self._batch, "depth", 0)
+        self._batch.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._batch.depth = depth
+            if depth == 0 and getattr(self._batch, "pending", False):
+                self._batch.pending = False
+                self.refresh(writer=True)
 
     def _sync(self, state: str, db_ids: np.ndarray | None = None, new_vectors: bool = False) -> None:
         """Remove chunks the database no longer has and add those an index lacks.

@@ -65,6 +65,42 @@ def test_a_job_ingests_its_files_once_and_running_it_again_changes_nothing(make_
     assert _count_documents(kb, str(original)) == 1
 
 
+def test_files_ingested_together_each_get_their_own_outcome_and_problems(make_kb, tmp_path):
+    kb = make_kb()
+    note = {"id": "N-1", "date": "2025-01-07", "complaint": "The router reboots every night.",
+            "resolution": "Firmware updated.", "status": "resolved"}
+    notes = (json.dumps(note) + "\n{not json\n").encode()
+    files = [FileToIngest(str(tmp_path / "guides" / "callbacks.md"), GUIDE.format(hours=2).encode()),
+             FileToIngest(str(tmp_path / "notes" / "notes.jsonl"), notes),
+             FileToIngest(str(tmp_path / "broken.docx"), b"not a zip at all"),
+             FileToIngest(str(tmp_path / "guides" / "callbacks-copy.md"), GUIDE.format(hours=2).encode())]
+    view = run_job(kb.engine, create_job(kb.engine, FILES, files))
+    guide, table, broken, copy = view.files
+    assert guide.state == "added" and guide.error is None and len(guide.doc_ids) == 1
+    # The good row goes in; the bad one is named, under this file, not under the worker's copy.
+    assert table.state == "added" and len(table.doc_ids) == 1
+    assert "notes.jsonl" in table.error and "kb-job-" not in table.error and "line 2" in table.error
+    assert broken.state == "failed" and broken.doc_ids == [] and "broken.docx" in broken.error
+    assert "notes.jsonl" not in broken.error and "kb-job-" not in broken.error
+    assert copy.state == "added" and copy.error is None and copy.doc_ids != guide.doc_ids
+
+
+def test_a_job_s_files_are_followed_by_the_indexes_once_when_the_job_ends(make_kb, tmp_path):
+    kb = make_kb()
+    indexes = kb.engine.indexes
+    before = len(indexes.table)
+    files = [FileToIngest(str(tmp_path / f"guide-{hours}.md"), GUIDE.format(hours=hours).encode()) for hours in (2, 4, 8)]
+    job_id = create_job(kb.engine, FILES, files)
+    with kb.engine.writes_batched():
+        view = run_job(kb.engine, job_id)  # a batch inside a batch: still one follow, at the outer end
+        assert view.files_done == 3 and len(indexes.table) == before  # written, not followed yet
+    added = [d for f in view.files for d in f.doc_ids]
+    assert len(added) == 3 and len(indexes.table) > before
+    assert set(indexes.table.doc_of(indexes.table.ids).tolist()) >= set(added)
+    assert not indexes.dirty  # and saved
+    assert [r.title for r in kb.search("call back within 8 hours", k=3).results][0] == "Callbacks"
+
+
 def test_an_upload_job_runs_as_its_uploader_and_cannot_replace_what_is_not_theirs(make_kb):
     kb = make_kb()
     ensure_user(kb.store, "test-agent", "agent")
