@@ -480,9 +480,11 @@ def _top(searcher: tantivy.Searcher, query: tantivy.Query, k: int, accept: np.nd
     """The best `k` hits (of the `accept`ed ids only, if given), ties by id; None past `deepest` hits.
 
     Tantivy breaks ties by its own document order, and a filter applied
-    afterwards thins the hits, so the search deepens (doubling) until the
-    deepest hit scores below the k-th kept one: then nothing unseen can tie
-    with or beat it.
+    afterwards thins the hits, so the search deepens (four times deeper each
+    time) until the deepest hit scores below the k-th kept one: then nothing
+    unseen can tie with or beat it. Each pass walks the query's posting lists
+    again, about as long at a depth of 100 as of 5,000 (2.7 and 6.3 ms at 1M
+    chunks), so it is the number of passes that counts.
     """
     limit = max(k + 1, math.ceil(1.5 * k / share) + 16)
     while True:
@@ -494,7 +496,7 @@ def _top(searcher: tantivy.Searcher, query: tantivy.Query, k: int, accept: np.nd
             ids, scores = ids[keep], scores[keep]
         if complete or (len(ids) >= k and float(scores[k - 1]) > deepest_score):
             break
-        limit *= 2
+        limit *= 4
         if deepest is not None and limit > deepest:
             return None
     order = np.lexsort((ids, -scores))[:k]
