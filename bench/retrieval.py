@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -181,8 +182,11 @@ def build_synthetic(source: KnowledgeBase, tmp: Path, models_dir: Path, n_chunks
             for i in range(count):
                 base = rows[rng.integers(len(rows))]
                 vector = np.frombuffer(base.vector, dtype="<f4") + rng.normal(0, 0.02, 384).astype(np.float32)
+                # A random 80-100% of the terms, at most 120, as the vector is perturbed: whole copies would make
+                # each corpus chunk thousands of exact keyword ties, which distinct real passages are not.
                 terms = base.terms.split()
-                sample = rng.choice(terms, size=min(len(terms), 120), replace=False) if terms else []
+                keep = min(120, int(rng.integers(math.ceil(0.8 * len(terms)), len(terms) + 1))) if terms else 0
+                sample = rng.choice(terms, size=keep, replace=False) if terms else []
                 chunks.append({
                     "document_id": doc_ids[i // per_doc], "ordinal": i % per_doc, "start": 0, "end": 0,
                     "lang": base.lang, "token_count": 200, "text": base.text,

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -92,6 +93,7 @@ def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: l
     from kb.engine import Engine
 
     data_dir = work / f"ingest-{workers}"
+    shutil.rmtree(data_dir, ignore_errors=True)  # a reused --work-dir: ingest afresh, or every file is skipped
     # As docs/scaling.md tells operators: one job at a time per worker, the node's cores split between its workers.
     threads = str(max(1, (os.cpu_count() or 2) // workers))
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir), "KB_QUEUE_URL": queue_url,
@@ -140,6 +142,8 @@ def ingest_rates(work: Path, models_dir: Path, queue_url: str, limit: int | None
         store = Store(f"sqlite:///{data_dir / 'kb.sqlite3'}")
         _, texts = stored_model_inputs(store, after_warm)  # what the workers gave the model: heading line included
         store.dispose()
+        if not texts:
+            raise RuntimeError(f"the {workers}-worker ingest in {data_dir} added no chunks")
         figures[f"ingest_{workers}_worker{'s' if workers > 1 else ''}_chunks_per_s"] = round(len(texts) / seconds, 2)
     embedder = Embedder(Settings(models_dir=models_dir))
     embedder.encode_passages(texts[:8])  # the model opened, as the workers' was

@@ -39,7 +39,7 @@ SCALE_KEYS = {
     "chunks", "hybrid_p50_ms", "hybrid_p99_ms", "corpus_hybrid_p50_ms", "corpus_hybrid_p99_ms", "keyword_p50_ms",
     "vector_p50_ms", "flat_vector_p50_ms", "recall_at_10", "open_s", "rebuild_s", "peak_rss_mb", "index_kind",
     "state_check_ms", "refresh_unchanged_ms", "small_hybrid_p50_ms", "recall_at_10_vs_flat", "service_rss_mb",
-    "service_pss_mb",
+    "service_pss_mb", "xquad_hybrid_p50_ms", "xquad_small_hybrid_p50_ms", "corpus_hybrid_stage_mean_ms",
 }
 INGEST_KEYS = {"ingest_1_worker_chunks_per_s", "ingest_2_workers_chunks_per_s", "bare_encode_chunks_per_s"}
 
