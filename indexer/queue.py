@@ -121,7 +121,7 @@ def _worker_engine() -> Engine:
     global _engine
     with _engine_lock:
         if _engine is None:
-            _engine = Engine.open(Settings.from_env())
+            _engine = Engine.open(Settings.from_env(), searchable=False)
         return _engine
 
 
@@ -148,7 +148,8 @@ def run_worker(settings: Settings, threads: int = 1) -> int:
     global _engine
     if not settings.queue_url:
         raise InvalidInput("kb worker needs a queue: set KB_QUEUE_URL (e.g. redis://127.0.0.1:6379/0)")
-    _engine = Engine.open(settings)  # the model loads before the first job, not during it
+    # A worker never searches: the nodes that do follow its writes through the database.
+    _engine = Engine.open(settings, searchable=False)
     actor = ingest_actor(settings)
     worker = dramatiq.Worker(actor.broker, queues={settings.queue_name}, worker_threads=threads)
     stop = threading.Event()

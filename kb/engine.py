@@ -54,7 +54,8 @@ class Stats:
 class Engine:
     """Everything a query or a write needs, opened once per process and data directory."""
 
-    def __init__(self, settings: Settings, store: Store, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, embedder: Embedder | None = None,
+                 searchable: bool = True) -> None:
         self.settings = settings
         self.store = store
         self.model_id = model_id_for(settings)
@@ -64,20 +65,22 @@ class Engine:
         self._analyzer: Analyzer | None = None
         self.lock = threading.RLock()
         self.analyzer_version = analyzer_version(load_user_words(settings.resolved_dictionary_file))
-        self.indexes = Indexes(settings, store, self.model_id, self.analyzer_version)
+        self.indexes = Indexes(settings, store, self.model_id, self.analyzer_version, searchable)
 
     @classmethod
     def open(cls, settings: Settings | None = None, check_model: bool = True,
-             embedder: Embedder | None = None) -> Engine:
+             embedder: Embedder | None = None, searchable: bool = True) -> Engine:
         """Open (creating if needed) the data directory described by `settings` or the environment.
 
         `check_model=False` is for re-embedding after a model change, the one
         operation allowed while stored vectors come from another model. An
-        already loaded `embedder` may be shared between engines.
+        already loaded `embedder` may be shared between engines. `searchable=False`
+        is for a process that only writes (`kb worker`): it loads and keeps no
+        search index, and whoever searches follows its writes through the database.
         """
         settings = settings or Settings.from_env()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = cls(settings, Store(settings.resolved_database_url), embedder)
+        engine = cls(settings, Store(settings.resolved_database_url), embedder, searchable)
         if check_model:
             engine._check_model()
         engine._follow_analyzer()

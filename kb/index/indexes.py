@@ -62,8 +62,12 @@ def can_catch_up(saved: str, current: str) -> bool:
 
 
 class Indexes:
-    def __init__(self, settings: Settings, store: Store, model_id: str, analyzer_version: str) -> None:
+    def __init__(self, settings: Settings, store: Store, model_id: str, analyzer_version: str,
+                 searchable: bool = True) -> None:
         self.settings = settings
+        # False in a process that writes but never searches (`kb worker`): it keeps only the language
+        # centroids, and the nodes that search follow its writes through the database (`refresh`).
+        self.searchable = searchable
         self.vector_options = vector_options(settings)
         self.store = store
         self.model_id = model_id
@@ -104,6 +108,8 @@ class Indexes:
         with self.lock:
             state = self.store.state()  # before any data: a change made meanwhile is caught up next time
             self.centroids = self._stored_centroids()
+            if not self.searchable:
+                return
             dimension = self._dimension()
             loaded = VectorIndex.load(self.directory, self.vector_options)
             if loaded and self._fits(loaded[1], dimension):
@@ -143,6 +149,10 @@ class Indexes:
         if writer and self.batching:
             self._batch.pending = True  # followed once, when the run of writes ends
             return False
+        if not self.searchable:
+            if writer:
+                self._keep_centroids()
+            return False
         state = self.store.state()
         if state == self._state and not writer:
             return False
@@ -159,6 +169,27 @@ class Indexes:
             if self._vectors_grown():
                 self._fold_vectors()
         return True
+
+    def _keep_centroids(self) -> None:
+        """Recompute the language centroids when the collection has drifted from them, from the database alone.
+
+        What a writer that never searches owes the others: without it, a
+        knowledge base filled by `kb worker` alone would never be centered.
+        """
+        if not self.settings.language_centering:
+            return
+        with self.lock:
+            self.centroids = self._stored_centroids()
+            if self.centroids.drifted(self.store.chunk_language_counts()):
+                self._recompute_centroids(self.store.iter_chunks())
+
+    def _recompute_centroids(self, batches) -> None:
+        """Centroids of these stored chunks, kept in the database for every process and node."""
+        dimension = self._dimension()
+        if dimension is None:
+            return
+        self.centroids = compute_centroids((vectors_from_bytes(b.vectors, dimension), b.langs) for b in batches)
+        self.store.set_meta("centroids", self.centroids.to_json())  # moves the change sequence: searchers re-center
 
     @property
     def batching(self) -> bool:
@@ -270,11 +301,8 @@ class Indexes:
             state, removals = self.store.state(), self.store.last_removal()
             dimension = self._dimension()
             batches = list(self.store.iter_chunks())
-            if recompute_centroids and self.settings.language_centering and dimension is not None:
-                self.centroids = compute_centroids(
-                    (vectors_from_bytes(b.vectors, dimension), b.langs) for b in batches
-                )
-                self.store.set_meta("centroids", self.centroids.to_json())
+            if recompute_centroids and self.settings.language_centering:
+                self._recompute_centroids(batches)
             vectors = VectorIndex(dimension, self.vector_options) if dimension is not None else None
             keywords = KeywordIndex.aside(self.directory, self._keyword_manifest())
             with keywords.changes():  # one commit, then the node's index switches to it
