@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # Sentences longer than this are not an answer of "one or two sentences" (a table row, a list).
 MAX_ANSWER_CHARS = 600
 _LIST_OR_TABLE = re.compile(r"\s*([-*•]|\d{1,3}[.)])\s|\s*\|")
+_TABLE_ROW = re.compile(r"[ \t]*\|")
 
 
 @dataclass
@@ -258,7 +259,8 @@ def _candidate_runs(engine: Engine, response, passages: list[tuple[int, SearchRe
     marked = _heading_spans(engine, {result.doc_id for _, result in passages})
     for rank, result in passages:
         sentences, sentence_terms = _sentences(engine, result)
-        headings = [_is_heading(result, span, marked.get(result.doc_id)) for span in sentences]
+        headings = [_is_heading(result, span, marked.get(result.doc_id)) or _is_table_header(result, span)
+                    for span in sentences]
         split[result.chunk_id] = sentences
         cosine = _cosine(engine, query_vector, result)
         passage_coverage = _coverage(set().union(*sentence_terms), idf, total_weight)
@@ -415,6 +417,27 @@ def _is_heading(result: SearchResult, span: tuple[int, int], marked: list[tuple[
     line_starts = start == 0 or text[start - 1] == "\n"
     return (line_starts and line_ends and end - start <= 80 and text[end - 1] not in ".!?。！？:："
             and not _LIST_OR_TABLE.match(text, start))
+
+
+def _is_table_header(result: SearchResult, span: tuple[int, int]) -> bool:
+    """The first row of a table names its columns, as a heading names a section: context, never an answer alone.
+
+    A row that opens the passage is taken for a header only where the passage
+    opens its document: elsewhere the table may have begun in the passage before.
+    """
+    text, (start, end) = result.text, span
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    if (not _TABLE_ROW.match(text, line_start) or text[line_start:start].strip() or text[end:line_end].strip()
+            or "\n" in text[start:end].strip()):
+        return False  # not one whole table row
+    if line_start == 0:
+        above = result.best.start == 0
+    else:
+        previous = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
+        above = not _TABLE_ROW.match(previous)
+    return above and bool(_TABLE_ROW.match(text, line_end + 1))
 
 
 def evidence_for(best: _Run, runs: list[_Run], results: list[SearchResult], question_lang: str) -> dict[str, float]:

@@ -11,7 +11,7 @@ import pytest
 from indexer.pipeline import ingest_paths
 from kb.config import Settings
 from kb.knowledge_base import KnowledgeBase
-from kb.search.answer import answer_question
+from kb.search.answer import answer_question, candidate_answers
 from kb.search.weights import CONFIDENCE_INTERCEPT, CONFIDENCE_WEIGHTS
 from tests.conftest import CORPUS, run_kb
 from tests.test_knowledge_base import guidance
@@ -150,3 +150,12 @@ def test_the_passages_shown_include_the_best_one_written_in_each_other_language(
     assert {lang for lang, _ in shown} == {"zh", "en", "th"}
     assert any(lang == "en" and source.endswith("call-center-wait-times.md") for lang, source in shown)
     assert len({c.chunk_id for c in result.citations}) == len(result.citations)
+
+
+def test_a_tables_header_row_is_never_an_answer_on_its_own(corpus_kb):
+    """The approval table of the refund guidance: its header names the columns and answers nothing (it was
+    the best run for this question); it may lead the row under it."""
+    candidates = candidate_answers(corpus_kb.engine, "Up to what amount can I approve a bill credit myself?")
+    quoted = [run.result.text[run.start : run.end] for run in candidates.runs]
+    assert any("200 元以内" in text for text in quoted), "the table's rows are still candidates"
+    assert not any(text.strip() == "| 金额（单次） | 谁可以批准 |" for text in quoted)
