@@ -82,6 +82,7 @@ class Indexes:
         self._dirty = False
         self.lock = threading.RLock()
         self._batch = threading.local()  # this thread's run of writes (`writes_batched`)
+        self._counted: tuple[int, int, dict[str, int]] | None = None  # see `language_counts`
 
     @property
     def directory(self) -> Path:
@@ -180,8 +181,26 @@ class Indexes:
             return
         with self.lock:
             self.centroids = self._stored_centroids()
-            if self.centroids.drifted(self.store.chunk_language_counts()):
+            if self.centroids.drifted(self.language_counts()):
                 self._recompute_centroids(self.store.iter_chunks())
+
+    def language_counts(self) -> dict[str, int]:
+        """Chunks per language in the database, counting only the chunks added since the last count.
+
+        A grouped count of every chunk takes 85 ms at 1M on PostgreSQL, after
+        every job of a worker; the chunks added since are a range of the key.
+        Once a chunk was removed (the removal log moved), everything is counted again.
+        """
+        removals, last = self.store.last_removal(), self.store.last_chunk_id()
+        known = self._counted
+        if known is not None and known[0] == removals and known[1] <= last:
+            counts = dict(known[2])
+            for lang, n in self.store.chunk_language_counts(after_id=known[1], up_to=last).items():
+                counts[lang] = counts.get(lang, 0) + n
+        else:
+            counts = self.store.chunk_language_counts(up_to=last)
+        self._counted = (removals, last, counts)
+        return counts
 
     def _recompute_centroids(self, batches) -> None:
         """Centroids of these stored chunks, kept in the database for every process and node."""

@@ -163,9 +163,15 @@ class Store:
             if newest is not None and newest > keep:
                 s.execute(delete(ChunkRemoval).where(ChunkRemoval.seq <= newest - keep))
 
-    def chunk_language_counts(self) -> dict[str, int]:
+    def chunk_language_counts(self, after_id: int = 0, up_to: int | None = None) -> dict[str, int]:
+        """Chunks per language, of the ids in (after_id, up_to] (all by default): a range of the key when given."""
+        stmt = select(Chunk.lang, func.count()).group_by(Chunk.lang)
+        if after_id:
+            stmt = stmt.where(Chunk.id > after_id)
+        if up_to is not None:
+            stmt = stmt.where(Chunk.id <= up_to)
         with self.session() as s:
-            return dict(s.execute(select(Chunk.lang, func.count()).group_by(Chunk.lang)).all())
+            return dict(s.execute(stmt).all())
 
     def iter_chunks(self, ids: np.ndarray | None = None, batch: int = 4096) -> Iterator[ChunkBatch]:
         """Stored vectors, languages and keyword terms in batches, to rebuild indexes without re-embedding."""

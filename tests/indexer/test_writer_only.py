@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.writer import add_documents
+from indexer.writer import add_documents, delete_documents
 from kb.config import Settings
 from kb.engine import Engine
 from kb.index.centering import MIN_CHUNKS
@@ -51,6 +51,13 @@ def test_a_writer_that_never_searches_keeps_no_index_and_searchers_follow_it(tmp
         searcher.refresh()
         assert searcher.indexes.centroids.version == writer.indexes.centroids.version
         assert len(searcher.indexes.vectors) == len(writer.store.chunk_ids())
+
+        # Its per-language counts are read a range of new ids at a time, and in full again after a removal.
+        assert writer.indexes.language_counts() == writer.store.chunk_language_counts()
+        delete_documents(writer, ["/docs/g0.md", "/docs/g1.md"])
+        assert writer.indexes.language_counts() == writer.store.chunk_language_counts()
+        add_documents(writer, _docs(3, start=100))
+        assert writer.indexes.language_counts() == writer.store.chunk_language_counts() == {"en": 2 * MIN_CHUNKS + 6}
     finally:
         writer.close()
         searcher.close()
