@@ -100,10 +100,14 @@ def _joins_previous(char: str) -> bool:
     return unicodedata.combining(char) != 0 and not "\u0e00" <= char <= "\u0e7f"
 
 
+def _fold_whole(text: str) -> str:
+    """The folding itself: NFKC, our translations, Thai vowels recomposed."""
+    return _recompose_thai(unicodedata.normalize("NFKC", text).translate(_TRANSLATE))
+
+
 @lru_cache(maxsize=8192)
 def _fold_piece(piece: str) -> str:
-    folded = unicodedata.normalize("NFKC", piece).translate(_TRANSLATE)
-    return _recompose_thai(folded)
+    return _fold_whole(piece)
 
 
 def is_folded(text: str) -> bool:
@@ -158,9 +162,7 @@ def fold(text: str) -> str:
 def fold_quickly(text: str) -> str:
     """`fold(text)` without the way back, normalised in C over the whole text (for substring tests, where
     `fold_with_offsets`'s loop over a text that needs folding costs more than the test)."""
-    if is_folded(text):
-        return text
-    return _recompose_thai(unicodedata.normalize("NFKC", text).translate(_TRANSLATE))
+    return text if is_folded(text) else _fold_whole(text)
 
 
 @dataclass
