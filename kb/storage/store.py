@@ -106,8 +106,19 @@ class Store:
             return entry.value if entry else None
 
     def set_meta(self, key: str, value: str) -> None:
+        """Insert or replace in one statement: two writers setting a new key at once (a worker's
+        jobs on an empty database) must not both try to insert it."""
+        insert = self._upsert_insert()
         with self.session() as s:
-            s.merge(MetaEntry(key=key, value=value))
+            if insert is None:
+                s.merge(MetaEntry(key=key, value=value))
+                return
+            statement = insert(MetaEntry).values(key=key, value=value)
+            s.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    def _upsert_insert(self):
+        """The dialect's INSERT that takes ON CONFLICT (PostgreSQL, SQLite), else None."""
+        return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(self.engine.dialect.name)
 
     def last_chunk_id(self) -> int:
         """The largest chunk id (0 when there are none): an index lookup."""
@@ -225,7 +236,7 @@ class Store:
         if not vectors:
             return
         rows = [{"key": key, "vector": vector_to_bytes(vector)} for key, vector in vectors.items()]
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(self.engine.dialect.name)
+        insert = self._upsert_insert()
         try:
             with self.session() as s:
                 if insert is not None:
