@@ -238,10 +238,13 @@ class _Planner:
     def submit(self, batch: list[DocumentInput]) -> None:
         plan = triage(self.engine, batch)
         docs = [doc for _, doc in plan.waiting]
-        if self.worker is None or not docs:
-            self.queue.append((plan.complete(preparer_for(self.engine).prepare_all(docs)), None))
-        else:
-            self.queue.append((plan, self.worker.submit(docs)))
+        if self.worker is not None and docs:
+            try:
+                self.queue.append((plan, self.worker.submit(docs)))
+                return
+            except BrokenProcessPool:  # the worker died before its failure was seen: prepare here from now on
+                self.worker = None
+        self.queue.append((plan.complete(preparer_for(self.engine).prepare_all(docs)), None))
 
     def next_plan(self) -> IngestPlan:
         plan, future = self.queue.popleft()
