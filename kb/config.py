@@ -28,7 +28,9 @@ class Settings:
     `query_encoder` is "int8" (on a CPU, passages through an ONNX Runtime export of the
     model, queries and answer sentences through its int8 copy, see kb.embed.onnx_encoder),
     "onnx" (everything through the float export) or "torch"; `threads` is how many threads the model may use
-    in this process (None: one per core; `kb serve` gives each worker its share).
+    in this process (None: one per core; `kb serve` gives each worker its share);
+    `passages_side_by_side` runs passage batches one per thread, side by side, for
+    processes that embed from several threads at once (`kb worker`).
     `queue_name` keeps apart several knowledge bases that share one broker.
     `max_file_bytes` and `max_chunks_per_file` bound what one file may cost an
     ingest: a file past either is reported by name and the rest still go in.
@@ -48,6 +50,7 @@ class Settings:
     device: str | None = None
     query_encoder: str = "int8"
     threads: int | None = None
+    passages_side_by_side: bool = False
     batch_size: int | None = None
     chunk_tokens: int = 256
     max_file_bytes: int = 50 * 1024 * 1024

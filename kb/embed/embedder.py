@@ -137,6 +137,7 @@ class Embedder:
         self._model = None
         self._model_lock = threading.RLock()
         self.threads = settings.threads
+        self._side_by_side = settings.passages_side_by_side
         if settings.query_encoder not in QUERY_ENCODERS:
             raise ValueError(f"KB_QUERY_ENCODER is {settings.query_encoder!r}: expected one of {', '.join(QUERY_ENCODERS)}")
         self._onnx_plan = (plan_for(Path(self.ref.path))
@@ -168,11 +169,16 @@ class Embedder:
         with self._model_lock:
             if self._fast is None:
                 shared = self._quick.tokenizer if self._quick is not None else None
-                self._fast = OnnxEncoder.open(Path(self.ref.path), self._export_dir,
-                                              threads=cpu_threads_of(self.threads), tokenizer=shared)
+                self._fast = OnnxEncoder.open(Path(self.ref.path), self._export_dir, threads=cpu_threads_of(self.threads),
+                                              tokenizer=shared, side_by_side=self._side_by_side)
                 if self._fast is None:  # onnxruntime is missing: torch for everything
                     self._onnx_plan = None
             return self._fast
+
+    @property
+    def passage_lanes(self) -> int:
+        """How many passage batches run at once (side by side, one thread each), 1 when one runs at a time."""
+        return cpu_threads_of(self.threads) if self._side_by_side and self._onnx_plan is not None else 1
 
     @property
     def quick(self) -> OnnxEncoder | None:

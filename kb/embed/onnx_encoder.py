@@ -21,6 +21,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,13 +74,17 @@ def plan_for(model_dir: Path) -> OnnxPlan | None:
 class OnnxEncoder:
     """Encodes texts (already prefixed) with an ONNX export of a local model, made on first use."""
 
-    def __init__(self, model_dir: Path, plan: OnnxPlan, onnx_file: Path, threads: int, tokenizer=None) -> None:
+    def __init__(self, model_dir: Path, plan: OnnxPlan, onnx_file: Path, threads: int, tokenizer=None,
+                 side_by_side: bool = False) -> None:
         import onnxruntime as ort
 
         self.plan = plan
         self.tokenizer = tokenizer or open_tokenizer(model_dir, plan.max_tokens, onnx_file.parent)
+        # `side_by_side`: a call's batches run `threads` at a time, each on one thread, instead of one at a
+        # time on `threads` threads (see `encode`).
+        self._lanes = ThreadPoolExecutor(threads, thread_name_prefix="kb-encode") if side_by_side and threads > 1 else None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
+        options.intra_op_num_threads = 1 if self._lanes is not None else max(1, threads)
         options.inter_op_num_threads = 1
         # Memory patterns are planned per input shape, and passages come in every length: 90 MB more
         # at the same speed. Threads that spin between operators take the core an ingest's text worker needs.
@@ -90,11 +95,11 @@ class OnnxEncoder:
 
     @classmethod
     def open(cls, model_dir: Path, export_dir: Path, threads: int, int8: bool = False,
-             tokenizer=None) -> OnnxEncoder | None:
+             tokenizer=None, side_by_side: bool = False) -> OnnxEncoder | None:
         """The encoder for `model_dir`, exporting it into `export_dir` first if needed; None where it cannot run.
 
         `int8`: the quantized copy of the export (made once, beside it); `tokenizer`: one already open
-        for this model, shared instead of loading another.
+        for this model, shared instead of loading another; `side_by_side`: see `encode`.
         """
         plan = plan_for(model_dir)
         if plan is None or not (model_dir / "tokenizer.json").exists():
@@ -114,7 +119,7 @@ class OnnxEncoder:
             if not int8_file.exists():
                 _in_child("quantize_model", onnx_file, int8_file)
             onnx_file = int8_file
-        return cls(model_dir, plan, onnx_file, threads, tokenizer)
+        return cls(model_dir, plan, onnx_file, threads, tokenizer, side_by_side)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """L2-normalised (when the model normalises) float32 vectors, batched by length to pad little.
@@ -122,6 +127,11 @@ class OnnxEncoder:
         A batch holds at most BATCH texts and BATCH_TOKENS tokens with its
         padding: attention costs batch x tokens², so sixteen passages of 512
         tokens would take 400 MB of activations where eight take half that.
+
+        Side by side, every call's batches share the encoder's threads, one
+        batch per thread at a time, whoever calls: calls from several threads (a
+        worker's jobs) keep the cores busy while one of them is between calls,
+        and a batch on one thread waits for no other thread.
         """
         from tqdm import tqdm
 
@@ -130,9 +140,14 @@ class OnnxEncoder:
         rows = [np.asarray(row, dtype=np.int32) for start in range(0, len(texts), TOKENIZE_SLICE)
                 for row in self.tokenizer.ids(texts[start : start + TOKENIZE_SLICE])]
         order = sorted(range(len(texts)), key=lambda i: len(rows[i]))
+        batches = list(_token_batches(order, [len(row) for row in rows]))
+        if self._lanes is not None:
+            encoded = self._lanes.map(lambda batch: self._encode_batch([rows[k] for k in batch]), batches)
+        else:
+            encoded = (self._encode_batch([rows[k] for k in batch]) for batch in batches)
         with tqdm(total=len(texts), unit="passage", desc="embed", disable=not progress) as bar:
-            for batch in _token_batches(order, [len(row) for row in rows]):
-                out[batch] = self._encode_batch([rows[k] for k in batch])
+            for batch, vectors in zip(batches, encoded, strict=True):
+                out[batch] = vectors
                 bar.update(len(batch))
         return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,20 @@ def test_passages_embed_through_onnx_as_torch_embeds_them(models_dir, embedder):
         "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     )
     assert printed == ["False", "False"]
+
+
+def test_passage_batches_side_by_side_embed_as_one_at_a_time(models_dir, embedder):
+    """A worker's encoder runs a call's batches on one thread each; the vectors are the same, in the same order,
+    also while another thread encodes at the same time."""
+    side = Embedder(Settings(models_dir=models_dir, threads=2, passages_side_by_side=True))
+    assert side.passage_lanes == 2 and embedder.passage_lanes == 1
+    passages = [s * (1 + i % 7) for i, s in enumerate(s for group in SENTENCES.values() for s in group)]
+    assert len(passages) > 2 * 16  # several batches
+    expected = embedder.encode_passages(passages)
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(side.encode_passages, [passages, passages[::-1]]))
+    assert np.min(np.sum(both[0] * expected, axis=1)) >= 0.9999
+    assert np.min(np.sum(both[1][::-1] * expected, axis=1)) >= 0.9999
 
 
 def test_the_export_happens_in_a_process_of_its_own(models_dir, tmp_path):
