@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hand the files to `kb worker` as a job (needs KB_QUEUE_URL) and print its id at once")
 
     p = sub.add_parser("worker", help="run ingest jobs from the queue named by KB_QUEUE_URL")
-    p.add_argument("--threads", type=int, default=1, help="jobs run at once (default 1: the model uses the cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="jobs run at once (default 2: one job's text is prepared while another's passages "
+                        "are embedded)")
 
     p = sub.add_parser("job", help="show an ingest job and each file's outcome")
     p.add_argument("job_id", metavar="ID")
@@ -214,7 +216,7 @@ def cmd_jobs(settings: Settings, args) -> int:
 
     try:
         if args.command == "worker":
-            return run_worker(settings, threads=max(1, args.threads))
+            return run_worker(settings, threads=args.threads) if args.threads and args.threads > 0 else run_worker(settings)
         if not settings.queue_url and args.command == "ingest":
             raise InvalidInput("kb ingest --queue needs a queue: set KB_QUEUE_URL (e.g. redis://127.0.0.1:6379/0)")
         engine = Engine.open(settings, check_model=False)

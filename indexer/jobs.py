@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,9 @@ FINISHED = (DONE, FAILED)
 # Files of a `kb ingest --queue` job ingested together (see `_run_files`): about 60 passages, several
 # embedding batches, and a few seconds between two updates of the job's progress.
 GROUP_BYTES = 64_000
+# Groups of one job ingested at once where the model runs passage batches side by side on several
+# threads (`kb worker`): one group's text is prepared while the other's passages are embedded.
+GROUPS_AT_ONCE = 2
 
 
 @dataclass
@@ -167,11 +171,15 @@ def _run_files(engine: Engine, pending: list[int], kind: str, owner: str, upload
     go one by one, each checked against its uploader's rights.
     """
     if kind == FILES:  # ingested as the operator (run_job)
-        for group in _groups(engine, pending):
-            with engine.store.session() as s:
-                rows = [s.get(IngestJobFile, file_id) for file_id in group]
-                files = [(row.name, row.content, list(row.topics or [])) for row in rows]
-            _record(engine, zip(group, _ingest_copies(engine, files), strict=True))
+        groups = _groups(engine, pending)
+        at_once = min(GROUPS_AT_ONCE, engine.embedder.passage_lanes, len(groups))
+        if at_once == 1:  # in this thread, inside the caller's run of writes (see Engine.writes_batched)
+            for group in groups:
+                _run_group(engine, group)
+            return
+        with ThreadPoolExecutor(at_once, thread_name_prefix="kb-group") as pool:
+            for done in [pool.submit(_run_group, engine, group) for group in groups]:
+                done.result()
         return
     for file_id in pending:
         with engine.store.session() as s:
@@ -182,6 +190,16 @@ def _run_files(engine: Engine, pending: list[int], kind: str, owner: str, upload
         else:
             outcome = ingest_upload(engine, name, content, uploader, visibility, topics)
         _record(engine, [(file_id, outcome)])
+
+
+def _run_group(engine: Engine, group: list[int]) -> None:
+    """Ingest a group of a job's files together and record their outcomes; the indexes follow once."""
+    with engine.store.session() as s:
+        rows = [s.get(IngestJobFile, file_id) for file_id in group]
+        files = [(row.name, row.content, list(row.topics or [])) for row in rows]
+    with engine.writes_batched():
+        outcomes = _ingest_copies(engine, files)
+    _record(engine, zip(group, outcomes, strict=True))
 
 
 def _record(engine: Engine, outcomes) -> None:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -19,8 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from indexer import jobs
 from indexer.jobs import DONE, FILES, UPLOAD, FileToIngest, create_job, get_job, run_job
 from kb.config import Settings
+from kb.embed.embedder import Embedder
 from kb.knowledge_base import KnowledgeBase
 from kb.storage.models import Chunk, Document
 from tests.conftest import REPO
@@ -83,6 +86,40 @@ def test_files_ingested_together_each_get_their_own_outcome_and_problems(make_kb
     assert broken.state == "failed" and broken.doc_ids == [] and "broken.docx" in broken.error
     assert "notes.jsonl" not in broken.error and "kb-job-" not in broken.error
     assert copy.state == "added" and copy.error is None and copy.doc_ids != guide.doc_ids
+
+
+def test_a_worker_s_job_ingests_its_groups_of_files_side_by_side_each_with_its_outcome(
+        tmp_path, models_dir, database_url, monkeypatch):
+    """Where passages are embedded side by side (a `kb worker`), a job's groups of files run two at once."""
+    monkeypatch.setattr(jobs, "GROUP_BYTES", 100)  # a group per file
+    settings = Settings(data_dir=tmp_path / "data", models_dir=models_dir, database_url=database_url, threads=2,
+                        passages_side_by_side=True)
+    kb = KnowledgeBase.open(settings, embedder=Embedder(settings))
+    try:
+        running: set[str] = set()
+        overlapped = threading.Event()
+        ingest = jobs._ingest_copies
+
+        def watched(engine, files):  # notes which groups run at the same time, and runs them
+            running.add(files[0][0])
+            if len(running) > 1:
+                overlapped.set()
+            try:
+                overlapped.wait(timeout=30)
+                return ingest(engine, files)
+            finally:
+                running.discard(files[0][0])
+
+        monkeypatch.setattr(jobs, "_ingest_copies", watched)
+        files = [FileToIngest(str(tmp_path / f"guide-{hours}.md"), GUIDE.format(hours=hours).encode())
+                 for hours in (2, 4, 8, 16)]
+        view = run_job(kb.engine, create_job(kb.engine, FILES, files))
+        assert overlapped.is_set()
+        assert [f.state for f in view.files] == ["added"] * 4
+        for file, hours in zip(view.files, (2, 4, 8, 16), strict=True):
+            assert f"within {hours} hours" in kb.get_document(file.doc_ids[0]).text
+    finally:
+        kb.close()
 
 
 def test_a_job_s_files_are_followed_by_the_indexes_once_when_the_job_ends(make_kb, tmp_path):
@@ -244,4 +281,34 @@ def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(tmp_path, mod
         first.stop()
         if second is not None:
             second.stop()
+        kb.close()
+
+
+def test_a_worker_runs_two_jobs_at_once_on_its_own_database(tmp_path, models_dir, embedder):
+    """As it comes, `kb worker` starts a second job while the first is still running (SQLite, Redis)."""
+    env = _queue_env(tmp_path, models_dir, "", _broker("KB_TEST_REDIS_URL"), "node")
+    env.pop("KB_THREADS", None)
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "node", models_dir=models_dir), embedder=embedder)
+    paragraph = "A partner sees only what is shared with the dealer network, never a customer's details. " * 10
+    folders = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}.md").write_text(f"# {name}\n\n" + f"{paragraph}\n\n" * 25)
+        folders.append(folder)
+    worker = Worker(env, tmp_path / "worker.log")
+    try:
+        job_ids = [json.loads(subprocess.run(
+            [sys.executable, "-m", "cli.main", "ingest", "--queue", str(folder), "--json"], cwd=REPO, env=env,
+            capture_output=True, text=True, timeout=120, check=True).stdout)["job_id"] for folder in folders]
+        first, second = sorted((_wait_for_job(kb, job_id) for job_id in job_ids), key=lambda v: v.started_at)
+        assert first.state == second.state == "done", (first, second)
+        assert second.started_at < first.finished_at, "the second job waited for the first"
+        assert [f.state for f in first.files + second.files] == ["added", "added"]
+        with kb.store.session() as s:
+            doubled = s.execute(select(Chunk.document_id, Chunk.ordinal).group_by(Chunk.document_id, Chunk.ordinal)
+                                .having(func.count() > 1)).all()
+        assert doubled == []
+    finally:
+        worker.stop()
         kb.close()
