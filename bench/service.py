@@ -6,9 +6,10 @@
   (what `ps` shows; pages the workers share are counted in each) and of PSS
   (shared pages divided among those who map them: what the machine gives).
 - `ingest_rates`: the bundled guidance ingested through the queue by one `kb
-  worker`, then by two on a fresh database (each with half the cores), in jobs
-  of a few files as uploads arrive, timed from the first job queued to the last
-  finished; next to a bare encode of the same chunks in one process.
+  worker` as it comes (two jobs at once), then by two on a fresh database (each
+  with half the cores, one job at a time), in jobs of a few files as uploads
+  arrive, timed from the first job queued to the last finished; next to a bare
+  encode of the same chunks in one process.
 """
 
 from __future__ import annotations
@@ -94,13 +95,16 @@ def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: l
 
     data_dir = work / f"ingest-{workers}"
     shutil.rmtree(data_dir, ignore_errors=True)  # a reused --work-dir: ingest afresh, or every file is skipped
-    # As docs/scaling.md tells operators: one job at a time per worker, the node's cores split between its workers.
-    threads = str(max(1, (os.cpu_count() or 2) // workers))
+    # As docs/scaling.md tells operators: one worker as it comes (two jobs at once, half the cores each);
+    # several on one node share its cores, each running one job at a time.
+    alone = workers == 1
+    threads = "" if alone else str(max(1, (os.cpu_count() or 2) // workers))
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir), "KB_QUEUE_URL": queue_url,
            "KB_QUEUE_NAME": f"bench_{uuid.uuid4().hex[:8]}", "KB_DATABASE_URL": "", "KB_THREADS": threads}
     engine = Engine.open(Settings.from_env(env))
-    procs = [subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "--threads", "1"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+    command = [sys.executable, "-m", "cli.main", "worker", *([] if alone else ["--threads", "1"])]
+    procs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(workers)]
     try:
         warm = [submit(engine, "files", files_for_queue([f])[0]) for f in files[:workers]]  # each worker loads its model
         _wait(engine, warm, get_job)
