@@ -95,7 +95,7 @@ def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: l
 
     data_dir = work / f"ingest-{workers}"
     shutil.rmtree(data_dir, ignore_errors=True)  # a reused --work-dir: ingest afresh, or every file is skipped
-    # As docs/scaling.md tells operators: one worker as it comes (two jobs at once, half the cores each);
+    # As docs/scaling.md tells operators: one worker as it comes (two jobs at once on all the cores);
     # several on one node share its cores, each running one job at a time.
     alone = workers == 1
     threads = "" if alone else str(max(1, (os.cpu_count() or 2) // workers))

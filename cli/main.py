@@ -216,7 +216,7 @@ def cmd_jobs(settings: Settings, args) -> int:
 
     try:
         if args.command == "worker":
-            return run_worker(settings, threads=args.threads) if args.threads and args.threads > 0 else run_worker(settings)
+            return run_worker(settings, threads=args.threads)
         if not settings.queue_url and args.command == "ingest":
             raise InvalidInput("kb ingest --queue needs a queue: set KB_QUEUE_URL (e.g. redis://127.0.0.1:6379/0)")
         engine = Engine.open(settings, check_model=False)

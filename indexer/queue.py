@@ -155,8 +155,9 @@ def _run(job_id: str) -> None:
         log.info("job %s %s: %d file(s)", job_id, view.state, len(view.files))
 
 
-def run_worker(settings: Settings, threads: int = JOBS_AT_ONCE) -> int:
-    """Run ingest jobs from the queue, `threads` at once, until SIGINT or SIGTERM; returns an exit status.
+def run_worker(settings: Settings, threads: int | None = None) -> int:
+    """Run ingest jobs from the queue, `threads` at once (None: JOBS_AT_ONCE), until SIGINT or SIGTERM;
+    returns an exit status.
 
     The jobs share the model's threads (KB_THREADS, else one per core), each taking the next of
     its passage batches as one comes free, so a job alone still has them all.
@@ -164,6 +165,7 @@ def run_worker(settings: Settings, threads: int = JOBS_AT_ONCE) -> int:
     global _engine
     if not settings.queue_url:
         raise InvalidInput("kb worker needs a queue: set KB_QUEUE_URL (e.g. redis://127.0.0.1:6379/0)")
+    threads = max(1, threads) if threads is not None else JOBS_AT_ONCE
     settings = _worker_settings(settings)
     # A worker never searches: the nodes that do follow its writes through the database.
     _engine = Engine.open(settings, searchable=False)

@@ -178,7 +178,8 @@ class Embedder:
     @property
     def passage_lanes(self) -> int:
         """How many passage batches run at once (side by side, one thread each), 1 when one runs at a time."""
-        return cpu_threads_of(self.threads) if self._side_by_side and self._onnx_plan is not None else 1
+        fast = self.fast
+        return fast.lanes if fast is not None else 1
 
     @property
     def quick(self) -> OnnxEncoder | None:

@@ -82,7 +82,8 @@ class OnnxEncoder:
         self.tokenizer = tokenizer or open_tokenizer(model_dir, plan.max_tokens, onnx_file.parent)
         # `side_by_side`: a call's batches run `threads` at a time, each on one thread, instead of one at a
         # time on `threads` threads (see `encode`).
-        self._lanes = ThreadPoolExecutor(threads, thread_name_prefix="kb-encode") if side_by_side and threads > 1 else None
+        self.lanes = threads if side_by_side and threads > 1 else 1
+        self._lanes = ThreadPoolExecutor(self.lanes, thread_name_prefix="kb-encode") if self.lanes > 1 else None
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1 if self._lanes is not None else max(1, threads)
         options.inter_op_num_threads = 1
