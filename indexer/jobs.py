@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tempfile
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -177,9 +178,23 @@ def _run_files(engine: Engine, pending: list[int], kind: str, owner: str, upload
             for group in groups:
                 _run_group(engine, group)
             return
+        stop = threading.Event()
+
+        def run(group: list[int]) -> None:
+            if stop.is_set():  # left queued, for the job's retry
+                return
+            try:
+                _run_group(engine, group)
+            except BaseException:
+                stop.set()
+                raise
+
         with ThreadPoolExecutor(at_once, thread_name_prefix="kb-group") as pool:
-            for done in [pool.submit(_run_group, engine, group) for group in groups]:
-                done.result()
+            try:
+                for done in [pool.submit(run, group) for group in groups]:
+                    done.result()
+            finally:  # a group failed, or the job ran out of time: start no further group
+                stop.set()
         return
     for file_id in pending:
         with engine.store.session() as s:

@@ -122,6 +122,42 @@ def test_a_worker_s_job_ingests_its_groups_of_files_side_by_side_each_with_its_o
         kb.close()
 
 
+def test_a_group_that_fails_stops_the_job_s_later_groups_and_its_retry_ingests_them(
+        tmp_path, models_dir, database_url, monkeypatch):
+    """A group that raises (the database gone, the job's time limit) leaves the groups not yet started queued."""
+    monkeypatch.setattr(jobs, "GROUP_BYTES", 100)  # a group per file
+    settings = Settings(data_dir=tmp_path / "data", models_dir=models_dir, database_url=database_url, threads=2,
+                        passages_side_by_side=True)
+    kb = KnowledgeBase.open(settings, embedder=Embedder(settings))
+    try:
+        second_started, failed = threading.Event(), threading.Event()
+        ingest = jobs._ingest_copies
+
+        def first_fails(engine, files):  # the first group fails while the second is under way
+            if files[0][0].endswith("guide-2.md"):
+                second_started.wait(timeout=30)
+                failed.set()
+                raise ConnectionError("the database went away")
+            second_started.set()
+            failed.wait(timeout=30)
+            return ingest(engine, files)
+
+        monkeypatch.setattr(jobs, "_ingest_copies", first_fails)
+        files = [FileToIngest(str(tmp_path / f"guide-{hours}.md"), GUIDE.format(hours=hours).encode())
+                 for hours in (2, 4, 8, 16)]
+        job_id = create_job(kb.engine, FILES, files)
+        with pytest.raises(ConnectionError):
+            run_job(kb.engine, job_id)
+        assert [f.state for f in get_job(kb.engine, job_id).files] == ["queued", "added", "queued", "queued"]
+
+        monkeypatch.setattr(jobs, "_ingest_copies", ingest)
+        view = run_job(kb.engine, job_id)  # the queue's retry
+        assert view.state == "done" and [f.state for f in view.files] == ["added"] * 4
+        assert len({d for f in view.files for d in f.doc_ids}) == 4
+    finally:
+        kb.close()
+
+
 def test_a_job_s_files_are_followed_by_the_indexes_once_when_the_job_ends(make_kb, tmp_path):
     kb = make_kb()
     indexes = kb.engine.indexes
