@@ -320,8 +320,9 @@ def report(figures: dict) -> None:
           f"{f['service_workers'] * 6} API searches: RSS {f['service_rss_mb']} MB summed, PSS {f['service_pss_mb']} MB")
     if "bare_encode_chunks_per_s" in f:
         print(f"  ingest through the queue ({f['ingest_chunks']} chunks): one worker "
-              f"{f['ingest_1_worker_chunks_per_s']:.2f} chunks/s, two {f['ingest_2_workers_chunks_per_s']:.2f}; "
-              f"bare encode {f['bare_encode_chunks_per_s']:.2f}")
+              f"{f['ingest_1_worker_chunks_per_s']:.2f} chunks/s on every core, "
+              f"{f['ingest_1_worker_1_core_chunks_per_s']:.2f} on one core; two on a core each "
+              f"{f['ingest_2_workers_chunks_per_s']:.2f}; bare encode {f['bare_encode_chunks_per_s']:.2f}")
     else:
         print("  ingest through the queue: not measured (no --queue-url or KB_QUEUE_URL)")
 

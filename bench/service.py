@@ -6,10 +6,12 @@
   (what `ps` shows; pages the workers share are counted in each) and of PSS
   (shared pages divided among those who map them: what the machine gives).
 - `ingest_rates`: the bundled guidance ingested through the queue by one `kb
-  worker` as it comes (two jobs at once), then by two on a fresh database (each
-  with half the cores, one job at a time), in jobs of a few files as uploads
-  arrive, timed from the first job queued to the last finished; next to a bare
-  encode of the same chunks in one process.
+  worker` as it comes (two jobs at once on every core), by one held to one core,
+  and by two each held to a core of its own (one job at a time), each on a fresh
+  database, in jobs of a few files as uploads arrive, timed from the first job
+  queued to the last finished; next to a bare encode of the same chunks in one
+  process. One worker per core against two on two cores is what adding a
+  machine's worker brings; one worker against a bare encode is what the queue costs.
 """
 
 from __future__ import annotations
@@ -85,26 +87,35 @@ def _files(limit: int | None) -> list[Path]:
     return files[:limit] if limit else files
 
 
-def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: list[Path], workers: int) -> tuple:
+def _pinned(core: int):
+    """Hold a child process to one core, where the system lets us (Linux)."""
+    if not hasattr(os, "sched_setaffinity") or core not in os.sched_getaffinity(0):
+        return None
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def _ingest_through_queue(work: Path, models_dir: Path, queue_url: str, files: list[Path], workers: int,
+                          one_core_each: bool) -> tuple:
     """Seconds from the first job queued to the last finished, with `workers` `kb worker` processes; the data dir;
-    the last chunk id before the timed jobs (a warm-up job per worker came first)."""
+    the last chunk id before the timed jobs (a warm-up job per worker came first).
+
+    A worker as it comes runs two jobs at once on every core (as docs/scaling.md tells operators to run one
+    per machine); `one_core_each` holds worker i to core i, one job at a time on one model thread."""
     from indexer.jobs import files_for_queue, get_job
     from indexer.queue import submit
     from kb.config import Settings
     from kb.engine import Engine
 
-    data_dir = work / f"ingest-{workers}"
+    data_dir = work / f"ingest-{workers}{'-pinned' if one_core_each else ''}"
     shutil.rmtree(data_dir, ignore_errors=True)  # a reused --work-dir: ingest afresh, or every file is skipped
-    # As docs/scaling.md tells operators: one worker as it comes (two jobs at once on all the cores);
-    # several on one node share its cores, each running one job at a time.
-    alone = workers == 1
-    threads = "" if alone else str(max(1, (os.cpu_count() or 2) // workers))
     env = {**os.environ, "KB_DATA_DIR": str(data_dir), "KB_MODELS_DIR": str(models_dir), "KB_QUEUE_URL": queue_url,
-           "KB_QUEUE_NAME": f"bench_{uuid.uuid4().hex[:8]}", "KB_DATABASE_URL": "", "KB_THREADS": threads}
+           "KB_QUEUE_NAME": f"bench_{uuid.uuid4().hex[:8]}", "KB_DATABASE_URL": "",
+           "KB_THREADS": "1" if one_core_each else ""}
     engine = Engine.open(Settings.from_env(env))
-    command = [sys.executable, "-m", "cli.main", "worker", *([] if alone else ["--threads", "1"])]
-    procs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for _ in range(workers)]
+    command = [sys.executable, "-m", "cli.main", "worker", *(["--threads", "1"] if one_core_each else [])]
+    procs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=_pinned(i) if one_core_each else None)
+             for i in range(workers)]
     try:
         warm = [submit(engine, "files", files_for_queue([f])[0]) for f in files[:workers]]  # each worker loads its model
         _wait(engine, warm, get_job)
@@ -133,7 +144,8 @@ def _wait(engine, job_ids: list[str], get_job, timeout: float = 3600) -> None:
 
 
 def ingest_rates(work: Path, models_dir: Path, queue_url: str, limit: int | None = None) -> dict:
-    """Chunks a second through the queue with one and two workers, and a bare encode of the same chunks."""
+    """Chunks a second through the queue: one worker on every core, one on one core, two on a core each; and a
+    bare encode of the same chunks."""
     from kb.config import Settings
     from kb.embed.embedder import Embedder
     from kb.engine import stored_model_inputs
@@ -141,14 +153,16 @@ def ingest_rates(work: Path, models_dir: Path, queue_url: str, limit: int | None
 
     files = _files(limit)
     figures = {}
-    for workers in (1, 2):
-        seconds, data_dir, after_warm = _ingest_through_queue(work, models_dir, queue_url, files, workers)
+    runs = {"ingest_1_worker_chunks_per_s": (1, False), "ingest_1_worker_1_core_chunks_per_s": (1, True),
+            "ingest_2_workers_chunks_per_s": (2, True)}
+    for key, (workers, one_core_each) in runs.items():
+        seconds, data_dir, after_warm = _ingest_through_queue(work, models_dir, queue_url, files, workers, one_core_each)
         store = Store(f"sqlite:///{data_dir / 'kb.sqlite3'}")
         _, texts = stored_model_inputs(store, after_warm)  # what the workers gave the model: heading line included
         store.dispose()
         if not texts:
             raise RuntimeError(f"the {workers}-worker ingest in {data_dir} added no chunks")
-        figures[f"ingest_{workers}_worker{'s' if workers > 1 else ''}_chunks_per_s"] = round(len(texts) / seconds, 2)
+        figures[key] = round(len(texts) / seconds, 2)
     embedder = Embedder(Settings(models_dir=models_dir))
     embedder.encode_passages(texts[:8])  # the model opened, as the workers' was
     started = time.perf_counter()
