@@ -88,81 +88,80 @@ def test_files_ingested_together_each_get_their_own_outcome_and_problems(make_kb
     assert copy.state == "added" and copy.error is None and copy.doc_ids != guide.doc_ids
 
 
-def test_a_worker_s_job_ingests_its_groups_of_files_side_by_side_each_with_its_outcome(
-        tmp_path, models_dir, database_url, monkeypatch):
+@pytest.fixture
+def worker_kb(tmp_path, models_dir, database_url, monkeypatch):
+    """A knowledge base that embeds passage batches side by side, as `kb worker` does, with a group per file."""
+    monkeypatch.setattr(jobs, "GROUP_BYTES", 100)
+    settings = Settings(data_dir=tmp_path / "data", models_dir=models_dir, database_url=database_url, threads=2,
+                        passages_side_by_side=True)
+    kb = KnowledgeBase.open(settings, embedder=Embedder(settings))
+    yield kb
+    kb.close()
+
+
+def _guides(tmp_path: Path, hours=(2, 4, 8, 16)) -> list[FileToIngest]:
+    return [FileToIngest(str(tmp_path / f"guide-{h}.md"), GUIDE.format(hours=h).encode()) for h in hours]
+
+
+def test_a_worker_s_job_ingests_its_groups_of_files_side_by_side_each_with_its_outcome(worker_kb, tmp_path, monkeypatch):
     """Where passages are embedded side by side (a `kb worker`), a job's groups of files run two at once."""
-    monkeypatch.setattr(jobs, "GROUP_BYTES", 100)  # a group per file
-    settings = Settings(data_dir=tmp_path / "data", models_dir=models_dir, database_url=database_url, threads=2,
-                        passages_side_by_side=True)
-    kb = KnowledgeBase.open(settings, embedder=Embedder(settings))
-    try:
-        running: set[str] = set()
-        overlapped = threading.Event()
-        ingest = jobs._ingest_copies
+    kb = worker_kb
+    running: set[str] = set()
+    overlapped = threading.Event()
+    ingest = jobs._ingest_copies
 
-        def watched(engine, files):  # notes which groups run at the same time, and runs them
-            running.add(files[0][0])
-            if len(running) > 1:
-                overlapped.set()
-            try:
-                overlapped.wait(timeout=30)
-                return ingest(engine, files)
-            finally:
-                running.discard(files[0][0])
-
-        monkeypatch.setattr(jobs, "_ingest_copies", watched)
-        files = [FileToIngest(str(tmp_path / f"guide-{hours}.md"), GUIDE.format(hours=hours).encode())
-                 for hours in (2, 4, 8, 16)]
-        view = run_job(kb.engine, create_job(kb.engine, FILES, files))
-        assert overlapped.is_set()
-        assert [f.state for f in view.files] == ["added"] * 4
-        for file, hours in zip(view.files, (2, 4, 8, 16), strict=True):
-            assert f"within {hours} hours" in kb.get_document(file.doc_ids[0]).text
-    finally:
-        kb.close()
-
-
-def test_a_group_that_fails_stops_the_job_s_later_groups_and_its_retry_ingests_them(
-        tmp_path, models_dir, database_url, monkeypatch):
-    """A group that raises (the database gone, the job's time limit) leaves the groups not yet started queued."""
-    monkeypatch.setattr(jobs, "GROUP_BYTES", 100)  # a group per file
-    settings = Settings(data_dir=tmp_path / "data", models_dir=models_dir, database_url=database_url, threads=2,
-                        passages_side_by_side=True)
-    kb = KnowledgeBase.open(settings, embedder=Embedder(settings))
-    try:
-        second_started, failed = threading.Event(), threading.Event()
-        ingest = jobs._ingest_copies
-
-        def first_fails(engine, files):  # the first group fails while the second is under way
-            if files[0][0].endswith("guide-2.md"):
-                second_started.wait(timeout=30)
-                failed.set()
-                raise ConnectionError("the database went away")
-            second_started.set()
-            failed.wait(timeout=30)
+    def watched(engine, files):  # notes which groups run at the same time, and runs them
+        running.add(files[0][0])
+        if len(running) > 1:
+            overlapped.set()
+        try:
+            overlapped.wait(timeout=30)
             return ingest(engine, files)
+        finally:
+            running.discard(files[0][0])
 
-        monkeypatch.setattr(jobs, "_ingest_copies", first_fails)
-        files = [FileToIngest(str(tmp_path / f"guide-{hours}.md"), GUIDE.format(hours=hours).encode())
-                 for hours in (2, 4, 8, 16)]
-        job_id = create_job(kb.engine, FILES, files)
-        with pytest.raises(ConnectionError):
-            run_job(kb.engine, job_id)
-        assert [f.state for f in get_job(kb.engine, job_id).files] == ["queued", "added", "queued", "queued"]
+    monkeypatch.setattr(jobs, "_ingest_copies", watched)
+    files = _guides(tmp_path)
+    view = run_job(kb.engine, create_job(kb.engine, FILES, files))
+    assert overlapped.is_set()
+    assert [f.state for f in view.files] == ["added"] * 4
+    for file, hours in zip(view.files, (2, 4, 8, 16), strict=True):
+        assert f"within {hours} hours" in kb.get_document(file.doc_ids[0]).text
 
-        monkeypatch.setattr(jobs, "_ingest_copies", ingest)
-        view = run_job(kb.engine, job_id)  # the queue's retry
-        assert view.state == "done" and [f.state for f in view.files] == ["added"] * 4
-        assert len({d for f in view.files for d in f.doc_ids}) == 4
-    finally:
-        kb.close()
+
+def test_a_group_that_fails_stops_the_job_s_later_groups_and_its_retry_ingests_them(worker_kb, tmp_path, monkeypatch):
+    """A group that raises (the database gone, the job's time limit) leaves the groups not yet started queued."""
+    kb = worker_kb
+    second_started, failed = threading.Event(), threading.Event()
+    ingest = jobs._ingest_copies
+
+    def first_fails(engine, files):  # the first group fails while the second is under way
+        if files[0][0].endswith("guide-2.md"):
+            second_started.wait(timeout=30)
+            failed.set()
+            raise ConnectionError("the database went away")
+        second_started.set()
+        failed.wait(timeout=30)
+        return ingest(engine, files)
+
+    monkeypatch.setattr(jobs, "_ingest_copies", first_fails)
+    files = _guides(tmp_path)
+    job_id = create_job(kb.engine, FILES, files)
+    with pytest.raises(ConnectionError):
+        run_job(kb.engine, job_id)
+    assert [f.state for f in get_job(kb.engine, job_id).files] == ["queued", "added", "queued", "queued"]
+
+    monkeypatch.setattr(jobs, "_ingest_copies", ingest)
+    view = run_job(kb.engine, job_id)  # the queue's retry
+    assert view.state == "done" and [f.state for f in view.files] == ["added"] * 4
+    assert len({d for f in view.files for d in f.doc_ids}) == 4
 
 
 def test_a_job_s_files_are_followed_by_the_indexes_once_when_the_job_ends(make_kb, tmp_path):
     kb = make_kb()
     indexes = kb.engine.indexes
     before = len(indexes.table)
-    files = [FileToIngest(str(tmp_path / f"guide-{hours}.md"), GUIDE.format(hours=hours).encode()) for hours in (2, 4, 8)]
+    files = _guides(tmp_path, (2, 4, 8))
     job_id = create_job(kb.engine, FILES, files)
     with kb.engine.writes_batched():
         view = run_job(kb.engine, job_id)  # a batch inside a batch: still one follow, at the outer end
